@@ -188,9 +188,11 @@ type CountsReader interface {
 }
 
 // RowsReader is implemented by readers that know the file's row count before
-// reading (npz). TotalRows is the count in the file, not in the selection.
+// reading (npz). TotalRows is the count in the file; SelectedRows the count
+// the reader hands out (after --rows).
 type RowsReader interface {
 	TotalRows() int64
+	SelectedRows() int64
 }
 
 // RowError is a bad value in one row. For TSV files Line is the 1-based line

@@ -63,7 +63,10 @@ type npzReader struct {
 
 func (r *npzReader) Counts() []int64  { return r.counts }
 func (r *npzReader) TotalRows() int64 { return r.total }
-func (r *npzReader) Stats() Stats     { return r.stats }
+
+// SelectedRows is how many rows the reader hands out in all (the --rows selection).
+func (r *npzReader) SelectedRows() int64 { return r.end - r.cfg.rows.Start }
+func (r *npzReader) Stats() Stats        { return r.stats }
 
 func (r *npzReader) Close() error {
 	if r.closed {
