@@ -1,0 +1,129 @@
+package cmd
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/rqtools/rq/dataset"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+)
+
+// dataFlags are the flags of every command that reads a click log.
+type dataFlags struct {
+	path           string
+	rows           string
+	denseTransform string
+	badRows        string
+	format         string
+	batch          int
+	threads        int
+}
+
+func (d *dataFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&d.path, "data", "", "click log: DLRM processed .npz (X_int, X_cat, y) or Criteo TSV (optionally gzipped)")
+	fs.StringVar(&d.rows, "rows", "", "row range A:B of the data (0-based, B exclusive; A: or :B allowed)")
+	fs.StringVar(&d.denseTransform, "dense-transform", "log1p", "dense feature transform: log1p (negatives clamped to 0, then log(x+1), the DLRM convention) or none")
+	fs.StringVar(&d.badRows, "bad-rows", "fail", "what to do with a malformed row: fail or skip (skipped rows are counted)")
+	fs.StringVar(&d.format, "data-format", "", "data format: npz or tsv (default: told from the file's content)")
+	fs.IntVar(&d.batch, "batch", 2048, "examples per batch")
+	fs.IntVar(&d.threads, "threads", runtime.NumCPU(), "threads for the forward pass")
+}
+
+// options validates the flags and turns them into reader options for a
+// model with the given dense width and table sizes.
+func (d *dataFlags) options(numDense int, tableRows []int64) (dataset.Options, error) {
+	o := dataset.Options{BatchSize: d.batch, NumDense: numDense, TableRows: tableRows, Format: d.format}
+	if d.path == "" {
+		return o, usageErrorf("--data is required")
+	}
+	if d.batch < 1 {
+		return o, usageErrorf("--batch must be at least 1, got %d", d.batch)
+	}
+	if d.threads < 1 {
+		return o, usageErrorf("--threads must be at least 1, got %d", d.threads)
+	}
+	if d.rows != "" {
+		r, err := dataset.ParseRange(d.rows)
+		if err != nil {
+			return o, usageErrorf("--rows: %v", err)
+		}
+		o.Rows = r
+	} else {
+		o.Rows = dataset.Range{Start: 0, End: -1}
+	}
+	switch d.denseTransform {
+	case "log1p":
+		o.DenseTransform = dataset.Log1p
+	case "none":
+		o.DenseTransform = dataset.None
+	default:
+		return o, usageErrorf("--dense-transform must be log1p or none, got %q", d.denseTransform)
+	}
+	switch d.badRows {
+	case "fail":
+		o.BadRows = dataset.Fail
+	case "skip":
+		o.BadRows = dataset.Skip
+	default:
+		return o, usageErrorf("--bad-rows must be fail or skip, got %q", d.badRows)
+	}
+	switch d.format {
+	case "", "npz", "tsv":
+	default:
+		return o, usageErrorf("--data-format must be npz or tsv, got %q", d.format)
+	}
+	return o, nil
+}
+
+// progress is a progress bar on stderr, or nothing when stderr is not a
+// terminal or --quiet was given.
+type progress struct {
+	bar *progressbar.ProgressBar
+}
+
+func newProgress(g *globalOptions, total int64, what string) *progress {
+	f, ok := g.stderr.(*os.File)
+	if g.quiet || !ok || !term.IsTerminal(int(f.Fd())) {
+		return &progress{}
+	}
+	if total <= 0 {
+		total = -1
+	}
+	return &progress{bar: progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(f),
+		progressbar.OptionSetDescription(what),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetItsString("rows"),
+		progressbar.OptionShowIts(),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)}
+}
+
+// set moves the bar to n rows done.
+func (p *progress) set(n int64) {
+	if p.bar != nil {
+		p.bar.Set64(n)
+	}
+}
+
+func (p *progress) done() {
+	if p.bar != nil {
+		p.bar.Finish()
+		p.bar.Clear()
+	}
+}
+
+// rowsTotal is how many rows a reader will produce, when it can tell.
+func rowsTotal(r dataset.Reader) int64 {
+	if t, ok := r.(dataset.RowsReader); ok {
+		return t.SelectedRows()
+	}
+	return -1
+}
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
