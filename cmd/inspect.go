@@ -1,0 +1,107 @@
+package cmd
+
+import (
+	"context"
+	"sort"
+	"strings"
+
+	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/modelio"
+	"github.com/rqtools/rq/report"
+	"github.com/spf13/cobra"
+)
+
+type inspectOptions struct {
+	*globalOptions
+	model string
+	json  bool
+}
+
+func newInspectCmd(g *globalOptions, runF func(context.Context, *inspectOptions) error) *cobra.Command {
+	opts := &inspectOptions{globalOptions: g}
+	if runF == nil {
+		runF = runInspect
+	}
+	c := &cobra.Command{
+		Use:   "inspect MODEL [--json]",
+		Short: "Show a model's layers, shapes, dtypes, parameters, bytes and inferred network",
+		Long: `Show what rq reads from a model file: the naming scheme and inferred network
+(dense inputs, bottom MLP, embedding tables, interaction op, top MLP) and, per layer,
+its shape, dtypes, activation, parameter count and bytes.`,
+		Example: `  rq inspect dlrm-criteo.pt
+  rq inspect model.safetensors --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.model = args[0]
+			return runF(c.Context(), opts)
+		},
+	}
+	c.Flags().BoolVar(&opts.json, "json", false, "print one JSON object instead of a table")
+	return c
+}
+
+func runInspect(ctx context.Context, opts *inspectOptions) error {
+	m, err := modelio.Load(opts.model)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	out := inspectView(m)
+	if opts.json {
+		return report.JSON(opts.stdout, out)
+	}
+	return report.InspectTable(opts.stdout, out)
+}
+
+// inspectView describes a loaded model layer by layer, in network order.
+func inspectView(m *modelio.Model) *report.Inspect {
+	n := m.Net
+	byPrefix := map[string][]*modelio.Tensor{}
+	for i := range m.Tensors {
+		t := &m.Tensors[i]
+		p := t.Name
+		if k := strings.LastIndexByte(p, '.'); k >= 0 {
+			p = p[:k]
+		}
+		byPrefix[p] = append(byPrefix[p], t)
+	}
+	layer := func(name, kind string, shape []int, act string, params int64) report.Layer {
+		l := report.Layer{Name: name, Kind: kind, Shape: shape, Activation: act, Params: params, FP32Bytes: 4 * params}
+		seen := map[string]bool{}
+		for _, t := range byPrefix[name] {
+			l.Bytes += int64(len(t.Data))
+			if !seen[string(t.DType)] {
+				seen[string(t.DType)] = true
+				l.DTypes = append(l.DTypes, string(t.DType))
+			}
+		}
+		sort.Strings(l.DTypes)
+		return l
+	}
+	out := &report.Inspect{File: m.Path, Format: string(m.Format), Scheme: m.Scheme, Interaction: n.Interaction.String(),
+		DenseInputs: n.NumDense, Tables: len(n.Tables), Meta: m.Meta}
+	out.BottomMLP = append(out.BottomMLP, n.NumDense)
+	addMLP := func(ls []*model.Linear) {
+		for _, l := range ls {
+			out.Layers = append(out.Layers, layer(l.Name, "linear", []int{l.Out, l.In}, l.Act.String(), l.Params()))
+		}
+	}
+	addMLP(n.Bottom)
+	for _, l := range n.Bottom {
+		out.BottomMLP = append(out.BottomMLP, l.Out)
+	}
+	for _, t := range n.Tables {
+		out.Layers = append(out.Layers, layer(t.Name, "embedding", []int{int(t.Rows), t.Dim}, "", t.Params()))
+	}
+	addMLP(n.Top)
+	out.TopMLP = append(out.TopMLP, n.Top[0].In)
+	for _, l := range n.Top {
+		out.TopMLP = append(out.TopMLP, l.Out)
+	}
+	for _, l := range out.Layers {
+		out.Params += l.Params
+		out.Bytes += l.Bytes
+		out.FP32Bytes += l.FP32Bytes
+	}
+	return out
+}

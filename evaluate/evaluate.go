@@ -1,0 +1,134 @@
+package evaluate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/rqtools/rq/dataset"
+	"github.com/rqtools/rq/metrics"
+	"github.com/rqtools/rq/model"
+)
+
+// Options configure one evaluation.
+type Options struct {
+	Model    *model.Network
+	Baseline *model.Network // optional: evaluated on the same rows
+	Threads  int
+	// Progress, when set, is called after each batch with the rows done so far.
+	Progress func(rows int64)
+	// Observers see every layer of the evaluated model (not the baseline).
+	Observers []model.Observer
+}
+
+// Report is an evaluation's outcome.
+type Report struct {
+	Result   metrics.Result
+	Baseline *metrics.Result
+	Delta    *Delta
+	// ForwardSeconds is the time spent in the model's forward pass alone
+	// (reading and parsing the data excluded, as PyTorch timings exclude
+	// their data loader); ExamplesPerSec is Examples / ForwardSeconds.
+	ForwardSeconds float64
+	ExamplesPerSec float64
+	WallSeconds    float64
+	Data           dataset.Stats
+	// MaxAbsPredDiff is the largest |p - p_baseline| over the rows (with a baseline).
+	MaxAbsPredDiff float64
+}
+
+// Delta compares a result with its baseline.
+type Delta struct {
+	NEPct   float64 `json:"ne_pct"` // 100 (ne - ne_base) / ne_base
+	AUC     float64 `json:"auc"`    // auc - auc_base
+	LogLoss float64 `json:"logloss"`
+}
+
+// Compare computes r's delta against base.
+func Compare(r, base metrics.Result) Delta {
+	return Delta{
+		NEPct:   100 * (r.NE - base.NE) / base.NE,
+		AUC:     r.AUC - base.AUC,
+		LogLoss: r.LogLoss - base.LogLoss,
+	}
+}
+
+// Run evaluates opts.Model on every batch of rd (which it does not close).
+// It stops early, with ctx's error, when ctx is done.
+func Run(ctx context.Context, rd dataset.Reader, opts Options) (*Report, error) {
+	start := time.Now()
+	run := model.NewRunner(opts.Model, opts.Threads, opts.Observers...)
+	var base *model.Runner
+	if opts.Baseline != nil {
+		base = model.NewRunner(opts.Baseline, opts.Threads)
+	}
+	var acc, baseAcc metrics.Accumulator
+	var fwd time.Duration
+	rep := &Report{}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		b, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		t0 := time.Now()
+		p, err := run.Forward(b)
+		fwd += time.Since(t0)
+		if err != nil {
+			return nil, fmt.Errorf("rows from %d: %w", b.Row, err)
+		}
+		if err := acc.Add(p, b.Labels); err != nil {
+			return nil, fmt.Errorf("rows from %d: %w", b.Row, err)
+		}
+		if base != nil {
+			q, err := base.Forward(b)
+			if err != nil {
+				return nil, fmt.Errorf("baseline, rows from %d: %w", b.Row, err)
+			}
+			for i := range p {
+				rep.MaxAbsPredDiff = max(rep.MaxAbsPredDiff, abs(float64(p[i])-float64(q[i])))
+			}
+			if err := baseAcc.Add(q, b.Labels); err != nil {
+				return nil, fmt.Errorf("baseline, rows from %d: %w", b.Row, err)
+			}
+		}
+		if opts.Progress != nil {
+			opts.Progress(acc.Count())
+		}
+	}
+	res, err := acc.Result()
+	if err != nil {
+		return nil, fmt.Errorf("no rows to evaluate (check --rows): %w", err)
+	}
+	rep.Result = res
+	rep.Data = rd.Stats()
+	rep.ForwardSeconds = fwd.Seconds()
+	if fwd > 0 {
+		rep.ExamplesPerSec = float64(res.Examples) / fwd.Seconds()
+	}
+	if base != nil {
+		br, err := baseAcc.Result()
+		if err != nil {
+			return nil, err
+		}
+		rep.Baseline = &br
+		d := Compare(res, br)
+		rep.Delta = &d
+	}
+	rep.WallSeconds = time.Since(start).Seconds()
+	return rep, nil
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}

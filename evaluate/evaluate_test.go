@@ -1,0 +1,95 @@
+package evaluate
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/rqtools/rq/dataset"
+	"github.com/rqtools/rq/model"
+)
+
+// sliceReader hands out prepared batches.
+type sliceReader struct{ batches []*model.Batch }
+
+func (s *sliceReader) Next() (*model.Batch, error) {
+	if len(s.batches) == 0 {
+		return nil, io.EOF
+	}
+	b := s.batches[0]
+	s.batches = s.batches[1:]
+	return b, nil
+}
+func (s *sliceReader) Stats() dataset.Stats { return dataset.Stats{} }
+func (s *sliceReader) Close() error         { return nil }
+
+// tinyNet: one dense feature, one table of 4 rows; the prediction is
+// sigmoid(w * relu(x) + e_idx·relu(x)) - small enough to reason about.
+func tinyNet(scale float32) *model.Network {
+	return &model.Network{
+		NumDense:    1,
+		Bottom:      []*model.Linear{{Name: "bot_l.0", In: 1, Out: 1, Act: model.ActReLU, Weight: []float32{1}, Bias: []float32{0}}},
+		Tables:      []*model.Table{{Name: "emb_l.0", Rows: 4, Dim: 1, Weight: []float32{-1, -0.5, 0.5, 1}}},
+		Interaction: model.Dot,
+		Top:         []*model.Linear{{Name: "top_l.0", In: 2, Out: 1, Act: model.ActSigmoid, Weight: []float32{scale, scale}, Bias: []float32{0}}},
+	}
+}
+
+func batches() []*model.Batch {
+	var out []*model.Batch
+	for k := 0; k < 3; k++ {
+		b := &model.Batch{N: 4, NumDense: 1, Row: int64(4 * k)}
+		for i := 0; i < 4; i++ {
+			b.Dense = append(b.Dense, float32(i+k)*0.5)
+			b.Labels = append(b.Labels, float32(i%2))
+		}
+		b.Indices = [][]int64{{0, 1, 2, 3}}
+		b.Offsets = [][]int32{{0, 1, 2, 3, 4}}
+		out = append(out, b)
+	}
+	return out
+}
+
+func TestRunWithBaseline(t *testing.T) {
+	rep, err := Run(context.Background(), &sliceReader{batches()}, Options{Model: tinyNet(2), Baseline: tinyNet(1), Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Result.Examples != 12 || rep.Baseline == nil || rep.Delta == nil {
+		t.Fatalf("report %+v", rep)
+	}
+	want := Compare(rep.Result, *rep.Baseline)
+	if *rep.Delta != want || want.NEPct == 0 || math.IsNaN(want.NEPct) {
+		t.Errorf("delta %+v, want %+v (non-zero)", *rep.Delta, want)
+	}
+	if rep.MaxAbsPredDiff <= 0 || rep.ExamplesPerSec <= 0 {
+		t.Errorf("max diff %v, examples/s %v", rep.MaxAbsPredDiff, rep.ExamplesPerSec)
+	}
+	same, err := Run(context.Background(), &sliceReader{batches()}, Options{Model: tinyNet(2), Baseline: tinyNet(2), Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if same.Delta.NEPct != 0 || same.Delta.AUC != 0 || same.MaxAbsPredDiff != 0 {
+		t.Errorf("identical models differ: %+v", same.Delta)
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	if _, err := Run(context.Background(), &sliceReader{}, Options{Model: tinyNet(1)}); err == nil {
+		t.Error("no rows: no error")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Run(ctx, &sliceReader{batches()}, Options{Model: tinyNet(1)}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+	bad := batches()
+	bad[1].Indices[0][2] = 9
+	_, err := Run(context.Background(), &sliceReader{bad}, Options{Model: tinyNet(1)})
+	if err == nil || !strings.Contains(err.Error(), "rows from 4") || !strings.Contains(err.Error(), "emb_l.0") {
+		t.Errorf("bad index: %v", err)
+	}
+}

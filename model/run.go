@@ -1,0 +1,225 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/rqtools/rq/kernels"
+)
+
+// Mat is a strided row-major view: row i is Data[i*Stride : i*Stride+Cols].
+type Mat struct {
+	Rows, Cols, Stride int
+	Data               []float32
+}
+
+// Row returns row i.
+func (m Mat) Row(i int) []float32 { return m.Data[i*m.Stride : i*m.Stride+m.Cols] }
+
+// Event is one layer's execution on a batch: its input (empty for tables,
+// whose input is indices) and its output after the activation.
+type Event struct {
+	Layer   string
+	In, Out Mat
+	Batch   *Batch
+}
+
+// Observer sees every layer of every batch, in network order, on the
+// caller's goroutine. The views are valid only during the call.
+type Observer interface {
+	Observe(ev Event)
+}
+
+// ObserverFunc adapts a function to Observer.
+type ObserverFunc func(ev Event)
+
+// Observe calls f(ev).
+func (f ObserverFunc) Observe(ev Event) { f(ev) }
+
+// Runner executes a Network. Each layer is spread over Threads goroutines
+// by rows, so the results are the same for any thread count. A Runner reuses
+// its buffers between calls and is not safe for concurrent use; make one per
+// goroutine.
+type Runner struct {
+	net       *Network
+	threads   int
+	observers []Observer
+
+	act  [2][]float32 // ping-pong MLP activations
+	feat []float32    // [N x F*D]: bottom output then each pooled embedding
+	top  []float32    // interaction output [N x width]
+	pred []float32
+}
+
+// NewRunner makes a Runner with threads goroutines (at least 1).
+func NewRunner(net *Network, threads int, observers ...Observer) *Runner {
+	return &Runner{net: net, threads: max(threads, 1), observers: observers}
+}
+
+func grow(b []float32, n int) []float32 {
+	if cap(b) < n {
+		return make([]float32, n)
+	}
+	return b[:n]
+}
+
+// parallel runs fn over [0,n) split into at most r.threads chunks whose
+// boundaries are multiples of align.
+func (r *Runner) parallel(n, align int, fn func(lo, hi int)) {
+	chunks := r.threads
+	per := (n + chunks - 1) / chunks
+	per = (per + align - 1) / align * align
+	if chunks == 1 || per >= n {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for lo := 0; lo < n; lo += per {
+		hi := min(lo+per, n)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(lo, hi)
+		}()
+	}
+	wg.Wait()
+}
+
+func (r *Runner) observe(layer string, in, out Mat, b *Batch) {
+	for _, o := range r.observers {
+		o.Observe(Event{Layer: layer, In: in, Out: out, Batch: b})
+	}
+}
+
+// checkBatch verifies the batch has the shape the network expects.
+func (r *Runner) checkBatch(b *Batch) error {
+	n := r.net
+	if b.NumDense != n.NumDense || len(b.Dense) != b.N*b.NumDense {
+		return fmt.Errorf("batch has %d dense features (%d values for %d rows), the model takes %d", b.NumDense, len(b.Dense), b.N, n.NumDense)
+	}
+	if len(b.Indices) != len(n.Tables) || len(b.Offsets) != len(n.Tables) {
+		return fmt.Errorf("batch has %d sparse features, the model has %d embedding tables", len(b.Indices), len(n.Tables))
+	}
+	for t, tb := range n.Tables {
+		if !kernels.CheckBags(b.Offsets[t], b.N, len(b.Indices[t])) {
+			return fmt.Errorf("%s: bag offsets do not describe %d bags over %d indices", tb.Name, b.N, len(b.Indices[t]))
+		}
+		if b.Weights != nil && b.Weights[t] != nil && len(b.Weights[t]) != len(b.Indices[t]) {
+			return fmt.Errorf("%s: %d per-sample weights for %d indices", tb.Name, len(b.Weights[t]), len(b.Indices[t]))
+		}
+	}
+	return nil
+}
+
+// Forward runs the network on b and returns one click probability per
+// example. The slice is reused by the next call.
+func (r *Runner) Forward(b *Batch) ([]float32, error) {
+	if err := r.checkBatch(b); err != nil {
+		return nil, err
+	}
+	n, N := r.net, b.N
+	d := n.EmbDim()
+	f := n.NumFeatures()
+	if n.Interaction == Cat {
+		// Cat allows tables of other widths: lay them out back to back.
+		d = 0
+	}
+	featW := n.Bottom[len(n.Bottom)-1].Out
+	for _, t := range n.Tables {
+		featW += t.Dim
+	}
+	r.feat = grow(r.feat, N*featW)
+
+	// Bottom MLP; the last layer writes straight into the feature rows.
+	in := Mat{Rows: N, Cols: n.NumDense, Stride: n.NumDense, Data: b.Dense}
+	for i, l := range n.Bottom {
+		var out Mat
+		if i == len(n.Bottom)-1 {
+			out = Mat{Rows: N, Cols: l.Out, Stride: featW, Data: r.feat}
+		} else {
+			r.act[i&1] = grow(r.act[i&1], N*l.Out)
+			out = Mat{Rows: N, Cols: l.Out, Stride: l.Out, Data: r.act[i&1]}
+		}
+		r.linear(l, in, out)
+		r.observe(l.Name, in, out, b)
+		in = out
+	}
+
+	// Embedding bags, each into its slot of the feature rows.
+	col := n.Bottom[len(n.Bottom)-1].Out
+	for t, tb := range n.Tables {
+		var w []float32
+		if b.Weights != nil {
+			w = b.Weights[t]
+		}
+		out := Mat{Rows: N, Cols: tb.Dim, Stride: featW, Data: r.feat[col:]}
+		var mu sync.Mutex
+		firstBad := -1
+		r.parallel(N, 1, func(lo, hi int) {
+			if p := kernels.EmbeddingBagF32(tb.Weight, tb.Rows, tb.Dim, b.Indices[t], b.Offsets[t], w, out.Data, featW, lo, hi); p >= 0 {
+				mu.Lock()
+				if firstBad < 0 || p < firstBad {
+					firstBad = p
+				}
+				mu.Unlock()
+			}
+		})
+		if firstBad >= 0 {
+			return nil, fmt.Errorf("%s: index %d (batch position %d) is outside the table's %d rows", tb.Name, b.Indices[t][firstBad], firstBad, tb.Rows)
+		}
+		r.observe(tb.Name, Mat{}, out, b)
+		col += tb.Dim
+	}
+
+	// Interaction.
+	width := n.Top[0].In
+	r.top = grow(r.top, N*width)
+	if n.Interaction == Cat {
+		copy(r.top, r.feat) // featW == width: the feature rows are the top input
+	} else {
+		self := n.Interaction == DotSelf
+		r.parallel(N, 1, func(lo, hi int) {
+			kernels.InteractDot(r.feat, featW, f, d, self, r.top, width, lo, hi)
+		})
+	}
+	feat := Mat{Rows: N, Cols: featW, Stride: featW, Data: r.feat}
+	in = Mat{Rows: N, Cols: width, Stride: width, Data: r.top}
+	r.observe("interaction", feat, in, b)
+
+	// Top MLP.
+	for i, l := range n.Top {
+		r.act[i&1] = grow(r.act[i&1], N*l.Out)
+		out := Mat{Rows: N, Cols: l.Out, Stride: l.Out, Data: r.act[i&1]}
+		r.linear(l, in, out)
+		r.observe(l.Name, in, out, b)
+		in = out
+	}
+	r.pred = grow(r.pred, N)
+	for i := range N {
+		r.pred[i] = in.Data[i*in.Stride]
+	}
+	return r.pred, nil
+}
+
+// linear runs one fully connected layer over the threads.
+func (r *Runner) linear(l *Linear, in, out Mat) {
+	p := l.Packed()
+	relu := l.Act == ActReLU
+	r.parallel(in.Rows, kernels.GemmRowAlign, func(lo, hi int) {
+		p.Gemm(hi-lo, in.Data[lo*in.Stride:], in.Stride, out.Data[lo*out.Stride:], out.Stride, l.Bias, relu)
+		if l.Act == ActSigmoid {
+			for i := lo; i < hi; i++ {
+				row := out.Data[i*out.Stride : i*out.Stride+out.Cols]
+				for j, v := range row {
+					row[j] = Sigmoid(v)
+				}
+			}
+		}
+	})
+}
+
+// Sigmoid is 1/(1+e^-x) in float64, rounded once to float32.
+func Sigmoid(x float32) float32 {
+	return float32(1 / (1 + math.Exp(-float64(x))))
+}

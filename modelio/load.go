@@ -1,0 +1,99 @@
+package modelio
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/rqtools/rq/model"
+)
+
+// Format names a model file format.
+type Format string
+
+const (
+	FormatSafetensors Format = "safetensors"
+	FormatTorch       Format = "pytorch"
+)
+
+// Model is a loaded model file: the network and where it came from. Close
+// releases the file mapping the network's weights may alias.
+type Model struct {
+	Path    string
+	Format  Format
+	Scheme  string // naming scheme the network was inferred with
+	Net     *model.Network
+	Tensors []Tensor       // the file's tensors, in file order
+	Meta    map[string]any // safetensors __metadata__ or a checkpoint's other entries
+	close   func() error
+}
+
+// Close releases the model's file. The network must not be used afterwards.
+func (m *Model) Close() error {
+	if m.close == nil {
+		return nil
+	}
+	c := m.close
+	m.close = nil
+	return c()
+}
+
+// Sniff tells a model file's format from its first bytes: a zip (PyTorch's
+// torch.save) or safetensors (an 8-byte header length then '{').
+func Sniff(path string) (Format, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	var head [9]byte
+	n, err := io.ReadFull(f, head[:])
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	switch {
+	case n >= 4 && bytes.Equal(head[:4], []byte("PK\x03\x04")):
+		return FormatTorch, nil
+	case n >= 2 && head[0] == 0x80 && head[1] <= 5:
+		return "", &UnsupportedError{File: path, What: "legacy (pre-1.6) PyTorch checkpoint; re-save it with torch.save(obj, path) from PyTorch >= 1.6"}
+	case n == 9 && head[8] == '{':
+		return FormatSafetensors, nil
+	}
+	return "", &FormatError{File: path, Msg: "neither a safetensors file nor a PyTorch checkpoint (zip)"}
+}
+
+// Load reads a model file (safetensors or PyTorch checkpoint, told apart by
+// content, not by name) and infers its network.
+func Load(path string) (*Model, error) {
+	format, err := Sniff(path)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Path: path, Format: format}
+	switch format {
+	case FormatSafetensors:
+		f, err := OpenSafetensors(path)
+		if err != nil {
+			return nil, err
+		}
+		m.Tensors, m.close = f.Tensors, f.Close
+		m.Meta = map[string]any{}
+		for k, v := range f.Metadata {
+			m.Meta[k] = v
+		}
+	case FormatTorch:
+		c, err := ReadTorch(path)
+		if err != nil {
+			return nil, err
+		}
+		m.Tensors, m.Meta, m.close = c.Tensors, c.Meta, c.Close
+	}
+	net, scheme, err := BuildNetwork(path, m.Tensors)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	m.Net, m.Scheme = net, scheme
+	return m, nil
+}

@@ -1,0 +1,116 @@
+package report
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/rqtools/rq/evaluate"
+	"github.com/rqtools/rq/metrics"
+)
+
+// Metrics is one model's figures as rq eval prints them.
+type Metrics struct {
+	Examples       int64 `json:"examples"`
+	CTR            Float `json:"ctr"`
+	NE             Float `json:"ne"`
+	LogLoss        Float `json:"logloss"`
+	AUC            Float `json:"auc"`
+	Calibration    Float `json:"calibration"`
+	Accuracy       Float `json:"accuracy"`
+	ExamplesPerSec Float `json:"examples_per_sec"`
+}
+
+// Delta is a model's change against its baseline.
+type Delta struct {
+	NEPct   Float `json:"ne_pct"`
+	AUC     Float `json:"auc"`
+	LogLoss Float `json:"logloss"`
+}
+
+// Eval is rq eval's output: exactly one JSON object with --json.
+type Eval struct {
+	Model          string   `json:"model"`
+	Data           string   `json:"data"`
+	Rows           string   `json:"rows,omitempty"`
+	Threads        int      `json:"threads"`
+	Batch          int      `json:"batch"`
+	SkippedRows    int64    `json:"skipped_rows"`
+	BaselineModel  string   `json:"baseline_model,omitempty"`
+	Baseline       *Metrics `json:"baseline,omitempty"`
+	Delta          *Delta   `json:"delta,omitempty"`
+	MaxAbsPredDiff *Float   `json:"max_abs_pred_diff,omitempty"`
+	Metrics
+}
+
+func metricsOf(r metrics.Result, eps float64) Metrics {
+	return Metrics{
+		Examples: r.Examples, CTR: Float(r.CTR), NE: Float(r.NE), LogLoss: Float(r.LogLoss), AUC: Float(r.AUC),
+		Calibration: Float(r.Calibration), Accuracy: Float(r.Accuracy), ExamplesPerSec: Float(eps),
+	}
+}
+
+// NewEval builds the output from an evaluation report.
+func NewEval(model, data, rows string, threads, batch int, baselineModel string, rep *evaluate.Report) *Eval {
+	e := &Eval{Model: model, Data: data, Rows: rows, Threads: threads, Batch: batch, SkippedRows: rep.Data.Skipped,
+		Metrics: metricsOf(rep.Result, rep.ExamplesPerSec)}
+	if rep.Baseline != nil {
+		m := metricsOf(*rep.Baseline, 0)
+		m.ExamplesPerSec = 0
+		e.BaselineModel = baselineModel
+		e.Baseline = &m
+		e.Delta = &Delta{NEPct: Float(rep.Delta.NEPct), AUC: Float(rep.Delta.AUC), LogLoss: Float(rep.Delta.LogLoss)}
+		d := Float(rep.MaxAbsPredDiff)
+		e.MaxAbsPredDiff = &d
+	}
+	return e
+}
+
+// EvalTable prints an evaluation as a table: one column for the model and,
+// with a baseline, one for the baseline and one for the change.
+func EvalTable(w io.Writer, e *Eval) error {
+	header := []string{"metric", "model"}
+	if e.Baseline != nil {
+		header = append(header, "baseline", "delta")
+	}
+	row := func(name string, v, b float64, dec int, delta string) []string {
+		r := []string{name, F(v, dec)}
+		if e.Baseline != nil {
+			r = append(r, F(b, dec), delta)
+		}
+		return r
+	}
+	var b Metrics
+	var d Delta
+	if e.Baseline != nil {
+		b, d = *e.Baseline, *e.Delta
+	}
+	rows := [][]string{
+		row("examples", float64(e.Examples), float64(b.Examples), 0, ""),
+		row("ctr", float64(e.CTR), float64(b.CTR), 5, ""),
+		row("NE", float64(e.NE), float64(b.NE), 5, Signed(float64(d.NEPct), 3, "%")),
+		row("log loss", float64(e.LogLoss), float64(b.LogLoss), 5, Signed(float64(d.LogLoss), 5, "")),
+		row("AUC", float64(e.AUC), float64(b.AUC), 5, Signed(float64(d.AUC), 5, "")),
+		row("calibration", float64(e.Calibration), float64(b.Calibration), 4, ""),
+		row("accuracy@0.5", float64(e.Accuracy), float64(b.Accuracy), 4, ""),
+	}
+	if err := Table(w, header, rows); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%s on %s", e.Model, e.Data)
+	if err == nil && e.Rows != "" {
+		_, err = fmt.Fprintf(w, " rows %s", e.Rows)
+	}
+	if err == nil {
+		_, err = fmt.Fprintf(w, ": %.0f examples/s (forward pass, %d threads, batch %d)", float64(e.ExamplesPerSec), e.Threads, e.Batch)
+	}
+	if err == nil && e.SkippedRows > 0 {
+		_, err = fmt.Fprintf(w, ", %d bad rows skipped", e.SkippedRows)
+	}
+	if err == nil && e.MaxAbsPredDiff != nil {
+		_, err = fmt.Fprintf(w, "; max |p - p_baseline| %.3g", float64(*e.MaxAbsPredDiff))
+	}
+	if err == nil {
+		_, err = fmt.Fprintln(w)
+	}
+	return err
+}
