@@ -300,3 +300,35 @@ func TestOtherShapes(t *testing.T) {
 		}
 	}
 }
+
+func TestBenchFlags(t *testing.T) {
+	var got *benchOptions
+	g := &globalOptions{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+	c := newBenchCmd(g, func(_ context.Context, o *benchOptions) error { got = o; return nil })
+	c.SetArgs([]string{"--kernel", "gemm-fp32", "--shapes", "2048,512,512; 1,2,3", "--threads", "1,2", "--ceiling", "/x/onednn_gemm", "--json"})
+	if err := c.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.kernels) != 1 || len(got.threads) != 2 || got.ceiling != "/x/onednn_gemm" || !got.json {
+		t.Errorf("parsed %+v", got)
+	}
+	s, err := parseShapes(got.shapes)
+	if err != nil || len(s) != 2 || s[0].M != 2048 || s[1].K != 3 {
+		t.Errorf("shapes %+v %v", s, err)
+	}
+	for _, bad := range []string{"1,2", "1,2,x", "0,1,1", "1,1,1;"} {
+		if _, err := parseShapes(bad); exitCode(err) != ExitUsage {
+			t.Errorf("parseShapes(%q): %v", bad, err)
+		}
+	}
+	for _, args := range [][]string{{"bench", "--kernel", "nope"}, {"bench", "--threads", "0"}} {
+		if _, stderr, code := rq(t, args...); code != ExitUsage {
+			t.Errorf("rq %v: exit %d %s", args, code, stderr)
+		}
+	}
+	out, stderr, code := rq(t, "bench", "--kernel", "gemm-fp32", "--shapes", "16,16,16", "--min-time", "1ms", "--trials", "1", "--json")
+	var rs []map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &rs) != nil || len(rs) != 1 || rs[0]["kernel"] != "gemm-fp32" || rs[0]["gops"].(float64) <= 0 {
+		t.Errorf("bench json: exit %d %s\n%s", code, stderr, out)
+	}
+}

@@ -111,6 +111,13 @@ func (p *progress) set(n int64) {
 	}
 }
 
+// setTotal changes the bar's total (a count learnt after the start).
+func (p *progress) setTotal(n int64) {
+	if p.bar != nil && p.bar.GetMax64() != n {
+		p.bar.ChangeMax64(n)
+	}
+}
+
 func (p *progress) done() {
 	if p.bar != nil {
 		p.bar.Finish()

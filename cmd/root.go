@@ -68,6 +68,7 @@ Data: the DLRM processed .npz (X_int, X_cat, y) and raw Criteo TSV.
 		newEvalCmd(g, nil),
 		newInspectCmd(g, nil),
 		newDemoCmd(g, nil),
+		newBenchCmd(g, nil),
 	)
 	for _, c := range root.Commands() {
 		if c.Annotations["exitcodes"] != "no" {

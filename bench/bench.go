@@ -1,0 +1,252 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rqtools/rq/kernels"
+)
+
+// Shape is one problem size: M rows of activations (or bags), N outputs
+// (or the embedding width), K inputs (or indices per bag).
+type Shape struct{ M, N, K int }
+
+// Result is one kernel at one shape and thread count.
+type Result struct {
+	Kernel  string  `json:"kernel"`
+	Impl    string  `json:"impl"`
+	M       int     `json:"m"`
+	N       int     `json:"n"`
+	K       int     `json:"k"`
+	Threads int     `json:"threads"`
+	GOPS    float64 `json:"gops,omitempty"` // GEMMs: 2*M*N*K / s (GFLOPS for float kernels)
+	GBps    float64 `json:"gbps,omitempty"` // bags: table bytes touched / s
+	// RowsPerSec is, for bags, pooled lookups per second.
+	RowsPerSec float64 `json:"rows_per_sec,omitempty"`
+	// Ceiling is the peer's figure for the same shape and threads (oneDNN for
+	// GEMMs), in the same unit; Ratio = ours / Ceiling.
+	Ceiling     float64 `json:"ceiling,omitempty"`
+	CeilingName string  `json:"ceiling_name,omitempty"`
+	Ratio       float64 `json:"ratio,omitempty"`
+	// VsFP32 compares with the fp32 kernel of the same family at the same
+	// shape and threads (int8 GEMM vs fp32 GEMM, 8-bit bag vs fp32 bag).
+	VsFP32 float64 `json:"vs_fp32,omitempty"`
+}
+
+// Options select what to run.
+type Options struct {
+	Kernels []string // names from Kernels(); empty: all
+	Shapes  []Shape  // GEMM shapes; empty: DefaultShapes
+	Threads []int    // thread counts; empty: {1}
+	// MinTime is the least time one trial runs; Trials the number of trials
+	// (the best is kept).
+	MinTime time.Duration
+	Trials  int
+	// Progress, when set, is called after each measurement.
+	Progress func(done, total int)
+}
+
+// DefaultShapes are the DLRM layer shapes (N outputs, K inputs) of the
+// criteo-18k and MLPerf models at M = 1, 128 and 2048.
+func DefaultShapes() []Shape {
+	nk := [][2]int{{512, 13}, {256, 512}, {64, 256}, {16, 64}, {512, 367}, {1, 256},
+		{512, 128}, {1024, 479}, {1024, 1024}, {512, 512}, {256, 1024}}
+	var s []Shape
+	for _, m := range []int{1, 128, 2048} {
+		for _, x := range nk {
+			s = append(s, Shape{M: m, N: x[0], K: x[1]})
+		}
+	}
+	return s
+}
+
+// A runner computes rows [lo, hi) of its problem; ops is the work of the
+// whole problem (multiply-adds times two, or bytes for bags).
+type runner struct {
+	run   func(lo, hi int)
+	rows  int
+	align int
+	ops   float64 // per full run
+	bytes float64 // table bytes touched per full run (bags)
+	impl  string
+}
+
+// kernel describes one benchmarked kernel.
+type kernel struct {
+	name   string
+	family string // "gemm" or "bag"
+	fp32   string // the fp32 kernel of the family, for VsFP32
+	setup  func(s Shape) (*runner, error)
+}
+
+var registry []kernel
+
+func register(k kernel) { registry = append(registry, k) }
+
+// Kernels lists the benchmarkable kernel names.
+func Kernels() []string {
+	var n []string
+	for _, k := range registry {
+		n = append(n, k.name)
+	}
+	return n
+}
+
+func find(name string) (kernel, bool) {
+	for _, k := range registry {
+		if k.name == name {
+			return k, true
+		}
+	}
+	return kernel{}, false
+}
+
+// parallel runs fn over [0,n) on threads goroutines split at align.
+func parallel(threads, n, align int, fn func(lo, hi int)) {
+	per := (n + threads - 1) / threads
+	per = (per + align - 1) / align * align
+	if threads <= 1 || per >= n {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for lo := 0; lo < n; lo += per {
+		hi := min(lo+per, n)
+		wg.Add(1)
+		go func() { defer wg.Done(); fn(lo, hi) }()
+	}
+	wg.Wait()
+}
+
+// measure returns the best rate (full runs per second) over trials.
+func measure(ctx context.Context, r *runner, threads int, minTime time.Duration, trials int) (float64, error) {
+	parallel(threads, r.rows, r.align, r.run) // warm up: page in, pack caches
+	best := 0.0
+	for t := 0; t < trials; t++ {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		n := 0
+		start := time.Now()
+		var el time.Duration
+		for el < minTime {
+			parallel(threads, r.rows, r.align, r.run)
+			n++
+			el = time.Since(start)
+		}
+		best = max(best, float64(n)/el.Seconds())
+	}
+	return best, nil
+}
+
+// Run measures every selected kernel at every shape and thread count. With
+// a ceiling function (see OneDNN), GEMM results gain Ceiling and Ratio.
+func Run(ctx context.Context, o Options, ceiling func(kernel string, s Shape, threads int) (float64, string, bool)) ([]Result, error) {
+	names := o.Kernels
+	if len(names) == 0 {
+		names = Kernels()
+	}
+	shapes := o.Shapes
+	if len(shapes) == 0 {
+		shapes = DefaultShapes()
+	}
+	threads := o.Threads
+	if len(threads) == 0 {
+		threads = []int{1}
+	}
+	if o.MinTime <= 0 {
+		o.MinTime = 200 * time.Millisecond
+	}
+	if o.Trials <= 0 {
+		o.Trials = 3
+	}
+	var ks []kernel
+	for _, n := range names {
+		k, ok := find(n)
+		if !ok {
+			return nil, fmt.Errorf("unknown kernel %q (known: %s)", n, strings.Join(Kernels(), ", "))
+		}
+		ks = append(ks, k)
+	}
+	total := 0
+	for _, k := range ks {
+		total += len(shapesFor(k, shapes)) * len(threads)
+	}
+	var out []Result
+	done := 0
+	for _, k := range ks {
+		for _, s := range shapesFor(k, shapes) {
+			r, err := k.setup(s)
+			if err != nil {
+				return nil, fmt.Errorf("%s %dx%dx%d: %w", k.name, s.M, s.N, s.K, err)
+			}
+			for _, th := range threads {
+				rate, err := measure(ctx, r, th, o.MinTime, o.Trials)
+				if err != nil {
+					return nil, err
+				}
+				res := Result{Kernel: k.name, Impl: r.impl, M: s.M, N: s.N, K: s.K, Threads: th}
+				if k.family == "bag" {
+					res.GBps = rate * r.bytes / 1e9
+					res.RowsPerSec = rate * r.ops
+				} else {
+					res.GOPS = rate * r.ops / 1e9
+				}
+				if ceiling != nil && k.family == "gemm" {
+					if c, name, ok := ceiling(k.name, s, th); ok && c > 0 {
+						res.Ceiling, res.CeilingName, res.Ratio = c, name, res.GOPS/c
+					}
+				}
+				out = append(out, res)
+				done++
+				if o.Progress != nil {
+					o.Progress(done, total)
+				}
+			}
+		}
+	}
+	fillVsFP32(out)
+	return out, nil
+}
+
+// shapesFor gives a kernel its shapes: GEMM shapes as given; bags use
+// their own (batch, width, bag length) set.
+func shapesFor(k kernel, gemm []Shape) []Shape {
+	if k.family == "bag" {
+		return bagShapes
+	}
+	return gemm
+}
+
+// fillVsFP32 sets VsFP32 from the fp32 kernel's result at the same point.
+func fillVsFP32(rs []Result) {
+	type key struct {
+		kernel       string
+		m, n, k, thr int
+	}
+	idx := map[key]Result{}
+	for _, r := range rs {
+		idx[key{r.Kernel, r.M, r.N, r.K, r.Threads}] = r
+	}
+	for i, r := range rs {
+		k, _ := find(r.Kernel)
+		if k.fp32 == "" || k.fp32 == k.name {
+			continue
+		}
+		base, ok := idx[key{k.fp32, r.M, r.N, r.K, r.Threads}]
+		if !ok {
+			continue
+		}
+		if k.family == "bag" && base.RowsPerSec > 0 {
+			rs[i].VsFP32 = r.RowsPerSec / base.RowsPerSec
+		} else if base.GOPS > 0 {
+			rs[i].VsFP32 = r.GOPS / base.GOPS
+		}
+	}
+}
+
+// Features is the CPU's SIMD feature list, for the report header.
+func Features() string { return kernels.Features() }
