@@ -57,11 +57,58 @@ type Linear struct {
 	Name    string
 	In, Out int
 	Act     Activation
-	Weight  []float32 // Out*In, row-major [Out][In]
-	Bias    []float32 // Out
+	// Weight is the fp32 weight, Out*In row-major [Out][In]. A layer loaded
+	// from a quantized file has none (nil) and runs on Kernel.
+	Weight []float32
+	Bias   []float32 // Out, always fp32
+	// Kernel, when set, computes the layer at a lower precision; nil means
+	// fp32 on the packed Weight.
+	Kernel FCKernel
 
 	packOnce sync.Once
 	packed   *kernels.PackedF32
+}
+
+// Parallel runs fn over [0, n) split into chunks whose boundaries are
+// multiples of align, possibly concurrently.
+type Parallel func(n, align int, fn func(lo, hi int))
+
+// FCKernel computes a fully connected layer at some precision: out =
+// act(in·Wᵀ + bias) for all in.Rows rows, spreading the work with par. It
+// sees the whole batch, so per-batch (dynamic) activation quantization
+// can take its statistics before splitting the rows.
+type FCKernel interface {
+	Precision() string
+	// Bytes is the size of the layer's parameters as stored (weights,
+	// scales, zero points, bias).
+	Bytes() int64
+	Forward(par Parallel, in, out Mat, bias []float32, act Activation)
+}
+
+// BagKernel pools embedding bags from a table stored at some precision,
+// with the semantics of kernels.EmbeddingBagF32 (sum over each bag,
+// optional per-sample weights; returns the position of the first index out
+// of range, or -1).
+type BagKernel interface {
+	Precision() string
+	Bytes() int64
+	Pool(indices []int64, offsets []int32, weights []float32, out []float32, ldo int, lo, hi int) int
+}
+
+// Precision names the layer's arithmetic ("fp32" when it has no Kernel).
+func (l *Linear) Precision() string {
+	if l.Kernel != nil {
+		return l.Kernel.Precision()
+	}
+	return "fp32"
+}
+
+// Bytes is the size of the layer's parameters as stored.
+func (l *Linear) Bytes() int64 {
+	if l.Kernel != nil {
+		return l.Kernel.Bytes()
+	}
+	return 4 * l.Params()
 }
 
 // Packed returns the weight packed for the GEMM micro-kernel, packing it on
@@ -76,10 +123,38 @@ func (l *Linear) Params() int64 { return int64(l.Out)*int64(l.In) + int64(len(l.
 
 // Table is an embedding table pooled by sum over bags.
 type Table struct {
-	Name   string
-	Rows   int64
-	Dim    int
-	Weight []float32 // Rows*Dim, row-major; may alias a memory-mapped file
+	Name string
+	Rows int64
+	Dim  int
+	// Weight is the fp32 table, Rows*Dim row-major; it may alias a
+	// memory-mapped file. A table loaded from a quantized file has none
+	// and runs on Kernel.
+	Weight []float32
+	Kernel BagKernel // nil: fp32 on Weight
+}
+
+// Precision names the table's storage ("fp32" when it has no Kernel).
+func (t *Table) Precision() string {
+	if t.Kernel != nil {
+		return t.Kernel.Precision()
+	}
+	return "fp32"
+}
+
+// Bytes is the size of the table as stored.
+func (t *Table) Bytes() int64 {
+	if t.Kernel != nil {
+		return t.Kernel.Bytes()
+	}
+	return 4 * t.Params()
+}
+
+// Pool pools bags of rows [lo, hi) into out (see BagKernel).
+func (t *Table) Pool(indices []int64, offsets []int32, weights []float32, out []float32, ldo int, lo, hi int) int {
+	if t.Kernel != nil {
+		return t.Kernel.Pool(indices, offsets, weights, out, ldo, lo, hi)
+	}
+	return kernels.EmbeddingBagF32(t.Weight, t.Rows, t.Dim, indices, offsets, weights, out, ldo, lo, hi)
 }
 
 // Params is the number of parameters.
@@ -138,7 +213,7 @@ func (n *Network) Validate() error {
 			if l.In != in {
 				return 0, fmt.Errorf("%s: takes %d inputs but the %s feeds it %d", l.Name, l.In, what, in)
 			}
-			if len(l.Weight) != l.In*l.Out || len(l.Bias) != l.Out {
+			if (l.Kernel == nil && len(l.Weight) != l.In*l.Out) || len(l.Bias) != l.Out {
 				return 0, fmt.Errorf("%s: weight has %d values and bias %d, want %dx%d and %d", l.Name, len(l.Weight), len(l.Bias), l.Out, l.In, l.Out)
 			}
 			in, what = l.Out, "layer "+l.Name
@@ -151,7 +226,7 @@ func (n *Network) Validate() error {
 	}
 	dims := make([]int, len(n.Tables))
 	for i, t := range n.Tables {
-		if int64(len(t.Weight)) != t.Rows*int64(t.Dim) {
+		if t.Kernel == nil && int64(len(t.Weight)) != t.Rows*int64(t.Dim) {
 			return fmt.Errorf("%s: weight has %d values, want %dx%d", t.Name, len(t.Weight), t.Rows, t.Dim)
 		}
 		if n.Interaction != Cat && t.Dim != d {
@@ -167,6 +242,37 @@ func (n *Network) Validate() error {
 		return fmt.Errorf("%s: the last top layer has %d outputs, want 1 (a click probability)", last.Name, last.Out)
 	}
 	return nil
+}
+
+// Bytes is the size of all parameters as stored.
+func (n *Network) Bytes() int64 {
+	var b int64
+	for _, l := range n.Bottom {
+		b += l.Bytes()
+	}
+	for _, l := range n.Top {
+		b += l.Bytes()
+	}
+	for _, t := range n.Tables {
+		b += t.Bytes()
+	}
+	return b
+}
+
+// LayerNames lists every layer in network order: bottom MLP, tables, top
+// MLP (the names plans and reports use).
+func (n *Network) LayerNames() []string {
+	var names []string
+	for _, l := range n.Bottom {
+		names = append(names, l.Name)
+	}
+	for _, t := range n.Tables {
+		names = append(names, t.Name)
+	}
+	for _, l := range n.Top {
+		names = append(names, l.Name)
+	}
+	return names
 }
 
 // Params is the total parameter count.

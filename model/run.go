@@ -157,7 +157,7 @@ func (r *Runner) Forward(b *Batch) ([]float32, error) {
 		var mu sync.Mutex
 		firstBad := -1
 		r.parallel(N, 1, func(lo, hi int) {
-			if p := kernels.EmbeddingBagF32(tb.Weight, tb.Rows, tb.Dim, b.Indices[t], b.Offsets[t], w, out.Data, featW, lo, hi); p >= 0 {
+			if p := tb.Pool(b.Indices[t], b.Offsets[t], w, out.Data, featW, lo, hi); p >= 0 {
 				mu.Lock()
 				if firstBad < 0 || p < firstBad {
 					firstBad = p
@@ -204,19 +204,28 @@ func (r *Runner) Forward(b *Batch) ([]float32, error) {
 
 // linear runs one fully connected layer over the threads.
 func (r *Runner) linear(l *Linear, in, out Mat) {
+	if l.Kernel != nil {
+		l.Kernel.Forward(r.parallel, in, out, l.Bias, l.Act)
+		return
+	}
 	p := l.Packed()
 	relu := l.Act == ActReLU
 	r.parallel(in.Rows, kernels.GemmRowAlign, func(lo, hi int) {
 		p.Gemm(hi-lo, in.Data[lo*in.Stride:], in.Stride, out.Data[lo*out.Stride:], out.Stride, l.Bias, relu)
 		if l.Act == ActSigmoid {
-			for i := lo; i < hi; i++ {
-				row := out.Data[i*out.Stride : i*out.Stride+out.Cols]
-				for j, v := range row {
-					row[j] = Sigmoid(v)
-				}
-			}
+			SigmoidRows(out, lo, hi)
 		}
 	})
+}
+
+// SigmoidRows applies the sigmoid to rows [lo, hi) of m in place.
+func SigmoidRows(m Mat, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		row := m.Data[i*m.Stride : i*m.Stride+m.Cols]
+		for j, v := range row {
+			row[j] = Sigmoid(v)
+		}
+	}
 }
 
 // Sigmoid is 1/(1+e^-x) in float64, rounded once to float32.
