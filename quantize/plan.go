@@ -1,0 +1,298 @@
+package quantize
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/rqtools/rq/internal/atomicfile"
+	"github.com/rqtools/rq/model"
+)
+
+// PlanVersion is the version of the plan JSON format this package writes.
+const PlanVersion = 1
+
+// FC precisions.
+const (
+	FP32 = "fp32"
+	FP16 = "fp16"
+	BF16 = "bf16"
+	Int8 = "int8"
+)
+
+// Table precisions besides fp32 and fp16: row-wise quantized.
+const (
+	Int8Rowwise = "int8"
+	Int4Rowwise = "int4"
+	Int2Rowwise = "int2"
+)
+
+// Activation quantization modes for int8 FC layers.
+const (
+	Static  = "static"  // per-tensor scale and zero point from calibration
+	Dynamic = "dynamic" // computed from each batch at run time
+)
+
+// Granularities.
+const (
+	PerTensor  = "tensor"
+	PerRow     = "row"     // dynamic activations: one scale per example
+	PerChannel = "channel" // weights: one scale per output channel
+)
+
+// LayerPlan is one layer's precision and, for int8 FC layers, how.
+type LayerPlan struct {
+	Precision string `json:"precision"`
+	// int8 FC layers only:
+	Activation  string `json:"activation,omitempty"`   // static | dynamic
+	Granularity string `json:"granularity,omitempty"`  // activations: tensor | row (dynamic only)
+	Weights     string `json:"weights,omitempty"`      // channel | tensor
+	Method      string `json:"method,omitempty"`       // static: minmax | percentile | l2 | entropy
+	ReduceRange bool   `json:"reduce_range,omitempty"` // 7-bit activations (0..127), as FBGEMM's AVX2 path needs
+	// n-bit tables only: greedy per-row range shrinking (PyTorch's optimized_qparams).
+	Greedy bool `json:"greedy,omitempty"`
+}
+
+// Plan maps layer names to their precisions. Layers it does not name stay fp32.
+type Plan struct {
+	Version int                  `json:"version"`
+	Preset  string               `json:"preset,omitempty"`
+	Layers  map[string]LayerPlan `json:"layers"`
+}
+
+var (
+	fcPrecisions    = []string{FP32, FP16, BF16, Int8}
+	tablePrecisions = []string{FP32, FP16, Int8Rowwise, Int4Rowwise, Int2Rowwise}
+	methods         = []string{"minmax", "percentile", "l2", "entropy"}
+)
+
+func oneOf(v string, set []string) bool {
+	for _, s := range set {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Layer returns the plan for a layer, fp32 when the plan does not name it.
+func (p *Plan) Layer(name string) LayerPlan {
+	if lp, ok := p.Layers[name]; ok {
+		return lp
+	}
+	return LayerPlan{Precision: FP32}
+}
+
+// Validate checks the plan against a network: every named layer exists
+// (else the error lists the real ones) and has a precision its kind allows,
+// with consistent int8 options. It fills defaults for omitted int8 options.
+func (p *Plan) Validate(net *model.Network) error {
+	if p.Version != PlanVersion {
+		return fmt.Errorf("plan version %d, rq reads version %d", p.Version, PlanVersion)
+	}
+	kinds := map[string]string{}
+	for _, l := range net.Bottom {
+		kinds[l.Name] = "fc"
+	}
+	for _, l := range net.Top {
+		kinds[l.Name] = "fc"
+	}
+	for _, t := range net.Tables {
+		kinds[t.Name] = "table"
+	}
+	names := make([]string, 0, len(p.Layers))
+	for n := range p.Layers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		lp := p.Layers[name]
+		kind, ok := kinds[name]
+		if !ok {
+			return fmt.Errorf("plan names layer %q, which the model does not have; its layers are %s", name, strings.Join(net.LayerNames(), ", "))
+		}
+		if kind == "table" {
+			if !oneOf(lp.Precision, tablePrecisions) {
+				return fmt.Errorf("plan: %s is an embedding table; its precision must be one of %s, not %q", name, strings.Join(tablePrecisions, ", "), lp.Precision)
+			}
+			if lp.Activation != "" || lp.Weights != "" || lp.Method != "" || lp.Granularity != "" || lp.ReduceRange {
+				return fmt.Errorf("plan: %s is an embedding table; activation, weights, method, granularity and reduce_range apply to FC layers only", name)
+			}
+			if lp.Greedy && lp.Precision != Int4Rowwise && lp.Precision != Int2Rowwise {
+				return fmt.Errorf("plan: %s: greedy range search applies to int4 and int2 tables only", name)
+			}
+			continue
+		}
+		if !oneOf(lp.Precision, fcPrecisions) {
+			return fmt.Errorf("plan: %s is an FC layer; its precision must be one of %s, not %q", name, strings.Join(fcPrecisions, ", "), lp.Precision)
+		}
+		if lp.Greedy {
+			return fmt.Errorf("plan: %s: greedy applies to embedding tables only", name)
+		}
+		if lp.Precision != Int8 {
+			if lp.Activation != "" || lp.Weights != "" || lp.Method != "" || lp.Granularity != "" || lp.ReduceRange {
+				return fmt.Errorf("plan: %s is %s; activation, weights, method, granularity and reduce_range apply to int8 only", name, lp.Precision)
+			}
+			continue
+		}
+		if lp.Activation == "" {
+			lp.Activation = Dynamic
+		}
+		if lp.Weights == "" {
+			lp.Weights = PerChannel
+		}
+		switch lp.Activation {
+		case Dynamic:
+			if lp.Granularity == "" {
+				lp.Granularity = PerRow
+			}
+			if lp.Granularity != PerRow && lp.Granularity != PerTensor {
+				return fmt.Errorf("plan: %s: dynamic activation granularity must be %q or %q, not %q", name, PerRow, PerTensor, lp.Granularity)
+			}
+			if lp.Method != "" {
+				return fmt.Errorf("plan: %s: a range method applies to static activations only", name)
+			}
+		case Static:
+			if lp.Granularity == "" {
+				lp.Granularity = PerTensor
+			}
+			if lp.Granularity != PerTensor {
+				return fmt.Errorf("plan: %s: static activations are per tensor, not %q", name, lp.Granularity)
+			}
+			if lp.Method == "" {
+				lp.Method = "l2"
+			}
+			if !oneOf(lp.Method, methods) {
+				return fmt.Errorf("plan: %s: method must be one of %s, not %q", name, strings.Join(methods, ", "), lp.Method)
+			}
+		default:
+			return fmt.Errorf("plan: %s: activation must be %q or %q, not %q", name, Static, Dynamic, lp.Activation)
+		}
+		if lp.Weights != PerChannel && lp.Weights != PerTensor {
+			return fmt.Errorf("plan: %s: weights must be %q or %q, not %q", name, PerChannel, PerTensor, lp.Weights)
+		}
+		p.Layers[name] = lp
+	}
+	return nil
+}
+
+// NeedsRanges reports whether some layer uses static activations.
+func (p *Plan) NeedsRanges() bool {
+	for _, lp := range p.Layers {
+		if lp.Precision == Int8 && lp.Activation == Static {
+			return true
+		}
+	}
+	return false
+}
+
+// Presets are the built-in plans, by name.
+var Presets = map[string]string{
+	"fp16":                 "FC layers fp16 (fp16 weights, fp32 math), tables fp16",
+	"bf16":                 "FC layers bf16, tables fp16",
+	"int8-dynamic":         "FC layers int8 (per-channel weights, activations per example at run time), tables 8-bit row-wise",
+	"int8":                 "FC layers int8 (per-channel weights, static per-tensor activations from calibration, l2), tables 8-bit row-wise",
+	"int8-int4":            "FC layers int8 static as in int8, tables 4-bit row-wise",
+	"pytorch-dynamic":      "PyTorch's quantize_dynamic recipe: FC int8 with per-tensor weights and per-batch activations, tables fp32",
+	"pytorch-dynamic-int4": "pytorch-dynamic with 4-bit row-wise tables (PyTorch's int8 + embedding_bag_4bit_prepack)",
+}
+
+// PresetNames lists the presets in a stable order.
+func PresetNames() []string {
+	n := make([]string, 0, len(Presets))
+	for k := range Presets {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return n
+}
+
+// Preset builds a named preset's plan for a network.
+func Preset(name string, net *model.Network) (*Plan, error) {
+	var fc, table LayerPlan
+	switch name {
+	case "fp16":
+		fc, table = LayerPlan{Precision: FP16}, LayerPlan{Precision: FP16}
+	case "bf16":
+		fc, table = LayerPlan{Precision: BF16}, LayerPlan{Precision: FP16}
+	case "int8-dynamic":
+		fc = LayerPlan{Precision: Int8, Activation: Dynamic, Granularity: PerRow, Weights: PerChannel}
+		table = LayerPlan{Precision: Int8Rowwise}
+	case "int8":
+		fc = LayerPlan{Precision: Int8, Activation: Static, Granularity: PerTensor, Weights: PerChannel, Method: "l2"}
+		table = LayerPlan{Precision: Int8Rowwise}
+	case "int8-int4":
+		fc = LayerPlan{Precision: Int8, Activation: Static, Granularity: PerTensor, Weights: PerChannel, Method: "l2"}
+		table = LayerPlan{Precision: Int4Rowwise}
+	case "pytorch-dynamic":
+		fc = LayerPlan{Precision: Int8, Activation: Dynamic, Granularity: PerTensor, Weights: PerTensor}
+		table = LayerPlan{Precision: FP32}
+	case "pytorch-dynamic-int4":
+		fc = LayerPlan{Precision: Int8, Activation: Dynamic, Granularity: PerTensor, Weights: PerTensor}
+		table = LayerPlan{Precision: Int4Rowwise}
+	default:
+		return nil, fmt.Errorf("unknown preset %q; presets: %s", name, strings.Join(PresetNames(), ", "))
+	}
+	p := &Plan{Version: PlanVersion, Preset: name, Layers: map[string]LayerPlan{}}
+	for _, l := range net.Bottom {
+		p.Layers[l.Name] = fc
+	}
+	for _, l := range net.Top {
+		p.Layers[l.Name] = fc
+	}
+	for _, t := range net.Tables {
+		p.Layers[t.Name] = table
+	}
+	return p, p.Validate(net)
+}
+
+// ReadPlan reads and decodes a plan file (it is validated against a
+// network by Validate). Unknown fields are errors, so a typo is not
+// silently ignored.
+func ReadPlan(path string) (*Plan, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	p, err := DecodePlan(io.LimitReader(f, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
+// DecodePlan decodes plan JSON.
+func DecodePlan(r io.Reader) (*Plan, error) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	var p Plan
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("not a valid plan: %w", err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("not a valid plan: data after the JSON object")
+	}
+	if p.Layers == nil {
+		p.Layers = map[string]LayerPlan{}
+	}
+	return &p, nil
+}
+
+// Encode returns the plan as indented JSON with sorted keys (deterministic).
+func (p *Plan) Encode() []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", "  ")
+	enc.Encode(p) // maps encode with sorted keys; no error for these types
+	return b.Bytes()
+}
+
+// Write writes the plan atomically.
+func (p *Plan) Write(path string) error {
+	return atomicfile.WriteBytes(path, p.Encode())
+}

@@ -1,0 +1,96 @@
+package quantize
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/rqtools/rq/model"
+)
+
+func testNet() *model.Network {
+	lin := func(name string, in, out int) *model.Linear {
+		return &model.Linear{Name: name, In: in, Out: out, Act: model.ActReLU, Weight: make([]float32, in*out), Bias: make([]float32, out)}
+	}
+	return &model.Network{
+		NumDense: 3,
+		Bottom:   []*model.Linear{lin("bot_l.0", 3, 4)},
+		Tables: []*model.Table{
+			{Name: "emb_l.0", Rows: 5, Dim: 4, Weight: make([]float32, 20)},
+			{Name: "emb_l.1", Rows: 6, Dim: 4, Weight: make([]float32, 24)},
+		},
+		Interaction: model.Dot,
+		Top:         []*model.Linear{lin("top_l.0", 7, 1)},
+	}
+}
+
+func TestPresets(t *testing.T) {
+	net := testNet()
+	for _, name := range PresetNames() {
+		p, err := Preset(name, net)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(p.Layers) != 4 || p.Preset != name {
+			t.Errorf("%s: %d layers", name, len(p.Layers))
+		}
+		// Encode -> decode -> validate is stable.
+		q, err := DecodePlan(strings.NewReader(string(p.Encode())))
+		if err != nil || q.Validate(net) != nil || string(q.Encode()) != string(p.Encode()) {
+			t.Errorf("%s: round trip: %v\n%s", name, err, p.Encode())
+		}
+	}
+	p, _ := Preset("pytorch-dynamic", net)
+	if lp := p.Layer("top_l.0"); lp.Weights != PerTensor || lp.Granularity != PerTensor || lp.Activation != Dynamic {
+		t.Errorf("pytorch-dynamic FC plan %+v", lp)
+	}
+	if p.Layer("emb_l.1").Precision != FP32 || p.NeedsRanges() {
+		t.Errorf("pytorch-dynamic tables %+v", p.Layer("emb_l.1"))
+	}
+	if p, _ := Preset("int8", net); !p.NeedsRanges() {
+		t.Error("int8 preset does not need ranges")
+	}
+	if _, err := Preset("int3", net); err == nil || !strings.Contains(err.Error(), "int8-dynamic") {
+		t.Errorf("unknown preset: %v", err)
+	}
+}
+
+func TestValidateErrors(t *testing.T) {
+	net := testNet()
+	cases := []struct {
+		json string
+		want string
+	}{
+		{`{"version":1,"layers":{"top_l.9":{"precision":"int8"}}}`, "bot_l.0, emb_l.0, emb_l.1, top_l.0"},
+		{`{"version":2,"layers":{}}`, "version 2"},
+		{`{"version":1,"layers":{"emb_l.0":{"precision":"bf16"}}}`, "embedding table"},
+		{`{"version":1,"layers":{"bot_l.0":{"precision":"int4"}}}`, "FC layer"},
+		{`{"version":1,"layers":{"bot_l.0":{"precision":"int8","activation":"static","method":"kl"}}}`, "method"},
+		{`{"version":1,"layers":{"bot_l.0":{"precision":"int8","activation":"static","granularity":"row"}}}`, "per tensor"},
+		{`{"version":1,"layers":{"bot_l.0":{"precision":"fp16","method":"l2"}}}`, "int8 only"},
+		{`{"version":1,"layers":{"emb_l.0":{"precision":"int8","greedy":true}}}`, "int4 and int2"},
+		{`{"version":1,"layers":{"bot_l.0":{"precision":"int8","activation":"sometimes"}}}`, "activation must be"},
+	}
+	for _, c := range cases {
+		p, err := DecodePlan(strings.NewReader(c.json))
+		if err == nil {
+			err = p.Validate(net)
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want it to mention %q", c.json, err, c.want)
+		}
+	}
+	if _, err := DecodePlan(strings.NewReader(`{"version":1,"layers":{},"typo":1}`)); err == nil {
+		t.Error("unknown field accepted")
+	}
+	// Defaults are filled for a terse int8 layer.
+	p, _ := DecodePlan(strings.NewReader(`{"version":1,"layers":{"bot_l.0":{"precision":"int8","activation":"static"}}}`))
+	if err := p.Validate(net); err != nil {
+		t.Fatal(err)
+	}
+	if lp := p.Layer("bot_l.0"); lp.Method != "l2" || lp.Weights != PerChannel || lp.Granularity != PerTensor {
+		t.Errorf("defaults: %+v", lp)
+	}
+	if p.Layer("top_l.0").Precision != FP32 {
+		t.Error("unnamed layer is not fp32")
+	}
+}
