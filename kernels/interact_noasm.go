@@ -1,0 +1,7 @@
+//go:build !amd64 || purego
+
+package kernels
+
+// interactArchImpls is empty without assembly: only the pure-Go interaction
+// is built.
+var interactArchImpls []interactImpl
