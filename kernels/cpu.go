@@ -16,6 +16,16 @@ var (
 	hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL
 	// hasAVX2FMA gates the AVX2 kernels (ymm FMAs need the separate FMA bit).
 	hasAVX2FMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+	// hasAVX512VNNI gates the int8 GEMM's VPDPBUSD kernels (zmm, opmasks).
+	hasAVX512VNNI = hasAVX512 && cpu.X86.HasAVX512VNNI
+	// hasAVX2 gates the int8 GEMM's AVX2 kernels (integer only, no FMA).
+	hasAVX2 = cpu.X86.HasAVX2
+	// hasF16C gates VCVTPH2PS/VCVTPS2PH (the fp16-weight GEMM and the fp16
+	// slice converters); F16C instructions are VEX-encoded, so they need the
+	// OS's AVX state too.
+	hasF16C = cpu.X86.HasF16C && cpu.X86.HasAVX
+	// hasAVX512BF16 gates VDPBF16PS and VCVTNE(2)PS2BF16 (the bf16 GEMM).
+	hasAVX512BF16 = hasAVX512 && cpu.X86.HasAVX512BF16
 )
 
 // Features returns the SIMD features relevant to rq that this CPU (and OS)
