@@ -1,14 +1,29 @@
-// Package kernels holds the numeric inner loops of rq: fp16/bf16 scalar
-// conversions and the fp32 GEMM of the DLRM forward pass.
+// Package kernels holds rq's numeric inner loops: the arithmetic of
+// low-precision DLRM inference, written for Go with assembly where it pays.
 //
-// The GEMM computes C = A·Wᵀ + bias (optionally followed by ReLU) for a
-// PyTorch Linear weight W [N x K], packed once with PackF32 into column panels
-// that the micro-kernels stream. On amd64 the micro-kernels are Go assembly
-// (AVX-512 with opmask edges, or AVX2+FMA), chosen once from the CPU features;
-// elsewhere, and under the purego build tag, a register-blocked pure-Go loop
-// is used. All implementations produce the same results up to floating-point
-// reassociation of the K-sum. The code is single-threaded: callers split the
-// rows of A across goroutines.
+//   - GEMMs computing C = A·Wᵀ + bias (then ReLU) for a PyTorch Linear weight
+//     W [N x K] packed once into the micro-kernels' layout: fp32 (PackF32),
+//     fp16 weights with fp32 math (PackF16, FBGEMM's fp16 path), bf16 with
+//     fp32 accumulation (PackBF16, VDPBF16PS), and int8 (PackI8: u8
+//     activations x s8 weights -> s32 with VPDPBUSD, per-channel scales, column
+//     sums for zero-point compensation, a fused dequantize/bias/ReLU or
+//     requantize epilogue).
+//   - Quantization routines (quant.go): PyTorch's choose_qparams, static and
+//     dynamic (per row or per tensor) u8 activation quantization, symmetric
+//     int8 weights. One rounding rule throughout: q = round half to even
+//     (x * (1/scale)) + zero, clamped.
+//   - Embedding bags (embbag.go) over fp32, fp16 and 8/4/2-bit row-wise
+//     tables in FBGEMM's fused layouts (rowwise.go quantizes rows bit for bit
+//     as PyTorch's embedding_bag_*_prepack), sum or mean, per-sample
+//     weights, prefetching.
+//   - The DLRM dot interaction (interact.go) and fp16/bf16 conversions.
+//
+// Each kernel family has a pure-Go implementation whose doc comment is the
+// reference loop, and on amd64 (unless built with -tags purego) AVX-512 and
+// AVX2 assembly chosen once from the CPU features (cpu.go). Tests run every
+// implementation the CPU has against the reference. The code is
+// single-threaded: callers split rows across goroutines, at multiples of
+// GemmRowAlign for the GEMMs so results do not depend on the split.
 //
 // kernels imports nothing from the rest of rq.
 package kernels

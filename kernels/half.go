@@ -3,7 +3,9 @@ package kernels
 import "math"
 
 // F16ToF32 widens an IEEE 754 binary16 value to float32 exactly (subnormals,
-// infinities and NaN payloads included), as VCVTPH2PS does.
+// infinities and NaN payloads included). Unlike VCVTPH2PS it keeps a
+// signalling NaN signalling (F16ToF32Slice restores that bit after the
+// instruction quiets it).
 func F16ToF32(h uint16) float32 {
 	sign := uint32(h>>15) << 31
 	exp := uint32(h>>10) & 0x1f
