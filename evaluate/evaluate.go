@@ -21,6 +21,10 @@ type Options struct {
 	Progress func(rows int64)
 	// Observers see every layer of the evaluated model (not the baseline).
 	Observers []model.Observer
+	// Shadow, when set, runs on the same rows only to measure how far the
+	// model's predictions are from it (ShadowMaxAbsDiff): rq eval
+	// --simulate compares the fake-quant simulation with the real kernels.
+	Shadow *model.Network
 }
 
 // Report is an evaluation's outcome.
@@ -37,6 +41,8 @@ type Report struct {
 	Data           dataset.Stats
 	// MaxAbsPredDiff is the largest |p - p_baseline| over the rows (with a baseline).
 	MaxAbsPredDiff float64
+	// ShadowMaxAbsDiff is the largest |p - p_shadow| (with a shadow).
+	ShadowMaxAbsDiff float64
 }
 
 // Delta compares a result with its baseline.
@@ -59,10 +65,19 @@ func Compare(r, base metrics.Result) Delta {
 // It stops early, with ctx's error, when ctx is done.
 func Run(ctx context.Context, rd dataset.Reader, opts Options) (*Report, error) {
 	start := time.Now()
+	// Pack weights before the clock runs on the forward pass.
+	for _, n := range []*model.Network{opts.Model, opts.Baseline, opts.Shadow} {
+		if n != nil {
+			n.Prepare()
+		}
+	}
 	run := model.NewRunner(opts.Model, opts.Threads, opts.Observers...)
-	var base *model.Runner
+	var base, shadow *model.Runner
 	if opts.Baseline != nil {
 		base = model.NewRunner(opts.Baseline, opts.Threads)
+	}
+	if opts.Shadow != nil {
+		shadow = model.NewRunner(opts.Shadow, opts.Threads)
 	}
 	var acc, baseAcc metrics.Accumulator
 	var fwd time.Duration
@@ -97,6 +112,15 @@ func Run(ctx context.Context, rd dataset.Reader, opts Options) (*Report, error) 
 			}
 			if err := baseAcc.Add(q, b.Labels); err != nil {
 				return nil, fmt.Errorf("baseline, rows from %d: %w", b.Row, err)
+			}
+		}
+		if shadow != nil {
+			q, err := shadow.Forward(b)
+			if err != nil {
+				return nil, fmt.Errorf("rows from %d: %w", b.Row, err)
+			}
+			for i := range p {
+				rep.ShadowMaxAbsDiff = max(rep.ShadowMaxAbsDiff, abs(float64(p[i])-float64(q[i])))
 			}
 		}
 		if opts.Progress != nil {

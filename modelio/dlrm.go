@@ -37,6 +37,17 @@ var schemes = []scheme{
 // file's memory: keep the file open while the network is in use.
 // file names the source in errors.
 func BuildNetwork(file string, tensors []Tensor) (*model.Network, string, error) {
+	return buildNetwork(file, tensors, true)
+}
+
+// buildStructure infers the network's layers and shapes only (no weights,
+// no validation of weight lengths): quantized files fill the weights
+// themselves.
+func buildStructure(file string, tensors []Tensor) (*model.Network, string, error) {
+	return buildNetwork(file, tensors, false)
+}
+
+func buildNetwork(file string, tensors []Tensor, withWeights bool) (*model.Network, string, error) {
 	var sc *scheme
 	for i := range schemes {
 		for j := range tensors {
@@ -109,9 +120,12 @@ func BuildNetwork(file string, tensors []Tensor) (*model.Network, string, error)
 		if len(t.Shape) != 2 || t.Shape[0] < 1 || t.Shape[1] < 1 {
 			return nil, "", &FormatError{File: file, Tensor: t.Name, Msg: fmt.Sprintf("embedding table has shape %v, want [rows, dim]", t.Shape)}
 		}
-		w, err := weights(file, t)
-		if err != nil {
-			return nil, "", err
+		var w []float32
+		if withWeights {
+			var err error
+			if w, err = weights(file, t); err != nil {
+				return nil, "", err
+			}
 		}
 		net.Tables = append(net.Tables, &model.Table{Name: strings.TrimSuffix(t.Name, ".weight"), Rows: int64(t.Shape[0]), Dim: t.Shape[1], Weight: w})
 	}
@@ -137,13 +151,15 @@ func BuildNetwork(file string, tensors []Tensor) (*model.Network, string, error)
 			if len(l.b.Shape) != 1 || l.b.Shape[0] != l.w.Shape[0] {
 				return nil, &FormatError{File: file, Tensor: l.b.Name, Msg: fmt.Sprintf("shape %v, want [%d] to match %s %v", l.b.Shape, l.w.Shape[0], l.w.Name, l.w.Shape)}
 			}
-			w, err := weights(file, l.w)
-			if err != nil {
-				return nil, err
-			}
-			b, err := weights(file, l.b)
-			if err != nil {
-				return nil, err
+			var w, b []float32
+			if withWeights {
+				var err error
+				if w, err = weights(file, l.w); err != nil {
+					return nil, err
+				}
+				if b, err = weights(file, l.b); err != nil {
+					return nil, err
+				}
 			}
 			out = append(out, &model.Linear{Name: l.prefix, In: l.w.Shape[1], Out: l.w.Shape[0], Act: model.ActReLU, Weight: w, Bias: b})
 		}
@@ -189,6 +205,9 @@ func BuildNetwork(file string, tensors []Tensor) (*model.Network, string, error)
 			"takes %d inputs, which fits no interaction of a %d-wide bottom output and %d tables (%s)", want, d, len(dims), strings.Join(tried, ", "))}
 	}
 	net.Interaction = found[0]
+	if !withWeights {
+		return net, sc.name, nil
+	}
 	if err := net.Validate(); err != nil {
 		return nil, "", &FormatError{File: file, Msg: err.Error()}
 	}

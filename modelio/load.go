@@ -2,6 +2,8 @@ package modelio
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -26,7 +28,9 @@ type Model struct {
 	Net     *model.Network
 	Tensors []Tensor       // the file's tensors, in file order
 	Meta    map[string]any // safetensors __metadata__ or a checkpoint's other entries
-	close   func() error
+	// Quantized is set for rq quantized files (docs/format.md).
+	Quantized bool
+	close     func() error
 }
 
 // Close releases the model's file. The network must not be used afterwards.
@@ -82,6 +86,15 @@ func Load(path string) (*Model, error) {
 		for k, v := range f.Metadata {
 			m.Meta[k] = v
 		}
+		if IsQuantized(f.Metadata) {
+			net, err := buildQuantized(path, f)
+			if err != nil {
+				m.Close()
+				return nil, err
+			}
+			m.Net, m.Scheme, m.Quantized = net, schemes[0].name, true
+			return m, nil
+		}
 	case FormatTorch:
 		c, err := ReadTorch(path)
 		if err != nil {
@@ -96,4 +109,19 @@ func Load(path string) (*Model, error) {
 	}
 	m.Net, m.Scheme = net, scheme
 	return m, nil
+}
+
+// FileSHA256 is the hex sha256 of a file's bytes: the identity of a model
+// that ranges, plans and quantized files record.
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -37,6 +37,12 @@ const (
 	Dynamic = "dynamic" // computed from each batch at run time
 )
 
+// Weight ranges of int8 FC layers.
+const (
+	NarrowRange = "narrow" // [-127, 127], scale max|w|/127
+	FullRange   = "full"   // [-128, 127], scale max|w|/127.5 (PyTorch's observer)
+)
+
 // Granularities.
 const (
 	PerTensor  = "tensor"
@@ -52,7 +58,11 @@ type LayerPlan struct {
 	Granularity string `json:"granularity,omitempty"`  // activations: tensor | row (dynamic only)
 	Weights     string `json:"weights,omitempty"`      // channel | tensor
 	Method      string `json:"method,omitempty"`       // static: minmax | percentile | l2 | entropy
-	ReduceRange bool   `json:"reduce_range,omitempty"` // 7-bit activations (0..127), as FBGEMM's AVX2 path needs
+	ReduceRange bool   `json:"reduce_range,omitempty"` // 7-bit activations (0..127), as PyTorch's dynamic Linear uses
+	// WeightRange: "narrow" (default: q in [-127, 127], scale max|w|/127,
+	// so -w quantizes to -q) or "full" (q in [-128, 127], scale
+	// max|w|/127.5: PyTorch's per_tensor_symmetric weight observer).
+	WeightRange string `json:"weight_range,omitempty"`
 	// n-bit tables only: greedy per-row range shrinking (PyTorch's optimized_qparams).
 	Greedy bool `json:"greedy,omitempty"`
 }
@@ -119,8 +129,8 @@ func (p *Plan) Validate(net *model.Network) error {
 			if !oneOf(lp.Precision, tablePrecisions) {
 				return fmt.Errorf("plan: %s is an embedding table; its precision must be one of %s, not %q", name, strings.Join(tablePrecisions, ", "), lp.Precision)
 			}
-			if lp.Activation != "" || lp.Weights != "" || lp.Method != "" || lp.Granularity != "" || lp.ReduceRange {
-				return fmt.Errorf("plan: %s is an embedding table; activation, weights, method, granularity and reduce_range apply to FC layers only", name)
+			if lp.Activation != "" || lp.Weights != "" || lp.Method != "" || lp.Granularity != "" || lp.ReduceRange || lp.WeightRange != "" {
+				return fmt.Errorf("plan: %s is an embedding table; activation, weights, method, granularity, reduce_range and weight_range apply to FC layers only", name)
 			}
 			if lp.Greedy && lp.Precision != Int4Rowwise && lp.Precision != Int2Rowwise {
 				return fmt.Errorf("plan: %s: greedy range search applies to int4 and int2 tables only", name)
@@ -134,8 +144,8 @@ func (p *Plan) Validate(net *model.Network) error {
 			return fmt.Errorf("plan: %s: greedy applies to embedding tables only", name)
 		}
 		if lp.Precision != Int8 {
-			if lp.Activation != "" || lp.Weights != "" || lp.Method != "" || lp.Granularity != "" || lp.ReduceRange {
-				return fmt.Errorf("plan: %s is %s; activation, weights, method, granularity and reduce_range apply to int8 only", name, lp.Precision)
+			if lp.Activation != "" || lp.Weights != "" || lp.Method != "" || lp.Granularity != "" || lp.ReduceRange || lp.WeightRange != "" {
+				return fmt.Errorf("plan: %s is %s; activation, weights, method, granularity, reduce_range and weight_range apply to int8 only", name, lp.Precision)
 			}
 			continue
 		}
@@ -171,6 +181,12 @@ func (p *Plan) Validate(net *model.Network) error {
 			}
 		default:
 			return fmt.Errorf("plan: %s: activation must be %q or %q, not %q", name, Static, Dynamic, lp.Activation)
+		}
+		if lp.WeightRange == "" {
+			lp.WeightRange = NarrowRange
+		}
+		if lp.WeightRange != NarrowRange && lp.WeightRange != FullRange {
+			return fmt.Errorf("plan: %s: weight_range must be %q or %q, not %q", name, NarrowRange, FullRange, lp.WeightRange)
 		}
 		if lp.Weights != PerChannel && lp.Weights != PerTensor {
 			return fmt.Errorf("plan: %s: weights must be %q or %q, not %q", name, PerChannel, PerTensor, lp.Weights)
@@ -220,20 +236,24 @@ func Preset(name string, net *model.Network) (*Plan, error) {
 	case "bf16":
 		fc, table = LayerPlan{Precision: BF16}, LayerPlan{Precision: FP16}
 	case "int8-dynamic":
-		fc = LayerPlan{Precision: Int8, Activation: Dynamic, Granularity: PerRow, Weights: PerChannel}
+		fc = LayerPlan{Precision: Int8, Activation: Dynamic, Granularity: PerRow, Weights: PerChannel, WeightRange: NarrowRange}
 		table = LayerPlan{Precision: Int8Rowwise}
 	case "int8":
-		fc = LayerPlan{Precision: Int8, Activation: Static, Granularity: PerTensor, Weights: PerChannel, Method: "l2"}
+		fc = LayerPlan{Precision: Int8, Activation: Static, Granularity: PerTensor, Weights: PerChannel, Method: "l2", WeightRange: NarrowRange}
 		table = LayerPlan{Precision: Int8Rowwise}
 	case "int8-int4":
-		fc = LayerPlan{Precision: Int8, Activation: Static, Granularity: PerTensor, Weights: PerChannel, Method: "l2"}
+		fc = LayerPlan{Precision: Int8, Activation: Static, Granularity: PerTensor, Weights: PerChannel, Method: "l2", WeightRange: NarrowRange}
 		table = LayerPlan{Precision: Int4Rowwise}
-	case "pytorch-dynamic":
-		fc = LayerPlan{Precision: Int8, Activation: Dynamic, Granularity: PerTensor, Weights: PerTensor}
+	case "pytorch-dynamic", "pytorch-dynamic-int4":
+		// torch.ao.quantization.quantize_dynamic with the default qconfig, as
+		// PyTorch 1.13 runs it: per_tensor_symmetric MinMaxObserver weights
+		// (scale max|w|/127.5, q in [-128, 127]) and activations quantized
+		// per batch with reduce_range (qmax 127).
+		fc = LayerPlan{Precision: Int8, Activation: Dynamic, Granularity: PerTensor, Weights: PerTensor, ReduceRange: true, WeightRange: FullRange}
 		table = LayerPlan{Precision: FP32}
-	case "pytorch-dynamic-int4":
-		fc = LayerPlan{Precision: Int8, Activation: Dynamic, Granularity: PerTensor, Weights: PerTensor}
-		table = LayerPlan{Precision: Int4Rowwise}
+		if name == "pytorch-dynamic-int4" {
+			table = LayerPlan{Precision: Int4Rowwise}
+		}
 	default:
 		return nil, fmt.Errorf("unknown preset %q; presets: %s", name, strings.Join(PresetNames(), ", "))
 	}

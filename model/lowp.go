@@ -1,0 +1,249 @@
+package model
+
+import (
+	"sync"
+
+	"github.com/rqtools/rq/kernels"
+)
+
+// Low-precision FC layers. Each holds its parameters as stored in a
+// quantized file (so modelio can write and read them) and packs them for
+// its kernel on first use. Tables need no type here: *kernels.BagTable is a
+// BagKernel for every table format.
+
+// F16FC is an FC layer with fp16 weights and fp32 math (FBGEMM's fp16 path).
+type F16FC struct {
+	In, Out int
+	W       []uint16 // Out*In fp16 bits, row-major [Out][In]
+
+	once   sync.Once
+	packed *kernels.PackedF16
+}
+
+// Precision is "fp16".
+func (k *F16FC) Precision() string { return "fp16" }
+
+// Bytes counts fp16 weights and the fp32 bias.
+func (k *F16FC) Bytes() int64 { return 2*int64(k.In)*int64(k.Out) + 4*int64(k.Out) }
+
+// Prepare packs the weights for the kernel.
+func (k *F16FC) Prepare() { k.once.Do(func() { k.packed = kernels.PackF16(k.W, k.Out, k.In) }) }
+
+// Forward computes act(in·Wᵀ + bias).
+func (k *F16FC) Forward(par Parallel, in, out Mat, bias []float32, act Activation) {
+	k.Prepare()
+	p := k.packed
+	par(in.Rows, kernels.GemmRowAlign, func(lo, hi int) {
+		p.Gemm(hi-lo, in.Data[lo*in.Stride:], in.Stride, out.Data[lo*out.Stride:], out.Stride, bias, act == ActReLU)
+		if act == ActSigmoid {
+			SigmoidRows(out, lo, hi)
+		}
+	})
+}
+
+// Int8FC is an FC layer with symmetric int8 weights (per output channel or
+// per tensor) and u8 activations quantized either statically (a calibrated
+// per-tensor scale and zero point) or dynamically from each batch (per row,
+// or per tensor as PyTorch's dynamic Linear does).
+type Int8FC struct {
+	In, Out int
+	QWeight []int8    // Out*In, row-major [Out][In]
+	WScale  []float32 // Out (per channel) or 1 (per tensor)
+	// FullRange: weights use [-128, 127] (PyTorch's observer) rather than
+	// the symmetric [-127, 127].
+	FullRange bool
+	// Static activations: real = InScale * (q - InZero).
+	Static  bool
+	InScale float32
+	InZero  int32
+	// Dynamic activations: per row (one scale per example) or per tensor.
+	PerRow      bool
+	ReduceRange bool // 7-bit activations (qmax 127)
+
+	once   sync.Once
+	packed *kernels.PackedI8
+	bufs   sync.Pool // *[]uint8 activation scratch, shared by concurrent runners
+}
+
+// Precision is "int8-static" or "int8-dynamic".
+func (k *Int8FC) Precision() string {
+	if k.Static {
+		return "int8-static"
+	}
+	return "int8-dynamic"
+}
+
+// Bytes counts int8 weights, scales, bias and static activation parameters.
+func (k *Int8FC) Bytes() int64 {
+	b := int64(k.In)*int64(k.Out) + 4*int64(len(k.WScale)) + 4*int64(k.Out)
+	if k.Static {
+		b += 8
+	}
+	return b
+}
+
+// Prepare packs the weights for the kernel.
+func (k *Int8FC) Prepare() { k.Packed() }
+
+// Packed returns the packed weights (packing on first use).
+func (k *Int8FC) Packed() *kernels.PackedI8 {
+	k.once.Do(func() { k.packed = kernels.PackI8(k.QWeight, k.Out, k.In, k.WScale) })
+	return k.packed
+}
+
+// QuantizeInput quantizes in (rows x In) into a u8 buffer with leading
+// dimension In, as Forward does, and returns the buffer and its parameters.
+func (k *Int8FC) QuantizeInput(par Parallel, in Mat, buf []uint8) kernels.ActQuant {
+	K := k.In
+	switch {
+	case k.Static:
+		par(in.Rows, 1, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				kernels.QuantizeU8(in.Row(i), k.InScale, k.InZero, buf[i*K:i*K+K])
+			}
+		})
+		return kernels.ActQuant{Scale: k.InScale, Zero: k.InZero}
+	case k.PerRow:
+		aq := kernels.ActQuant{RowScale: make([]float32, in.Rows), RowZero: make([]int32, in.Rows)}
+		par(in.Rows, 1, func(lo, hi int) {
+			sub := kernels.QuantizeRowsDynamicU8(in.Data[lo*in.Stride:], hi-lo, K, in.Stride, buf[lo*K:], K, true, k.ReduceRange)
+			copy(aq.RowScale[lo:hi], sub.RowScale)
+			copy(aq.RowZero[lo:hi], sub.RowZero)
+		})
+		return aq
+	}
+	// Per tensor: one scale and zero point from the whole batch.
+	return kernels.QuantizeRowsDynamicU8(in.Data, in.Rows, K, in.Stride, buf, K, false, k.ReduceRange)
+}
+
+// Forward quantizes the input, runs the int8 GEMM with the fused
+// dequantize + bias + ReLU epilogue, and applies a sigmoid if asked.
+func (k *Int8FC) Forward(par Parallel, in, out Mat, bias []float32, act Activation) {
+	p := k.Packed()
+	need := in.Rows * k.In
+	bp, _ := k.bufs.Get().(*[]uint8)
+	if bp == nil {
+		bp = new([]uint8)
+	}
+	if cap(*bp) < need {
+		*bp = make([]uint8, need)
+	}
+	buf := (*bp)[:need]
+	aq := k.QuantizeInput(par, in, buf)
+	par(in.Rows, kernels.GemmRowAlign, func(lo, hi int) {
+		sub := aq
+		if aq.RowScale != nil {
+			sub.RowScale, sub.RowZero = aq.RowScale[lo:hi], aq.RowZero[lo:hi]
+		}
+		p.Gemm(hi-lo, buf[lo*k.In:], k.In, sub, out.Data[lo*out.Stride:], out.Stride, bias, act == ActReLU)
+		if act == ActSigmoid {
+			SigmoidRows(out, lo, hi)
+		}
+	})
+	k.bufs.Put(bp)
+}
+
+// DequantizedWeight returns the fp32 weights the int8 ones stand for
+// (q * scale), for simulation and the numeric debugger.
+func (k *Int8FC) DequantizedWeight() []float32 {
+	w := make([]float32, len(k.QWeight))
+	for o := 0; o < k.Out; o++ {
+		s := k.WScale[0]
+		if len(k.WScale) > 1 {
+			s = k.WScale[o]
+		}
+		for i := 0; i < k.In; i++ {
+			w[o*k.In+i] = float32(k.QWeight[o*k.In+i]) * s
+		}
+	}
+	return w
+}
+
+// FakeQuantFC simulates an Int8FC in fp32: the input is quantized and
+// dequantized with the same parameters the int8 kernel would use, then
+// multiplied by the dequantized weights in fp32. Comparing it with the real
+// kernel isolates the arithmetic (accumulation, rounding) from the
+// quantization itself.
+type FakeQuantFC struct {
+	Q *Int8FC
+
+	once   sync.Once
+	packed *kernels.PackedF32
+}
+
+// Precision is the simulated layer's, with "-sim".
+func (k *FakeQuantFC) Precision() string { return k.Q.Precision() + "-sim" }
+
+// Bytes is the simulated layer's.
+func (k *FakeQuantFC) Bytes() int64 { return k.Q.Bytes() }
+
+// Prepare packs the dequantized weights.
+func (k *FakeQuantFC) Prepare() {
+	k.once.Do(func() { k.packed = kernels.PackF32(k.Q.DequantizedWeight(), k.Q.Out, k.Q.In) })
+}
+
+// Forward fake-quantizes the input and runs the fp32 GEMM.
+func (k *FakeQuantFC) Forward(par Parallel, in, out Mat, bias []float32, act Activation) {
+	k.Prepare()
+	K := k.Q.In
+	need := in.Rows * K
+	q := make([]uint8, need)
+	aq := k.Q.QuantizeInput(par, in, q)
+	x := make([]float32, need)
+	par(in.Rows, 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			s, z := aq.Scale, aq.Zero
+			if aq.RowScale != nil {
+				s, z = aq.RowScale[i], aq.RowZero[i]
+			}
+			kernels.DequantizeU8(q[i*K:i*K+K], s, z, x[i*K:i*K+K])
+		}
+	})
+	par(in.Rows, kernels.GemmRowAlign, func(lo, hi int) {
+		k.packed.Gemm(hi-lo, x[lo*K:], K, out.Data[lo*out.Stride:], out.Stride, bias, act == ActReLU)
+		if act == ActSigmoid {
+			SigmoidRows(out, lo, hi)
+		}
+	})
+}
+
+// BF16FC is an FC layer with bf16 weights; activations are rounded to bf16
+// and products accumulate in fp32 (VDPBF16PS).
+type BF16FC struct {
+	In, Out int
+	W       []uint16 // Out*In bf16 bits, row-major [Out][In]
+
+	once   sync.Once
+	packed *kernels.PackedBF16
+}
+
+// Precision is "bf16".
+func (k *BF16FC) Precision() string { return "bf16" }
+
+// Bytes counts bf16 weights and the fp32 bias.
+func (k *BF16FC) Bytes() int64 { return 2*int64(k.In)*int64(k.Out) + 4*int64(k.Out) }
+
+// Weight32 widens the weights to fp32 (exactly).
+func (k *BF16FC) Weight32() []float32 {
+	w := make([]float32, len(k.W))
+	kernels.BF16ToF32Slice(w, k.W)
+	return w
+}
+
+// Prepare packs the weights for the kernel. The weights are bf16 already,
+// so packing from their exact fp32 widening rounds nothing.
+func (k *BF16FC) Prepare() {
+	k.once.Do(func() { k.packed = kernels.PackBF16FromF32(k.Weight32(), k.Out, k.In) })
+}
+
+// Forward computes act(bf16(in)·Wᵀ + bias) with fp32 accumulation.
+func (k *BF16FC) Forward(par Parallel, in, out Mat, bias []float32, act Activation) {
+	k.Prepare()
+	p := k.packed
+	par(in.Rows, kernels.GemmRowAlign, func(lo, hi int) {
+		p.Gemm(hi-lo, in.Data[lo*in.Stride:], in.Stride, out.Data[lo*out.Stride:], out.Stride, bias, act == ActReLU)
+		if act == ActSigmoid {
+			SigmoidRows(out, lo, hi)
+		}
+	})
+}

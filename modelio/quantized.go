@@ -1,0 +1,491 @@
+package modelio
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"unsafe"
+
+	"github.com/rqtools/rq/kernels"
+	"github.com/rqtools/rq/model"
+)
+
+// The quantized file format (docs/format.md): a safetensors file whose
+// __metadata__ has format=rq-quantized.
+const (
+	quantFormat  = "rq-quantized"
+	QuantVersion = 1
+)
+
+// layerMeta is one layer's entry in the rq.layers metadata.
+type layerMeta struct {
+	Kind        string `json:"kind"` // fc or table
+	Precision   string `json:"precision"`
+	Activation  string `json:"activation,omitempty"`
+	Granularity string `json:"granularity,omitempty"`
+	Weights     string `json:"weights,omitempty"`
+	ReduceRange bool   `json:"reduce_range,omitempty"`
+	WeightRange string `json:"weight_range,omitempty"` // int8: narrow or full
+	Dim         int    `json:"dim,omitempty"`          // tables: values per row
+}
+
+// TableEncoding tells WriteQuantized to quantize an fp32 table while
+// writing it: Encode turns a block of rows into Format's bytes. It lets a
+// table larger than memory be quantized block by block from its
+// memory-mapped fp32 source.
+type TableEncoding struct {
+	Format kernels.TableFormat
+	Encode func(w []float32, rows, dim int, dst []byte)
+}
+
+// QuantInfo is the provenance written into a quantized file.
+type QuantInfo struct {
+	SourceSHA256 string
+	Plan         []byte // the plan's JSON
+}
+
+// encodeRowsBlock is how many table rows are quantized per write (bounded
+// memory whatever the table size).
+const encodeRowsBlock = 1 << 14
+
+// WriteQuantized writes net as an rq quantized safetensors file,
+// atomically. Layers carry their precision in their kernels (model.Int8FC,
+// F16FC, BF16FC, kernels.BagTable); fp32 tables named in tables are
+// quantized while written. The output is deterministic.
+func WriteQuantized(path string, net *model.Network, tables map[string]TableEncoding, info QuantInfo) error {
+	var specs []TensorSpec
+	layers := map[string]layerMeta{}
+	addFC := func(l *model.Linear) error {
+		w := l.Name + ".weight"
+		shape := []int{l.Out, l.In}
+		switch k := l.Kernel.(type) {
+		case nil:
+			specs = append(specs, f32Spec(w, shape, l.Weight))
+			layers[l.Name] = layerMeta{Kind: "fc", Precision: "fp32"}
+		case *model.F16FC:
+			specs = append(specs, u16Spec(w, F16, shape, k.W))
+			layers[l.Name] = layerMeta{Kind: "fc", Precision: "fp16"}
+		case *model.BF16FC:
+			specs = append(specs, u16Spec(w, BF16, shape, k.W))
+			layers[l.Name] = layerMeta{Kind: "fc", Precision: "bf16"}
+		case *model.Int8FC:
+			specs = append(specs, bytesSpec(w, I8, shape, int8Bytes(k.QWeight)))
+			specs = append(specs, f32Spec(l.Name+".weight_scale", []int{len(k.WScale)}, k.WScale))
+			m := layerMeta{Kind: "fc", Precision: "int8", Weights: "channel", ReduceRange: k.ReduceRange, WeightRange: "narrow"}
+			if k.FullRange {
+				m.WeightRange = "full"
+			}
+			if len(k.WScale) == 1 {
+				m.Weights = "tensor"
+			}
+			switch {
+			case k.Static:
+				m.Activation, m.Granularity = "static", "tensor"
+				specs = append(specs, f32Spec(l.Name+".input_scale", []int{1}, []float32{k.InScale}))
+				var z [4]byte
+				binary.LittleEndian.PutUint32(z[:], uint32(k.InZero))
+				specs = append(specs, bytesSpec(l.Name+".input_zero_point", I32, []int{1}, z[:]))
+			case k.PerRow:
+				m.Activation, m.Granularity = "dynamic", "row"
+			default:
+				m.Activation, m.Granularity = "dynamic", "tensor"
+			}
+			layers[l.Name] = m
+		default:
+			return fmt.Errorf("%s: cannot write a %s layer", l.Name, l.Kernel.Precision())
+		}
+		specs = append(specs, f32Spec(l.Name+".bias", []int{l.Out}, l.Bias))
+		return nil
+	}
+	for _, l := range net.Bottom {
+		if err := addFC(l); err != nil {
+			return err
+		}
+	}
+	for _, t := range net.Tables {
+		name := t.Name + ".weight"
+		enc, streamed := tables[t.Name]
+		switch k := t.Kernel.(type) {
+		case nil:
+			if !streamed || enc.Format == kernels.TableF32 {
+				specs = append(specs, f32Spec(name, []int{int(t.Rows), t.Dim}, t.Weight))
+				layers[t.Name] = layerMeta{Kind: "table", Precision: "fp32", Dim: t.Dim}
+				continue
+			}
+			specs = append(specs, streamTableSpec(name, t, enc))
+			layers[t.Name] = layerMeta{Kind: "table", Precision: tablePrecision(enc.Format), Dim: t.Dim}
+		case *kernels.BagTable:
+			specs = append(specs, tableSpec(name, k))
+			layers[t.Name] = layerMeta{Kind: "table", Precision: tablePrecision(k.Format), Dim: t.Dim}
+		default:
+			return fmt.Errorf("%s: cannot write a %s table", t.Name, t.Kernel.Precision())
+		}
+	}
+	for _, l := range net.Top {
+		if err := addFC(l); err != nil {
+			return err
+		}
+	}
+	lj, err := json.Marshal(layers) // maps marshal with sorted keys
+	if err != nil {
+		return err
+	}
+	meta := map[string]string{
+		"format":           quantFormat,
+		"rq.version":       strconv.Itoa(QuantVersion),
+		"rq.source_sha256": info.SourceSHA256,
+		"rq.interaction":   net.Interaction.String(),
+		"rq.layers":        string(lj),
+	}
+	if info.Plan != nil {
+		meta["rq.plan"] = string(info.Plan)
+	}
+	return WriteSafetensors(path, specs, meta)
+}
+
+// tablePrecision is the plan vocabulary's name for a table format.
+func tablePrecision(f kernels.TableFormat) string {
+	switch f {
+	case kernels.TableQ8:
+		return "int8"
+	case kernels.TableQ4:
+		return "int4"
+	case kernels.TableQ2:
+		return "int2"
+	}
+	return f.String()
+}
+
+func tableFormat(precision string) (kernels.TableFormat, bool) {
+	switch precision {
+	case "fp32":
+		return kernels.TableF32, true
+	case "fp16":
+		return kernels.TableF16, true
+	case "int8":
+		return kernels.TableQ8, true
+	case "int4":
+		return kernels.TableQ4, true
+	case "int2":
+		return kernels.TableQ2, true
+	}
+	return 0, false
+}
+
+func tableShape(f kernels.TableFormat, rows int64, dim int) ([]int, DType) {
+	switch f {
+	case kernels.TableF32:
+		return []int{int(rows), dim}, F32
+	case kernels.TableF16:
+		return []int{int(rows), dim}, F16
+	}
+	return []int{int(rows), f.RowBytes(dim)}, U8
+}
+
+func tableSpec(name string, t *kernels.BagTable) TensorSpec {
+	shape, dt := tableShape(t.Format, t.Rows, t.Dim)
+	return bytesSpec(name, dt, shape, t.Data)
+}
+
+// streamTableSpec quantizes an fp32 table block by block while writing.
+func streamTableSpec(name string, t *model.Table, enc TableEncoding) TensorSpec {
+	shape, dt := tableShape(enc.Format, t.Rows, t.Dim)
+	rb := enc.Format.RowBytes(t.Dim)
+	return TensorSpec{Name: name, DType: dt, Shape: shape, Write: func(w io.Writer) error {
+		buf := make([]byte, encodeRowsBlock*rb)
+		for r := int64(0); r < t.Rows; r += encodeRowsBlock {
+			n := int(min(encodeRowsBlock, t.Rows-r))
+			enc.Encode(t.Weight[r*int64(t.Dim):(r+int64(n))*int64(t.Dim)], n, t.Dim, buf[:n*rb])
+			if _, err := w.Write(buf[:n*rb]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}}
+}
+
+func bytesSpec(name string, dt DType, shape []int, b []byte) TensorSpec {
+	return TensorSpec{Name: name, DType: dt, Shape: shape, Write: func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	}}
+}
+
+func f32Spec(name string, shape []int, v []float32) TensorSpec {
+	return TensorSpec{Name: name, DType: F32, Shape: shape, Write: func(w io.Writer) error {
+		var buf [4096]byte
+		for len(v) > 0 {
+			n := min(len(v), len(buf)/4)
+			for i, x := range v[:n] {
+				binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(x))
+			}
+			if _, err := w.Write(buf[:4*n]); err != nil {
+				return err
+			}
+			v = v[n:]
+		}
+		return nil
+	}}
+}
+
+func u16Spec(name string, dt DType, shape []int, v []uint16) TensorSpec {
+	return TensorSpec{Name: name, DType: dt, Shape: shape, Write: func(w io.Writer) error {
+		var buf [4096]byte
+		for len(v) > 0 {
+			n := min(len(v), len(buf)/2)
+			for i, x := range v[:n] {
+				binary.LittleEndian.PutUint16(buf[2*i:], x)
+			}
+			if _, err := w.Write(buf[:2*n]); err != nil {
+				return err
+			}
+			v = v[n:]
+		}
+		return nil
+	}}
+}
+
+func int8Bytes(q []int8) []byte {
+	if len(q) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&q[0])), len(q))
+}
+
+// IsQuantized reports whether safetensors metadata marks an rq quantized file.
+func IsQuantized(meta map[string]string) bool { return meta["format"] == quantFormat }
+
+// buildQuantized builds the network of an rq quantized file: the fp32 scheme
+// inference gives the structure from the tensor names (scales and zero
+// points set aside), and rq.layers gives each layer's precision.
+func buildQuantized(file string, f *SafetensorsFile) (*model.Network, error) {
+	meta := f.Metadata
+	if v := meta["rq.version"]; v != strconv.Itoa(QuantVersion) {
+		return nil, &UnsupportedError{File: file, What: fmt.Sprintf("rq quantized format version %q (this rq reads %d)", v, QuantVersion)}
+	}
+	var layers map[string]layerMeta
+	if err := json.Unmarshal([]byte(meta["rq.layers"]), &layers); err != nil {
+		return nil, &FormatError{File: file, Tensor: "__metadata__", Msg: "rq.layers is not valid JSON: " + err.Error()}
+	}
+	byName := map[string]*Tensor{}
+	for i := range f.Tensors {
+		byName[f.Tensors[i].Name] = &f.Tensors[i]
+	}
+	need := func(name string, dt DType, shape ...int) (*Tensor, error) {
+		t, ok := byName[name]
+		if !ok {
+			return nil, &FormatError{File: file, Tensor: name, Msg: "missing"}
+		}
+		if t.DType != dt {
+			return nil, &FormatError{File: file, Tensor: name, Msg: fmt.Sprintf("dtype %s, want %s", t.DType, dt)}
+		}
+		if shape != nil && !sameShape(t.Shape, shape) {
+			return nil, &FormatError{File: file, Tensor: name, Msg: fmt.Sprintf("shape %v, want %v", t.Shape, shape)}
+		}
+		return t, nil
+	}
+	// Structure: the tensors that name layers, with quantized tables viewed
+	// through a placeholder fp32 shape so the scheme inference checks widths.
+	var skeleton []Tensor
+	for _, t := range f.Tensors {
+		prefix, suffix := splitSuffix(t.Name)
+		lm, ok := layers[prefix]
+		if !ok {
+			return nil, &FormatError{File: file, Tensor: t.Name, Msg: "its layer is not described in rq.layers"}
+		}
+		if lm.Kind != "fc" && lm.Kind != "table" {
+			return nil, &FormatError{File: file, Tensor: "__metadata__", Msg: fmt.Sprintf("rq.layers: %s has kind %q, want fc or table", prefix, lm.Kind)}
+		}
+		switch suffix {
+		case "weight_scale", "input_scale", "input_zero_point":
+			continue
+		case "weight":
+			if f, ok := tableFormat(lm.Precision); lm.Kind == "table" && ok && f != kernels.TableF32 && f != kernels.TableF16 && len(t.Shape) == 2 {
+				// The stored width is bytes per row; the dim is in rq.layers.
+				dim := lm.Dim
+				if dim < 1 || dim > 1<<20 || f.RowBytes(dim) != t.Shape[1] {
+					return nil, &FormatError{File: file, Tensor: t.Name, Msg: fmt.Sprintf("%d bytes per row do not fit a %s row of dim %d (rq.layers)", t.Shape[1], lm.Precision, dim)}
+				}
+				skeleton = append(skeleton, Tensor{Name: t.Name, DType: F32, Shape: []int{t.Shape[0], dim}})
+				continue
+			}
+		}
+		skeleton = append(skeleton, Tensor{Name: t.Name, DType: F32, Shape: t.Shape})
+	}
+	net, _, err := buildStructure(file, skeleton)
+	if err != nil {
+		return nil, err
+	}
+	if op := meta["rq.interaction"]; op != net.Interaction.String() {
+		return nil, &FormatError{File: file, Tensor: "__metadata__", Msg: fmt.Sprintf("rq.interaction is %q but the top MLP's width implies %s", op, net.Interaction)}
+	}
+	fc := func(l *model.Linear) error {
+		lm := layers[l.Name]
+		b, err := need(l.Name+".bias", F32, l.Out)
+		if err != nil {
+			return err
+		}
+		if l.Bias, err = weights(file, b); err != nil {
+			return err
+		}
+		switch lm.Precision {
+		case "fp32":
+			w, err := need(l.Name+".weight", F32, l.Out, l.In)
+			if err != nil {
+				return err
+			}
+			l.Weight, err = weights(file, w)
+			return err
+		case "fp16", "bf16":
+			dt := map[string]DType{"fp16": F16, "bf16": BF16}[lm.Precision]
+			w, err := need(l.Name+".weight", dt, l.Out, l.In)
+			if err != nil {
+				return err
+			}
+			u := u16s(w.Data)
+			if lm.Precision == "fp16" {
+				l.Kernel = &model.F16FC{In: l.In, Out: l.Out, W: u}
+			} else {
+				l.Kernel = &model.BF16FC{In: l.In, Out: l.Out, W: u}
+			}
+			return nil
+		case "int8":
+			w, err := need(l.Name+".weight", I8, l.Out, l.In)
+			if err != nil {
+				return err
+			}
+			nScale := l.Out
+			if lm.Weights == "tensor" {
+				nScale = 1
+			} else if lm.Weights != "channel" {
+				return &FormatError{File: file, Tensor: l.Name + ".weight", Msg: fmt.Sprintf("rq.layers says weights %q, want channel or tensor", lm.Weights)}
+			}
+			st, err := need(l.Name+".weight_scale", F32, nScale)
+			if err != nil {
+				return err
+			}
+			scale, err := Float32s(st)
+			if err != nil {
+				return err
+			}
+			for _, s := range scale {
+				if !(s > 0) || math.IsInf(float64(s), 0) {
+					return &FormatError{File: file, Tensor: st.Name, Msg: fmt.Sprintf("scale %v is not a positive finite number", s)}
+				}
+			}
+			k := &model.Int8FC{In: l.In, Out: l.Out, QWeight: i8s(w.Data), WScale: scale, ReduceRange: lm.ReduceRange}
+			switch lm.WeightRange {
+			case "full":
+				k.FullRange = true
+			case "narrow":
+				for _, q := range k.QWeight {
+					if q == -128 {
+						return &FormatError{File: file, Tensor: w.Name, Msg: "holds -128, but rq.layers says its range is narrow ([-127, 127])"}
+					}
+				}
+			default:
+				return &FormatError{File: file, Tensor: w.Name, Msg: fmt.Sprintf("rq.layers gives weight_range %q, want narrow or full", lm.WeightRange)}
+			}
+			switch lm.Activation + "/" + lm.Granularity {
+			case "static/tensor":
+				is, err := need(l.Name+".input_scale", F32, 1)
+				if err != nil {
+					return err
+				}
+				iz, err := need(l.Name+".input_zero_point", I32, 1)
+				if err != nil {
+					return err
+				}
+				s, _ := Float32s(is)
+				z := int32(binary.LittleEndian.Uint32(iz.Data))
+				if !(s[0] > 0) || math.IsInf(float64(s[0]), 0) || z < 0 || z > 255 {
+					return &FormatError{File: file, Tensor: is.Name, Msg: fmt.Sprintf("input scale %v and zero point %d: want a positive finite scale and a zero point in [0, 255]", s[0], z)}
+				}
+				k.Static, k.InScale, k.InZero = true, s[0], z
+			case "dynamic/row":
+				k.PerRow = true
+			case "dynamic/tensor":
+			default:
+				return &FormatError{File: file, Tensor: l.Name + ".weight", Msg: fmt.Sprintf("rq.layers gives activation %q granularity %q", lm.Activation, lm.Granularity)}
+			}
+			l.Kernel = k
+			return nil
+		}
+		return &FormatError{File: file, Tensor: l.Name + ".weight", Msg: fmt.Sprintf("rq.layers gives FC precision %q", lm.Precision)}
+	}
+	for _, l := range append(append([]*model.Linear(nil), net.Bottom...), net.Top...) {
+		l.Weight = nil
+		if err := fc(l); err != nil {
+			return nil, err
+		}
+	}
+	for _, t := range net.Tables {
+		t.Weight = nil
+		lm := layers[t.Name]
+		tf, ok := tableFormat(lm.Precision)
+		if !ok {
+			return nil, &FormatError{File: file, Tensor: t.Name + ".weight", Msg: fmt.Sprintf("rq.layers gives table precision %q", lm.Precision)}
+		}
+		shape, dt := tableShape(tf, t.Rows, t.Dim)
+		w, err := need(t.Name+".weight", dt, shape...)
+		if err != nil {
+			return nil, err
+		}
+		if tf == kernels.TableF32 {
+			if t.Weight, err = weights(file, w); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		bt, err := kernels.NewBagTable(tf, t.Rows, t.Dim, w.Data)
+		if err != nil {
+			return nil, &FormatError{File: file, Tensor: w.Name, Msg: err.Error()}
+		}
+		t.Kernel = bt
+	}
+	if err := net.Validate(); err != nil {
+		return nil, &FormatError{File: file, Msg: err.Error()}
+	}
+	return net, nil
+}
+
+func splitSuffix(name string) (prefix, suffix string) {
+	for i := len(name) - 1; i >= 0; i-- {
+		if name[i] == '.' {
+			return name[:i], name[i+1:]
+		}
+	}
+	return name, ""
+}
+
+func sameShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// u16s views little-endian 16-bit data (copying when unaligned).
+func u16s(b []byte) []uint16 {
+	out := make([]uint16, len(b)/2)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint16(b[2*i:])
+	}
+	return out
+}
+
+func i8s(b []byte) []int8 {
+	out := make([]int8, len(b))
+	for i, v := range b {
+		out[i] = int8(v)
+	}
+	return out
+}

@@ -1,0 +1,257 @@
+package quantize
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/rqtools/rq/kernels"
+	"github.com/rqtools/rq/model"
+)
+
+// RangeSource gives calibrated input ranges (calibrate.Ranges is one).
+type RangeSource interface {
+	Range(layer, method string) (lo, hi float32, err error)
+}
+
+// Greedy n-bit search parameters, as PyTorch's optimized_qparams prepack.
+const (
+	greedyBins  = 200
+	greedyRatio = 0.16
+)
+
+// Apply returns a copy of net whose layers follow the plan, with
+// low-precision weights quantized from net's fp32 ones (net is not
+// modified; unchanged fp32 layers are shared). ranges may be nil when no
+// layer uses static activations.
+func Apply(net *model.Network, plan *Plan, ranges RangeSource) (*model.Network, error) {
+	return apply(net, plan, ranges, true)
+}
+
+// ApplyFC is Apply for the FC layers only: tables stay fp32, for a caller
+// that quantizes them while streaming them to a file (rq quantize on models
+// larger than memory).
+func ApplyFC(net *model.Network, plan *Plan, ranges RangeSource) (*model.Network, error) {
+	return apply(net, plan, ranges, false)
+}
+
+func apply(net *model.Network, plan *Plan, ranges RangeSource, tables bool) (*model.Network, error) {
+	if err := plan.Validate(net); err != nil {
+		return nil, err
+	}
+	if plan.NeedsRanges() && ranges == nil {
+		return nil, fmt.Errorf("the plan quantizes activations statically: it needs calibrated ranges (rq calibrate, then --ranges)")
+	}
+	out := *net
+	out.Bottom, out.Top, out.Tables = nil, nil, nil
+	fc := func(l *model.Linear) (*model.Linear, error) {
+		lp := plan.Layer(l.Name)
+		if l.Weight == nil {
+			return nil, fmt.Errorf("%s: no fp32 weights to quantize (is the model already quantized?)", l.Name)
+		}
+		k, err := QuantizeFC(l, lp, ranges)
+		if err != nil {
+			return nil, err
+		}
+		if k == nil {
+			return l, nil
+		}
+		q := &model.Linear{Name: l.Name, In: l.In, Out: l.Out, Act: l.Act, Weight: l.Weight, Bias: l.Bias, Kernel: k}
+		return q, nil
+	}
+	for _, l := range net.Bottom {
+		q, err := fc(l)
+		if err != nil {
+			return nil, err
+		}
+		out.Bottom = append(out.Bottom, q)
+	}
+	for _, l := range net.Top {
+		q, err := fc(l)
+		if err != nil {
+			return nil, err
+		}
+		out.Top = append(out.Top, q)
+	}
+	for _, t := range net.Tables {
+		lp := plan.Layer(t.Name)
+		if lp.Precision == FP32 || !tables {
+			out.Tables = append(out.Tables, t)
+			continue
+		}
+		if t.Weight == nil {
+			return nil, fmt.Errorf("%s: no fp32 weights to quantize (is the model already quantized?)", t.Name)
+		}
+		f, err := TableFormat(lp.Precision)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", t.Name, err)
+		}
+		data := make([]byte, t.Rows*int64(f.RowBytes(t.Dim)))
+		QuantizeTableRows(f, lp.Greedy, t.Weight, int(t.Rows), t.Dim, data)
+		bt, err := kernels.NewBagTable(f, t.Rows, t.Dim, data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", t.Name, err)
+		}
+		out.Tables = append(out.Tables, &model.Table{Name: t.Name, Rows: t.Rows, Dim: t.Dim, Weight: t.Weight, Kernel: bt})
+	}
+	return &out, nil
+}
+
+// TableFormat maps a table precision to its storage format.
+func TableFormat(precision string) (kernels.TableFormat, error) {
+	switch precision {
+	case FP32:
+		return kernels.TableF32, nil
+	case FP16:
+		return kernels.TableF16, nil
+	case Int8Rowwise:
+		return kernels.TableQ8, nil
+	case Int4Rowwise:
+		return kernels.TableQ4, nil
+	case Int2Rowwise:
+		return kernels.TableQ2, nil
+	}
+	return 0, fmt.Errorf("no table format for precision %q", precision)
+}
+
+// QuantizeTableRows quantizes rows x dim fp32 values into dst in format f
+// (PyTorch's prepack rules; greedy range search for n-bit formats when
+// asked). It works on any block of rows, so tables can be streamed.
+func QuantizeTableRows(f kernels.TableFormat, greedy bool, w []float32, rows, dim int, dst []byte) {
+	switch f {
+	case kernels.TableF32:
+		copy(dst, kernels.F32Bytes(w[:rows*dim]))
+	case kernels.TableF16:
+		kernels.QuantizeRowsF16(w, rows, dim, dst)
+	case kernels.TableQ8:
+		kernels.QuantizeRows8(w, rows, dim, dst)
+	case kernels.TableQ4, kernels.TableQ2:
+		if greedy {
+			kernels.QuantizeRowsNGreedy(f.Bits(), w, rows, dim, greedyBins, greedyRatio, dst)
+		} else {
+			kernels.QuantizeRowsN(f.Bits(), w, rows, dim, dst)
+		}
+	}
+}
+
+// QuantizeFC builds the kernel for one FC layer under lp, or nil for fp32.
+func QuantizeFC(l *model.Linear, lp LayerPlan, ranges RangeSource) (model.FCKernel, error) {
+	switch lp.Precision {
+	case FP32:
+		return nil, nil
+	case FP16:
+		w := make([]uint16, len(l.Weight))
+		kernels.F32ToF16Slice(w, l.Weight)
+		return &model.F16FC{In: l.In, Out: l.Out, W: w}, nil
+	case BF16:
+		return newBF16FC(l)
+	case Int8:
+		var q []int8
+		var scale []float32
+		if lp.WeightRange == FullRange {
+			q, scale = quantizeWeightsFull(l.Weight, l.Out, l.In, lp.Weights == PerChannel)
+		} else {
+			q, scale = kernels.QuantizeWeightsI8(l.Weight, l.Out, l.In, lp.Weights == PerChannel)
+		}
+		k := &model.Int8FC{In: l.In, Out: l.Out, QWeight: q, WScale: scale, ReduceRange: lp.ReduceRange, FullRange: lp.WeightRange == FullRange}
+		if lp.Activation == Static {
+			lo, hi, err := ranges.Range(l.Name, lp.Method)
+			if err != nil {
+				return nil, err
+			}
+			k.Static = true
+			k.InScale, k.InZero = kernels.ChooseQParamsU8(lo, hi, lp.ReduceRange)
+		} else {
+			k.PerRow = lp.Granularity == PerRow
+		}
+		return k, nil
+	}
+	return nil, fmt.Errorf("%s: unknown precision %q", l.Name, lp.Precision)
+}
+
+// Simulate returns a copy of a quantized network computed in fp32: int8
+// layers fake-quantize their inputs and use dequantized weights; fp16/bf16
+// layers and quantized tables use their dequantized weights. The
+// difference from the real network is the arithmetic alone.
+func Simulate(net *model.Network) (*model.Network, error) {
+	out := *net
+	out.Bottom, out.Top, out.Tables = nil, nil, nil
+	sim := func(l *model.Linear) (*model.Linear, error) {
+		c := &model.Linear{Name: l.Name, In: l.In, Out: l.Out, Act: l.Act, Bias: l.Bias}
+		switch k := l.Kernel.(type) {
+		case nil:
+			c.Weight = l.Weight
+		case *model.Int8FC:
+			c.Kernel = &model.FakeQuantFC{Q: k}
+		case *model.F16FC:
+			c.Weight = make([]float32, len(k.W))
+			kernels.F16ToF32Slice(c.Weight, k.W)
+		default:
+			w, err := simulatedWeight(l)
+			if err != nil {
+				return nil, err
+			}
+			c.Weight = w
+		}
+		return c, nil
+	}
+	for _, l := range net.Bottom {
+		c, err := sim(l)
+		if err != nil {
+			return nil, err
+		}
+		out.Bottom = append(out.Bottom, c)
+	}
+	for _, l := range net.Top {
+		c, err := sim(l)
+		if err != nil {
+			return nil, err
+		}
+		out.Top = append(out.Top, c)
+	}
+	for _, t := range net.Tables {
+		bt, ok := t.Kernel.(*kernels.BagTable)
+		if t.Kernel == nil || (ok && bt.Format == kernels.TableF32) {
+			out.Tables = append(out.Tables, t)
+			continue
+		}
+		if !ok {
+			return nil, fmt.Errorf("%s: cannot simulate a %s table", t.Name, t.Kernel.Precision())
+		}
+		w := make([]float32, t.Rows*int64(t.Dim))
+		kernels.DequantizeRows(bt.Format, bt.Data, int(t.Rows), t.Dim, w)
+		out.Tables = append(out.Tables, &model.Table{Name: t.Name, Rows: t.Rows, Dim: t.Dim, Weight: w})
+	}
+	return &out, nil
+}
+
+// quantizeWeightsFull quantizes weights as PyTorch's per_tensor_symmetric
+// (or per_channel_symmetric) MinMaxObserver does for qint8: scale =
+// max|w| / 127.5 (half the width of [-128, 127]), q = clamp(round half to
+// even(w * (1/scale)), -128, 127). A zero group gets scale 1.
+func quantizeWeightsFull(w []float32, n, k int, perChannel bool) ([]int8, []float32) {
+	q := make([]int8, n*k)
+	groups, size := 1, n*k
+	if perChannel {
+		groups, size = n, k
+	}
+	scale := make([]float32, groups)
+	for g := 0; g < groups; g++ {
+		var amax float32
+		for _, v := range w[g*size : (g+1)*size] {
+			if a := float32(math.Abs(float64(v))); a > amax && !math.IsInf(float64(a), 0) {
+				amax = a
+			}
+		}
+		s := amax / 127.5
+		if !(s > 0) {
+			s = 1
+		}
+		scale[g] = s
+		inv := 1 / s
+		for i, v := range w[g*size : (g+1)*size] {
+			r := math.RoundToEven(float64(v * inv))
+			q[g*size+i] = int8(min(max(r, -128), 127))
+		}
+	}
+	return q, scale
+}
