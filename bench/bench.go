@@ -66,7 +66,10 @@ func DefaultShapes() []Shape {
 // A runner computes rows [lo, hi) of its problem; ops is the work of the
 // whole problem (multiply-adds times two, or bytes for bags).
 type runner struct {
-	run   func(lo, hi int)
+	run func(lo, hi int)
+	// next, when set, is called before each full run (bags move to a fresh
+	// batch of indices so rows are not served from cache).
+	next  func()
 	rows  int
 	align int
 	ops   float64 // per full run
@@ -77,7 +80,7 @@ type runner struct {
 // kernel describes one benchmarked kernel.
 type kernel struct {
 	name   string
-	family string // "gemm" or "bag"
+	family string // "gemm", "bag" or "interact"
 	fp32   string // the fp32 kernel of the family, for VsFP32
 	setup  func(s Shape) (*runner, error)
 }
@@ -123,7 +126,13 @@ func parallel(threads, n, align int, fn func(lo, hi int)) {
 
 // measure returns the best rate (full runs per second) over trials.
 func measure(ctx context.Context, r *runner, threads int, minTime time.Duration, trials int) (float64, error) {
-	parallel(threads, r.rows, r.align, r.run) // warm up: page in, pack caches
+	full := func() {
+		if r.next != nil {
+			r.next()
+		}
+		parallel(threads, r.rows, r.align, r.run)
+	}
+	full() // warm up: page in, pack caches
 	best := 0.0
 	for t := 0; t < trials; t++ {
 		if err := ctx.Err(); err != nil {
@@ -133,7 +142,7 @@ func measure(ctx context.Context, r *runner, threads int, minTime time.Duration,
 		start := time.Now()
 		var el time.Duration
 		for el < minTime {
-			parallel(threads, r.rows, r.align, r.run)
+			full()
 			n++
 			el = time.Since(start)
 		}
@@ -215,8 +224,11 @@ func Run(ctx context.Context, o Options, ceiling func(kernel string, s Shape, th
 // shapesFor gives a kernel its shapes: GEMM shapes as given; bags use
 // their own (batch, width, bag length) set.
 func shapesFor(k kernel, gemm []Shape) []Shape {
-	if k.family == "bag" {
+	switch k.family {
+	case "bag":
 		return bagShapes
+	case "interact":
+		return interactShapes
 	}
 	return gemm
 }

@@ -256,15 +256,22 @@ func TestDemo(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	var r struct {
-		Examples int64
-		NE, AUC  float64
+	var rows []struct {
+		Model      string
+		NE, AUC    float64
+		NEDeltaPct float64 `json:"ne_delta_pct"`
+		Bytes      int64
 	}
-	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		t.Fatal(err)
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("%v\n%s", err, out)
 	}
-	if r.Examples != 1286 || math.Abs(r.NE-0.91134) > 5e-6 || math.Abs(r.AUC-0.70535) > 5e-6 {
-		t.Errorf("demo: %+v", r)
+	if len(rows) != 1+len(demoPresets) || rows[0].Model != "fp32" || math.Abs(rows[0].NE-0.91134) > 5e-6 || math.Abs(rows[0].AUC-0.70535) > 5e-6 {
+		t.Fatalf("demo: %+v", rows)
+	}
+	for _, r := range rows[1:] {
+		if math.Abs(r.NEDeltaPct) > 0.2 || r.Bytes >= rows[0].Bytes {
+			t.Errorf("demo %s: ΔNE %+.4f%%, %d bytes (fp32 %d)", r.Model, r.NEDeltaPct, r.Bytes, rows[0].Bytes)
+		}
 	}
 }
 

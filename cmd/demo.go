@@ -8,18 +8,31 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"github.com/rqtools/rq/calibrate"
+	"github.com/rqtools/rq/dataset"
+	"github.com/rqtools/rq/evaluate"
+	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/modelio"
+	"github.com/rqtools/rq/quantize"
+	"github.com/rqtools/rq/report"
 	"github.com/spf13/cobra"
 )
 
-// The demo's model and rows: the criteo-18k reference model and its 1,286
-// test rows (see testdata/demo/README.md), embedded so rq demo needs no files
-// and no network.
+// The demo's model and rows: the criteo-18k reference model, its training
+// rows (for calibration) and its 1,286 test rows (see
+// testdata/demo/README.md), embedded so rq demo needs no files and no
+// network.
 var (
 	//go:embed testdata/demo/model.safetensors
 	demoModel []byte
+	//go:embed testdata/demo/criteo-train.npz
+	demoTrain []byte
 	//go:embed testdata/demo/criteo-test.npz
-	demoData []byte
+	demoTest []byte
 )
+
+// demoPresets are the plans the demo quantizes with, smallest error first.
+var demoPresets = []string{"fp16", "int8-dynamic", "int8", "int8-int4"}
 
 type demoOptions struct {
 	*globalOptions
@@ -34,12 +47,14 @@ func newDemoCmd(g *globalOptions, runF func(context.Context, *demoOptions) error
 	}
 	c := &cobra.Command{
 		Use:   "demo",
-		Short: "Run rq on its embedded real model and data (no files or network needed)",
-		Long: `Run rq on the model and rows embedded in the binary: a facebookresearch/dlrm model
-trained on real Criteo rows (13-512-256-64-16 bottom MLP, 26 tables of width 16, dot
-interaction, 367-512-256-1 top MLP) and its 1,286 held-out test rows. It evaluates the
-fp32 model on rq's native kernels and prints NE, AUC and log loss (PyTorch gives
-NE 0.91134 and AUC 0.70535 on these rows).`,
+		Short: "Run the whole pipeline on an embedded real model and data (no files or network needed)",
+		Long: `Run rq on the model and rows embedded in the binary: a facebookresearch/dlrm model trained
+on real Criteo rows (13-512-256-64-16 bottom MLP, 26 tables of width 16, dot interaction,
+367-512-256-1 top MLP), its 15,429 training rows and 1,286 held-out test rows.
+
+It evaluates the fp32 model on rq's native kernels (PyTorch gives NE 0.91134 and AUC 0.70535
+on these rows), calibrates on the training rows, quantizes with the presets ` + fmt.Sprint(demoPresets) + `,
+writes and reads back each quantized file, and evaluates each against fp32 on the test rows.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error { return runF(c.Context(), opts) },
 	}
@@ -48,29 +63,126 @@ NE 0.91134 and AUC 0.70535 on these rows).`,
 	return c
 }
 
+// demoRow is one model of the demo's summary.
+type demoRow struct {
+	Model       string       `json:"model"`
+	Bytes       int64        `json:"bytes"`
+	FP32Percent report.Float `json:"fp32_percent"`
+	NE          report.Float `json:"ne"`
+	NEDeltaPct  report.Float `json:"ne_delta_pct"`
+	AUC         report.Float `json:"auc"`
+	AUCDelta    report.Float `json:"auc_delta"`
+	ExPerSec    report.Float `json:"examples_per_sec"`
+}
+
 func runDemo(ctx context.Context, opts *demoOptions) error {
 	dir, err := os.MkdirTemp("", "rq-demo-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	files := map[string][]byte{"criteo-dlrm.safetensors": demoModel, "train.npz": demoTrain, "test.npz": demoTest}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			return err
+		}
+	}
 	modelPath := filepath.Join(dir, "criteo-dlrm.safetensors")
-	dataPath := filepath.Join(dir, "criteo-test.npz")
-	if err := os.WriteFile(modelPath, demoModel, 0o644); err != nil {
+	m, err := modelio.Load(modelPath)
+	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(dataPath, demoData, 0o644); err != nil {
+	defer m.Close()
+	open := func(name string) (dataset.Reader, error) {
+		return dataset.Open(filepath.Join(dir, name), dataset.Options{BatchSize: 2048, NumDense: m.Net.NumDense, TableRows: m.Net.TableRows(), Rows: dataset.Range{End: -1}})
+	}
+	say := func(format string, args ...any) {
+		if !opts.json {
+			fmt.Fprintf(opts.stdout, format, args...)
+		}
+	}
+	say("rq demo: a facebookresearch/dlrm model trained on real Criteo rows (%s, %d tables)\n\n", report.Bytes(m.Net.Bytes()), len(m.Net.Tables))
+
+	// 1. fp32 on the test rows.
+	rd, err := open("test.npz")
+	if err != nil {
 		return err
 	}
-	if !opts.json {
-		fmt.Fprintln(opts.stdout, "rq demo: fp32 DLRM (trained on real Criteo rows) on its 1,286 test rows")
+	base, err := evaluate.Run(ctx, rd, evaluate.Options{Model: m.Net, Threads: opts.threads})
+	rd.Close()
+	if err != nil {
+		return err
 	}
-	return runEval(ctx, &evalOptions{
-		globalOptions: opts.globalOptions,
-		model:         modelPath,
-		modelLabel:    "criteo-dlrm (embedded)",
-		dataLabel:     "criteo test rows (embedded)",
-		json:          opts.json,
-		data:          dataFlags{path: dataPath, denseTransform: "log1p", badRows: "fail", batch: 2048, threads: opts.threads},
-	})
+	say("1. fp32 on the 1,286 test rows: NE %.5f, AUC %.5f (PyTorch: 0.91134, 0.70535)\n", base.Result.NE, base.Result.AUC)
+
+	// 2. Calibrate on the training rows.
+	sha, err := modelio.FileSHA256(modelPath)
+	if err != nil {
+		return err
+	}
+	rd, err = open("train.npz")
+	if err != nil {
+		return err
+	}
+	bar := newProgress(opts.globalOptions, 15429, "calibrate")
+	ranges, err := calibrate.Run(ctx, m.Net, rd, calibrate.Options{Threads: opts.threads, ModelSHA256: sha, Rows: "0:15429", Data: "criteo train rows (embedded)", Progress: bar.set})
+	bar.done()
+	rd.Close()
+	if err != nil {
+		return err
+	}
+	say("2. calibrated %d FC inputs on the 15,429 training rows\n", len(ranges.Layers))
+
+	// 3. Quantize with each preset, write, read back, evaluate against fp32.
+	rows := []demoRow{{Model: "fp32", Bytes: m.Net.Bytes(), FP32Percent: 100, NE: report.Float(base.Result.NE), AUC: report.Float(base.Result.AUC), ExPerSec: report.Float(base.ExamplesPerSec)}}
+	for _, preset := range demoPresets {
+		plan, err := quantize.Preset(preset, m.Net)
+		if err != nil {
+			return err
+		}
+		qnet, err := quantize.Apply(m.Net, plan, ranges)
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(dir, preset+".safetensors")
+		if err := modelio.WriteQuantized(path, qnet, nil, modelio.QuantInfo{SourceSHA256: sha, Plan: plan.Encode()}); err != nil {
+			return err
+		}
+		q, err := modelio.Load(path)
+		if err != nil {
+			return err
+		}
+		row, err := demoEval(ctx, q.Net, m.Net, open, opts.threads)
+		q.Close()
+		if err != nil {
+			return err
+		}
+		row.Model = preset
+		rows = append(rows, row)
+	}
+	say("3. quantized with %d presets, each written, read back and run on rq's low-precision kernels:\n\n", len(demoPresets))
+	if opts.json {
+		return report.JSON(opts.stdout, rows)
+	}
+	var tbl [][]string
+	for _, r := range rows {
+		tbl = append(tbl, []string{r.Model, report.Bytes(r.Bytes), report.F(float64(r.FP32Percent), 1) + "%", report.F(float64(r.NE), 5),
+			report.Signed(float64(r.NEDeltaPct), 3, "%"), report.F(float64(r.AUC), 5), report.Signed(float64(r.AUCDelta), 5, ""), report.F(float64(r.ExPerSec), 0)})
+	}
+	return report.Table(opts.stdout, []string{"model", "size", "of fp32", "NE", "ΔNE", "AUC", "ΔAUC", "examples/s"}, tbl)
+}
+
+func demoEval(ctx context.Context, q, fp32 *model.Network, open func(string) (dataset.Reader, error), threads int) (demoRow, error) {
+	rd, err := open("test.npz")
+	if err != nil {
+		return demoRow{}, err
+	}
+	defer rd.Close()
+	rep, err := evaluate.Run(ctx, rd, evaluate.Options{Model: q, Baseline: fp32, Threads: threads})
+	if err != nil {
+		return demoRow{}, err
+	}
+	return demoRow{Bytes: q.Bytes(), FP32Percent: report.Float(100 * float64(q.Bytes()) / float64(fp32.Bytes())),
+		NE: report.Float(rep.Result.NE), NEDeltaPct: report.Float(rep.Delta.NEPct), AUC: report.Float(rep.Result.AUC),
+		AUCDelta: report.Float(rep.Delta.AUC), ExPerSec: report.Float(rep.ExamplesPerSec)}, nil
 }

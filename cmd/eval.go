@@ -2,6 +2,14 @@ package cmd
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+
+	"github.com/rqtools/rq/internal/atomicfile"
+	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/quantize"
 
 	"github.com/rqtools/rq/dataset"
 	"github.com/rqtools/rq/evaluate"
@@ -16,6 +24,10 @@ type evalOptions struct {
 	baseline string
 	data     dataFlags
 	json     bool
+	simulate bool
+	// Budgets against the baseline (NaN: none).
+	maxNEDelta, maxAUCDrop float64
+	summaryMD              string
 	// labels, when set, name the model and data in the output instead of
 	// their paths (the demo's files live in a temp dir).
 	modelLabel, dataLabel string
@@ -35,13 +47,30 @@ AUC, calibration (mean prediction / CTR), accuracy at 0.5, and forward-pass exam
 
 With --baseline, the baseline model runs on the very same rows and the change is reported
 (delta.ne_pct = 100*(ne - ne_base)/ne_base, delta.auc, delta.logloss).
-With --json, exactly one JSON object is printed on stdout.`,
+With --json, exactly one JSON object is printed on stdout.
+
+Quantized files (rq quantize) run on the native low-precision kernels. --simulate runs the
+same model as fp32 fake-quant instead (dequantized weights, quantize-dequantize of each int8
+layer's input) and reports the largest prediction difference from the real kernels.
+
+As a CI gate: --max-ne-delta PCT and --max-auc-drop X judge the model against --baseline; the
+JSON gains "pass", and rq exits 3 when a budget is broken. --summary-md FILE writes a Markdown
+table fit for a CI job summary.`,
 		Example: `  rq eval --model dlrm-criteo.pt --data dlrm-processed.npz --rows 15429:16715
   rq eval --model model.safetensors --data criteo.tsv --json`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			if opts.model == "" {
 				return usageErrorf("--model is required")
+			}
+			if !c.Flags().Changed("max-ne-delta") {
+				opts.maxNEDelta = math.NaN()
+			}
+			if !c.Flags().Changed("max-auc-drop") {
+				opts.maxAUCDrop = math.NaN()
+			}
+			if (!math.IsNaN(opts.maxNEDelta) || !math.IsNaN(opts.maxAUCDrop)) && opts.baseline == "" {
+				return usageErrorf("--max-ne-delta and --max-auc-drop need --baseline (the model to compare with)")
 			}
 			return runF(c.Context(), opts)
 		},
@@ -50,6 +79,10 @@ With --json, exactly one JSON object is printed on stdout.`,
 	fs.StringVar(&opts.model, "model", "", "model file (.pt checkpoint or .safetensors)")
 	fs.StringVar(&opts.baseline, "baseline", "", "baseline model to compare against on the same rows")
 	fs.BoolVar(&opts.json, "json", false, "print one JSON object instead of a table")
+	fs.BoolVar(&opts.simulate, "simulate", false, "run a quantized model as fp32 fake-quant and report its largest difference from the real kernels")
+	fs.Float64Var(&opts.maxNEDelta, "max-ne-delta", 0, "budget: largest allowed NE increase over the baseline, in percent (e.g. 0.05)")
+	fs.Float64Var(&opts.maxAUCDrop, "max-auc-drop", 0, "budget: largest allowed AUC drop below the baseline (e.g. 0.0005)")
+	fs.StringVar(&opts.summaryMD, "summary-md", "", "also write a Markdown summary to this file (e.g. $GITHUB_STEP_SUMMARY)")
 	opts.data.register(fs)
 	return c
 }
@@ -74,13 +107,24 @@ func runEval(ctx context.Context, opts *evalOptions) error {
 	if err != nil {
 		return err
 	}
+	net := m.Net
+	var shadow *model.Network
+	if opts.simulate {
+		if !m.Quantized {
+			return usageErrorf("--simulate needs a quantized model (rq quantize); %s is fp32", opts.model)
+		}
+		if net, err = quantize.Simulate(m.Net); err != nil {
+			return err
+		}
+		shadow = m.Net
+	}
 	rd, err := dataset.Open(opts.data.path, dopts)
 	if err != nil {
 		return err
 	}
 	defer rd.Close()
 	bar := newProgress(opts.globalOptions, rowsTotal(rd), "eval")
-	eo := evaluate.Options{Model: m.Net, Threads: opts.data.threads, Progress: bar.set}
+	eo := evaluate.Options{Model: net, Shadow: shadow, Threads: opts.data.threads, Progress: bar.set}
 	if base != nil {
 		eo.Baseline = base.Net
 	}
@@ -94,10 +138,52 @@ func runEval(ctx context.Context, opts *evalOptions) error {
 		modelName, dataName = opts.modelLabel, opts.dataLabel
 	}
 	out := report.NewEval(modelName, dataName, opts.data.rows, opts.data.threads, opts.data.batch, opts.baseline, rep)
-	if opts.json {
-		return report.JSON(opts.stdout, out)
+	out.Bytes = m.Net.Bytes()
+	if base != nil {
+		out.BaselineBytes = base.Net.Bytes()
 	}
-	return report.EvalTable(opts.stdout, out)
+	if opts.simulate {
+		d := report.Float(rep.ShadowMaxAbsDiff)
+		out.SimulateMaxAbsDiff = &d
+	}
+	var broken []string
+	if rep.Delta != nil && (!math.IsNaN(opts.maxNEDelta) || !math.IsNaN(opts.maxAUCDrop)) {
+		broken = budgetBroken(rep.Delta, opts.maxNEDelta, opts.maxAUCDrop)
+		pass := len(broken) == 0
+		out.Pass = &pass
+		out.Budget = &report.Budget{MaxNEDeltaPct: report.Float(opts.maxNEDelta), MaxAUCDrop: report.Float(opts.maxAUCDrop)}
+	}
+	if opts.summaryMD != "" {
+		if err := atomicfile.WriteFile(opts.summaryMD, func(w io.Writer) error { return report.EvalMarkdown(w, out) }); err != nil {
+			return err
+		}
+	}
+	if opts.json {
+		err = report.JSON(opts.stdout, out)
+	} else {
+		err = report.EvalTable(opts.stdout, out)
+	}
+	if err != nil {
+		return err
+	}
+	if len(broken) > 0 {
+		return &exitError{code: ExitBudget, err: fmt.Errorf("accuracy budget broken: %s", strings.Join(broken, "; "))}
+	}
+	return nil
+}
+
+// budgetBroken lists the budgets a delta breaks (NaN budgets are off). A
+// NaN delta (e.g. an AUC over one class) breaks its budget: a gate must
+// not pass what it cannot measure.
+func budgetBroken(d *evaluate.Delta, maxNE, maxAUCDrop float64) []string {
+	var out []string
+	if !math.IsNaN(maxNE) && !(d.NEPct <= maxNE) {
+		out = append(out, fmt.Sprintf("NE %+.4f%% exceeds the allowed +%g%%", d.NEPct, maxNE))
+	}
+	if !math.IsNaN(maxAUCDrop) && !(-d.AUC <= maxAUCDrop) {
+		out = append(out, fmt.Sprintf("AUC dropped by %.5f, more than the allowed %g", -d.AUC, maxAUCDrop))
+	}
+	return out
 }
 
 // sameInputs checks that a baseline reads the same features as the model.

@@ -65,8 +65,8 @@ func inspectView(m *modelio.Model) *report.Inspect {
 		}
 		byPrefix[p] = append(byPrefix[p], t)
 	}
-	layer := func(name, kind string, shape []int, act string, params int64) report.Layer {
-		l := report.Layer{Name: name, Kind: kind, Shape: shape, Activation: act, Params: params, FP32Bytes: 4 * params}
+	layer := func(name, kind, precision string, shape []int, act string, params int64) report.Layer {
+		l := report.Layer{Name: name, Kind: kind, Precision: precision, Shape: shape, Activation: act, Params: params, FP32Bytes: 4 * params}
 		seen := map[string]bool{}
 		for _, t := range byPrefix[name] {
 			l.Bytes += int64(len(t.Data))
@@ -78,12 +78,16 @@ func inspectView(m *modelio.Model) *report.Inspect {
 		sort.Strings(l.DTypes)
 		return l
 	}
-	out := &report.Inspect{File: m.Path, Format: string(m.Format), Scheme: m.Scheme, Interaction: n.Interaction.String(),
+	format := string(m.Format)
+	if m.Quantized {
+		format += " (rq quantized)"
+	}
+	out := &report.Inspect{File: m.Path, Format: format, Scheme: m.Scheme, Interaction: n.Interaction.String(),
 		DenseInputs: n.NumDense, Tables: len(n.Tables), Meta: m.Meta}
 	out.BottomMLP = append(out.BottomMLP, n.NumDense)
 	addMLP := func(ls []*model.Linear) {
 		for _, l := range ls {
-			out.Layers = append(out.Layers, layer(l.Name, "linear", []int{l.Out, l.In}, l.Act.String(), l.Params()))
+			out.Layers = append(out.Layers, layer(l.Name, "linear", l.Precision(), []int{l.Out, l.In}, l.Act.String(), l.Params()))
 		}
 	}
 	addMLP(n.Bottom)
@@ -91,7 +95,7 @@ func inspectView(m *modelio.Model) *report.Inspect {
 		out.BottomMLP = append(out.BottomMLP, l.Out)
 	}
 	for _, t := range n.Tables {
-		out.Layers = append(out.Layers, layer(t.Name, "embedding", []int{int(t.Rows), t.Dim}, "", t.Params()))
+		out.Layers = append(out.Layers, layer(t.Name, "embedding", t.Precision(), []int{int(t.Rows), t.Dim}, "", t.Params()))
 	}
 	addMLP(n.Top)
 	out.TopMLP = append(out.TopMLP, n.Top[0].In)

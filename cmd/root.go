@@ -65,6 +65,8 @@ Data: the DLRM processed .npz (X_int, X_cat, y) and raw Criteo TSV.
 		return &exitError{code: ExitUsage, err: fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
 	root.AddCommand(
+		newCalibrateCmd(g, nil),
+		newQuantizeCmd(g, nil),
 		newEvalCmd(g, nil),
 		newInspectCmd(g, nil),
 		newDemoCmd(g, nil),

@@ -3,6 +3,9 @@ package report
 import (
 	"fmt"
 	"io"
+	"math"
+	"strconv"
+	"strings"
 
 	"github.com/rqtools/rq/evaluate"
 	"github.com/rqtools/rq/metrics"
@@ -39,7 +42,21 @@ type Eval struct {
 	Baseline       *Metrics `json:"baseline,omitempty"`
 	Delta          *Delta   `json:"delta,omitempty"`
 	MaxAbsPredDiff *Float   `json:"max_abs_pred_diff,omitempty"`
+	// Bytes is the model's parameter bytes as stored; BaselineBytes the baseline's.
+	Bytes         int64 `json:"bytes"`
+	BaselineBytes int64 `json:"baseline_bytes,omitempty"`
+	// SimulateMaxAbsDiff (with --simulate) is the largest |p_sim - p_real|.
+	SimulateMaxAbsDiff *Float `json:"simulate_max_abs_diff,omitempty"`
+	// Pass and Budget are set when budgets were given.
+	Pass   *bool   `json:"pass,omitempty"`
+	Budget *Budget `json:"budget,omitempty"`
 	Metrics
+}
+
+// Budget is the accuracy budget an evaluation was judged against.
+type Budget struct {
+	MaxNEDeltaPct Float `json:"max_ne_delta_pct"`
+	MaxAUCDrop    Float `json:"max_auc_drop"`
 }
 
 func metricsOf(r metrics.Result, eps float64) Metrics {
@@ -109,8 +126,65 @@ func EvalTable(w io.Writer, e *Eval) error {
 	if err == nil && e.MaxAbsPredDiff != nil {
 		_, err = fmt.Fprintf(w, "; max |p - p_baseline| %.3g", float64(*e.MaxAbsPredDiff))
 	}
+	if err == nil && e.SimulateMaxAbsDiff != nil {
+		_, err = fmt.Fprintf(w, "; simulation vs real kernels: max |p_sim - p| %.3g", float64(*e.SimulateMaxAbsDiff))
+	}
+	if err == nil {
+		_, err = fmt.Fprintf(w, "\nsize %s", Bytes(e.Bytes))
+		if err == nil && e.BaselineBytes > 0 {
+			_, err = fmt.Fprintf(w, " (%.1f%% of the baseline's %s)", 100*float64(e.Bytes)/float64(e.BaselineBytes), Bytes(e.BaselineBytes))
+		}
+	}
+	if err == nil && e.Pass != nil {
+		verdict := "PASS"
+		if !*e.Pass {
+			verdict = "FAIL"
+		}
+		_, err = fmt.Fprintf(w, "\nbudget (NE +%s%%, AUC -%s): %s", fmtBudget(e.Budget.MaxNEDeltaPct), fmtBudget(e.Budget.MaxAUCDrop), verdict)
+	}
 	if err == nil {
 		_, err = fmt.Fprintln(w)
 	}
+	return err
+}
+
+func fmtBudget(f Float) string {
+	if math.IsNaN(float64(f)) {
+		return "any"
+	}
+	return strconv.FormatFloat(float64(f), 'g', -1, 64)
+}
+
+// EvalMarkdown writes an evaluation as a Markdown table for a CI job summary.
+func EvalMarkdown(w io.Writer, e *Eval) error {
+	var b strings.Builder
+	verdict := ""
+	if e.Pass != nil {
+		verdict = " ✅ pass"
+		if !*e.Pass {
+			verdict = " ❌ budget broken"
+		}
+	}
+	fmt.Fprintf(&b, "### rq eval: `%s`%s\n\n", e.Model, verdict)
+	if e.Baseline == nil {
+		fmt.Fprintf(&b, "| metric | model |\n|---|---|\n")
+		fmt.Fprintf(&b, "| NE | %s |\n| AUC | %s |\n| log loss | %s |\n| examples | %d |\n| size | %s |\n",
+			F(float64(e.NE), 5), F(float64(e.AUC), 5), F(float64(e.LogLoss), 5), e.Examples, Bytes(e.Bytes))
+	} else {
+		fmt.Fprintf(&b, "| metric | model | baseline (`%s`) | delta |\n|---|---|---|---|\n", e.BaselineModel)
+		fmt.Fprintf(&b, "| NE | %s | %s | %s |\n", F(float64(e.NE), 5), F(float64(e.Baseline.NE), 5), Signed(float64(e.Delta.NEPct), 3, "%"))
+		fmt.Fprintf(&b, "| AUC | %s | %s | %s |\n", F(float64(e.AUC), 5), F(float64(e.Baseline.AUC), 5), Signed(float64(e.Delta.AUC), 5, ""))
+		fmt.Fprintf(&b, "| log loss | %s | %s | %s |\n", F(float64(e.LogLoss), 5), F(float64(e.Baseline.LogLoss), 5), Signed(float64(e.Delta.LogLoss), 5, ""))
+		fmt.Fprintf(&b, "| size | %s | %s | %.1f%% |\n", Bytes(e.Bytes), Bytes(e.BaselineBytes), 100*float64(e.Bytes)/float64(max(e.BaselineBytes, 1)))
+	}
+	fmt.Fprintf(&b, "\n%d examples of `%s`", e.Examples, e.Data)
+	if e.Rows != "" {
+		fmt.Fprintf(&b, " (rows %s)", e.Rows)
+	}
+	if e.Budget != nil {
+		fmt.Fprintf(&b, "; budget: NE +%s%%, AUC -%s", fmtBudget(e.Budget.MaxNEDeltaPct), fmtBudget(e.Budget.MaxAUCDrop))
+	}
+	b.WriteString("\n")
+	_, err := io.WriteString(w, b.String())
 	return err
 }

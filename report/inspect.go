@@ -12,6 +12,7 @@ import (
 type Layer struct {
 	Name       string   `json:"name"`
 	Kind       string   `json:"kind"` // embedding, linear
+	Precision  string   `json:"precision"`
 	Shape      []int    `json:"shape"`
 	DTypes     []string `json:"dtypes"`
 	Activation string   `json:"activation,omitempty"`
@@ -73,8 +74,8 @@ func InspectTable(w io.Writer, in *Inspect) error {
 		for i, d := range l.Shape {
 			shape[i] = strconv.Itoa(d)
 		}
-		rows = append(rows, []string{l.Name, l.Kind, "[" + strings.Join(shape, " ") + "]", strings.Join(l.DTypes, ","), l.Activation,
-			strconv.FormatInt(l.Params, 10), Bytes(l.Bytes)})
+		rows = append(rows, []string{l.Name, l.Kind, l.Precision, "[" + strings.Join(shape, " ") + "]", strings.Join(l.DTypes, ","), l.Activation,
+			strconv.FormatInt(l.Params, 10), Bytes(l.Bytes), fmt.Sprintf("%.1f%%", 100*float64(l.Bytes)/float64(max(l.FP32Bytes, 1)))})
 	}
-	return Table(w, []string{"layer", "kind", "shape", "dtype", "activation", "params", "bytes"}, rows)
+	return Table(w, []string{"layer", "kind", "precision", "shape", "dtype", "activation", "params", "bytes", "of fp32"}, rows)
 }
