@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Times rq eval against PyTorch on the same machine, in the same run, on the
 # MLPerf-shaped DLRM that ../shared/bench/synth_dlrm.py makes (defaults:
-# 26 tables x 100k x 128, bottom 13-512-256-128, top 1024-1024-512-256-1).
+# 26 tables x 100k x 128, bottom 13-512-256-128, top 1024-1024-512-256-1),
+# batch 2048, one thread: rq fp32 and int8-dynamic (and int8-int4) against
+# torch_peer.py's fp32 and int8-dynamic (torch quantize_dynamic).
 #
 # usage: scripts/bench-eval.sh [WORKDIR]     (needs python3-torch, python3-sklearn)
-# Prints examples/s for each and the ratio rq/PyTorch; batch 2048, one thread.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 shared="$root/../shared/bench"
@@ -19,8 +20,21 @@ if [ ! -f "$work/model.pt" ]; then
   $py "$shared/synth_dlrm.py" "$work"
 fi
 (cd "$root" && go build -o "$work/rq" .)
-rq_eps=$("$work/rq" eval --model "$work/model.pt" --data "$work/data.npz" --batch 2048 --threads 1 --quiet --json |
-  $py -c 'import json,sys; print("%.0f" % json.load(sys.stdin)["examples_per_sec"])')
-torch_eps=$($py "$shared/torch_peer.py" "$work/model.pt" "$work/data.npz" --time --threads 1 --batch 2048 --json |
-  $py -c 'import json,sys; r=json.load(sys.stdin)["rows"]; print("%.0f" % [x for x in r if x["mlp"]=="fp32" and x["emb"]=="fp32"][0]["examples_per_s"])')
-echo "fp32 eval, batch 2048, 1 thread: rq $rq_eps examples/s, PyTorch $torch_eps examples/s, ratio $($py -c "print('%.2f' % ($rq_eps/$torch_eps))")"
+rq="$work/rq"
+eps() { $py -c 'import json,sys; print("%.0f" % json.load(sys.stdin)["examples_per_sec"])'; }
+run_rq() { "$rq" eval --model "$1" --data "$work/data.npz" --batch 2048 --threads 1 --quiet --json | eps; }
+"$rq" quantize --model "$work/model.pt" --preset int8-dynamic -o "$work/int8-dynamic.safetensors" --quiet >/dev/null
+"$rq" quantize --model "$work/model.pt" --preset pytorch-dynamic -o "$work/pytorch-dynamic.safetensors" --quiet >/dev/null
+rq_fp32=$(run_rq "$work/model.pt")
+rq_int8=$(run_rq "$work/int8-dynamic.safetensors")
+rq_pt=$(run_rq "$work/pytorch-dynamic.safetensors")
+torch=$($py "$shared/torch_peer.py" "$work/model.pt" "$work/data.npz" --time --threads 1 --batch 2048 --json)
+t_fp32=$(echo "$torch" | $py -c 'import json,sys; r=json.load(sys.stdin)["rows"]; print("%.0f" % [x for x in r if x["mlp"]=="fp32" and x["emb"]=="fp32"][0]["examples_per_s"])')
+t_int8=$(echo "$torch" | $py -c 'import json,sys; r=json.load(sys.stdin)["rows"]; print("%.0f" % [x for x in r if x["mlp"]=="int8" and x["emb"]=="fp32"][0]["examples_per_s"])')
+ratio() { $py -c "print('%.2f' % ($1/$2))"; }
+echo "batch 2048, 1 thread, examples/s (same run):"
+echo "  PyTorch fp32            $t_fp32"
+echo "  PyTorch int8-dynamic    $t_int8"
+echo "  rq fp32                 $rq_fp32   ($(ratio $rq_fp32 $t_fp32)x PyTorch fp32)"
+echo "  rq pytorch-dynamic      $rq_pt   ($(ratio $rq_pt $t_int8)x PyTorch int8-dynamic)"
+echo "  rq int8-dynamic         $rq_int8   ($(ratio $rq_int8 $t_int8)x PyTorch int8-dynamic, $(ratio $rq_int8 $t_fp32)x PyTorch fp32)"
