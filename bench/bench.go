@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rqtools/rq/kernels"
+	"github.com/rqtools/rq/model"
 )
 
 // Shape is one problem size: M rows of activations (or bags), N outputs
@@ -107,22 +107,8 @@ func find(name string) (kernel, bool) {
 	return kernel{}, false
 }
 
-// parallel runs fn over [0,n) on threads goroutines split at align.
-func parallel(threads, n, align int, fn func(lo, hi int)) {
-	per := (n + threads - 1) / threads
-	per = (per + align - 1) / align * align
-	if threads <= 1 || per >= n {
-		fn(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	for lo := 0; lo < n; lo += per {
-		hi := min(lo+per, n)
-		wg.Add(1)
-		go func() { defer wg.Done(); fn(lo, hi) }()
-	}
-	wg.Wait()
-}
+// parallel splits rows as the model's layers do.
+var parallel = model.SplitRows
 
 // measure returns the best rate (full runs per second) over trials.
 func measure(ctx context.Context, r *runner, threads int, minTime time.Duration, trials int) (float64, error) {

@@ -64,13 +64,17 @@ func grow(b []float32, n int) []float32 {
 	return b[:n]
 }
 
-// parallel runs fn over [0,n) split into at most r.threads chunks whose
-// boundaries are multiples of align.
-func (r *Runner) parallel(n, align int, fn func(lo, hi int)) {
-	chunks := r.threads
-	per := (n + chunks - 1) / chunks
+// parallel runs fn over [0,n) on the runner's threads (see SplitRows).
+func (r *Runner) parallel(n, align int, fn func(lo, hi int)) { SplitRows(r.threads, n, align, fn) }
+
+// SplitRows runs fn over [0,n) split into at most threads chunks whose
+// boundaries are multiples of align, concurrently, and waits for them: how
+// every layer spreads its rows (and how rq bench measures kernels, so its
+// figures are the model's).
+func SplitRows(threads, n, align int, fn func(lo, hi int)) {
+	per := (n + threads - 1) / max(threads, 1)
 	per = (per + align - 1) / align * align
-	if chunks == 1 || per >= n {
+	if threads <= 1 || per >= n {
 		fn(0, n)
 		return
 	}
