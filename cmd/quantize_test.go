@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -181,6 +182,36 @@ func TestQuantizeBadInput(t *testing.T) {
 		_, stderr, code := rq(t, "eval", "--model", bad, "--data", data, "--rows", "0:10")
 		if code != ExitError || !strings.Contains(stderr, "bad.safetensors") || strings.Contains(stderr, "panic") {
 			t.Errorf("corruption %d: exit %d: %s", i, code, stderr)
+		}
+	}
+}
+
+// TestTablesMatchPyTorch: with only the tables quantized, rq's 8- and 4-bit
+// row-wise tables reproduce PyTorch's figures (peer-test.json rows
+// fp32/int8 and fp32/int4): the row layouts, rounding and dequantization
+// agree, so the predictions do.
+func TestTablesMatchPyTorch(t *testing.T) {
+	model, data := sharedFile(t, "dlrm-criteo.pt"), sharedFile(t, "dlrm-processed.npz")
+	dir := t.TempDir()
+	peer := map[string]struct{ ne, auc float64 }{"int8": {-0.004790170260347099, 8.169934640522847e-05}, "int4": {0.027629412608690607, 0.00016006402561030697}}
+	for bits, want := range peer {
+		var layers []string
+		for i := 0; i < 26; i++ {
+			layers = append(layers, fmt.Sprintf(`"emb_l.%d":{"precision":%q}`, i, bits))
+		}
+		plan := filepath.Join(dir, bits+".json")
+		os.WriteFile(plan, []byte(`{"version":1,"layers":{`+strings.Join(layers, ",")+`}}`), 0o644)
+		q := filepath.Join(dir, bits+".safetensors")
+		if _, stderr, code := rq(t, "quantize", "--model", model, "--plan", plan, "-o", q); code != 0 {
+			t.Fatal(stderr)
+		}
+		out, stderr, code := rq(t, "eval", "--model", q, "--baseline", model, "--data", data, "--rows", "15429:16715", "--json")
+		if code != 0 {
+			t.Fatal(stderr)
+		}
+		e := evalOut(t, out)
+		if math.Abs(e.Delta.NEPct-want.ne) > 1e-4 || math.Abs(e.Delta.AUC-want.auc) > 1e-6 {
+			t.Errorf("%s tables: ΔNE %+.5f%% ΔAUC %+.6f, PyTorch %+.5f%% %+.6f", bits, e.Delta.NEPct, e.Delta.AUC, want.ne, want.auc)
 		}
 	}
 }
