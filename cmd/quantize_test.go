@@ -189,7 +189,8 @@ func TestQuantizeBadInput(t *testing.T) {
 // TestTablesMatchPyTorch: with only the tables quantized, rq's 8- and 4-bit
 // row-wise tables reproduce PyTorch's figures (peer-test.json rows
 // fp32/int8 and fp32/int4): the row layouts, rounding and dequantization
-// agree, so the predictions do.
+// agree, so the predictions do (ΔNE to 1e-4 percentage points; ΔAUC to
+// 5e-6, as a near-tie may order differently).
 func TestTablesMatchPyTorch(t *testing.T) {
 	model, data := sharedFile(t, "dlrm-criteo.pt"), sharedFile(t, "dlrm-processed.npz")
 	dir := t.TempDir()
@@ -210,7 +211,7 @@ func TestTablesMatchPyTorch(t *testing.T) {
 			t.Fatal(stderr)
 		}
 		e := evalOut(t, out)
-		if math.Abs(e.Delta.NEPct-want.ne) > 1e-4 || math.Abs(e.Delta.AUC-want.auc) > 1e-6 {
+		if math.Abs(e.Delta.NEPct-want.ne) > 1e-4 || math.Abs(e.Delta.AUC-want.auc) > 5e-6 { // 5e-6: a pair or so of 306 x 980 ordered differently
 			t.Errorf("%s tables: ΔNE %+.5f%% ΔAUC %+.6f, PyTorch %+.5f%% %+.6f", bits, e.Delta.NEPct, e.Delta.AUC, want.ne, want.auc)
 		}
 	}
