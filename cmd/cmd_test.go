@@ -265,7 +265,7 @@ func TestDemo(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rows); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if len(rows) != 1+len(demoPresets) || rows[0].Model != "fp32" || math.Abs(rows[0].NE-0.91134) > 5e-6 || math.Abs(rows[0].AUC-0.70535) > 5e-6 {
+	if len(rows) != 2+len(demoPresets) || rows[0].Model != "fp32" || math.Abs(rows[0].NE-0.91134) > 5e-6 || math.Abs(rows[0].AUC-0.70535) > 5e-6 {
 		t.Fatalf("demo: %+v", rows)
 	}
 	for _, r := range rows[1:] {

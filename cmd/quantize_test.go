@@ -216,3 +216,60 @@ func TestTablesMatchPyTorch(t *testing.T) {
 		}
 	}
 }
+
+// TestSearch is issue 5's must-show on criteo-18k: a plan within
+// --max-ne-delta 0.05 (upper confidence end), at most 30% of the fp32 bytes,
+// that rq quantize and rq eval confirm; and an unattainable budget exits 3
+// with a plan written and an explanation.
+func TestSearch(t *testing.T) {
+	model, data, ranges := calibrated(t)
+	dir := t.TempDir()
+	plan, trace := filepath.Join(dir, "plan.json"), filepath.Join(dir, "trace.json")
+	out, stderr, code := rq(t, "search", "--model", model, "--ranges", ranges, "--data", data, "--rows", "15429:16715",
+		"--max-ne-delta", "0.05", "-o", plan, "--trace", trace, "--json")
+	if code != 0 {
+		t.Fatalf("search: exit %d: %s", code, stderr)
+	}
+	var res struct {
+		Attained bool
+		Summary  struct {
+			Bytes       int64
+			FP32        int64 `json:"fp32_bytes"`
+			Evaluations int
+			Steps       map[string]int
+			Bound       int
+			DeltaNE     struct{ Point, Hi float64 } `json:"delta_ne_pct"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	s := res.Summary
+	if !res.Attained || s.DeltaNE.Hi > 0.05 || s.Bytes <= 0 || float64(s.Bytes) > 0.3*float64(s.FP32) || s.Evaluations-s.Steps["middle"] > s.Bound+1 { // +1: the all-lowest plan
+		t.Errorf("search: attained %v ΔNE %+v bytes %d of %d", res.Attained, s.DeltaNE, s.Bytes, s.FP32)
+	}
+	if _, err := os.Stat(trace); err != nil {
+		t.Errorf("no trace: %v", err)
+	}
+	q := filepath.Join(dir, "q.safetensors")
+	if _, stderr, code := rq(t, "quantize", "--model", model, "--plan", plan, "--ranges", ranges, "-o", q); code != 0 {
+		t.Fatal(stderr)
+	}
+	if _, stderr, code := rq(t, "eval", "--model", q, "--baseline", model, "--data", data, "--rows", "15429:16715", "--max-ne-delta", "0.05"); code != 0 {
+		t.Errorf("the searched plan, quantized, breaks the budget in rq eval: exit %d: %s", code, stderr)
+	}
+	// Resume: nothing left to evaluate.
+	out, stderr, code = rq(t, "search", "--model", model, "--ranges", ranges, "--data", data, "--rows", "15429:16715",
+		"--max-ne-delta", "0.05", "-o", plan, "--resume", trace, "--json")
+	var again struct{ Summary struct{ Evaluations int } }
+	if code != 0 || json.Unmarshal([]byte(out), &again) != nil || again.Summary.Evaluations != 0 {
+		t.Errorf("resume: exit %d, %d evaluations (want 0): %s", code, again.Summary.Evaluations, stderr)
+	}
+	// An unattainable budget.
+	bad := filepath.Join(dir, "bad.json")
+	_, stderr, code = rq(t, "search", "--model", model, "--ranges", ranges, "--data", data, "--rows", "15429:16715",
+		"--max-ne-delta", "-1", "-o", bad)
+	if _, err := os.Stat(bad); code != ExitBudget || err != nil || !strings.Contains(stderr, "no plan meets the budget") {
+		t.Errorf("unattainable budget: exit %d, plan %v: %s", code, err, stderr)
+	}
+}

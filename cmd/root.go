@@ -67,6 +67,7 @@ Data: the DLRM processed .npz (X_int, X_cat, y) and raw Criteo TSV.
 	root.AddCommand(
 		newCalibrateCmd(g, nil),
 		newQuantizeCmd(g, nil),
+		newSearchCmd(g, nil),
 		newEvalCmd(g, nil),
 		newInspectCmd(g, nil),
 		newDemoCmd(g, nil),
