@@ -380,7 +380,7 @@ func buildQuantized(file string, f *SafetensorsFile) (*model.Network, error) {
 			switch lm.WeightRange {
 			case "full":
 				k.FullRange = true
-			case "narrow":
+			case "narrow", "": // narrow is the default
 				for _, q := range k.QWeight {
 					if q == -128 {
 						return &FormatError{File: file, Tensor: w.Name, Msg: "holds -128, but rq.layers says its range is narrow ([-127, 127])"}
