@@ -46,6 +46,9 @@ type Runner struct {
 	threads   int
 	observers []Observer
 
+	// replay, during Replay, holds the fp32 activations to start from.
+	replay *Activations
+
 	act  [2][]float32 // ping-pong MLP activations
 	feat []float32    // [N x F*D]: bottom output then each pooled embedding
 	top  []float32    // interaction output [N x width]
@@ -136,8 +139,21 @@ func (r *Runner) Forward(b *Batch) ([]float32, error) {
 	r.feat = grow(r.feat, N*featW)
 
 	// Bottom MLP; the last layer writes straight into the feature rows.
+	// Replaying, it starts at the first layer with a kernel (the first
+	// that differs from the recorded fp32 network), from its recorded input.
+	rp := r.replay
 	in := Mat{Rows: N, Cols: n.NumDense, Stride: n.NumDense, Data: b.Dense}
-	for i, l := range n.Bottom {
+	start := 0
+	if rp != nil {
+		copy(r.feat, rp.Feat)
+		start = firstKernel(n.Bottom)
+		if start < len(n.Bottom) {
+			in = rp.input(n.Bottom[start], N)
+		}
+	}
+	upstream := start < len(n.Bottom) // something before the top MLP was recomputed
+	for i := start; i < len(n.Bottom); i++ {
+		l := n.Bottom[i]
 		var out Mat
 		if i == len(n.Bottom)-1 {
 			out = Mat{Rows: N, Cols: l.Out, Stride: featW, Data: r.feat}
@@ -153,6 +169,11 @@ func (r *Runner) Forward(b *Batch) ([]float32, error) {
 	// Embedding bags, each into its slot of the feature rows.
 	col := n.Bottom[len(n.Bottom)-1].Out
 	for t, tb := range n.Tables {
+		if rp != nil && tb.Kernel == nil {
+			col += tb.Dim // recorded in rp.Feat
+			continue
+		}
+		upstream = true
 		var w []float32
 		if b.Weights != nil {
 			w = b.Weights[t]
@@ -176,23 +197,32 @@ func (r *Runner) Forward(b *Batch) ([]float32, error) {
 		col += tb.Dim
 	}
 
-	// Interaction.
-	width := n.Top[0].In
-	r.top = grow(r.top, N*width)
-	if n.Interaction == Cat {
-		copy(r.top, r.feat) // featW == width: the feature rows are the top input
+	// Interaction (replaying with nothing upstream recomputed, the top
+	// MLP starts from recorded inputs instead).
+	top := 0
+	if rp == nil || upstream {
+		width := n.Top[0].In
+		r.top = grow(r.top, N*width)
+		if n.Interaction == Cat {
+			copy(r.top, r.feat) // featW == width: the feature rows are the top input
+		} else {
+			self := n.Interaction == DotSelf
+			r.parallel(N, 1, func(lo, hi int) {
+				kernels.InteractDot(r.feat, featW, f, d, self, r.top, width, lo, hi)
+			})
+		}
+		feat := Mat{Rows: N, Cols: featW, Stride: featW, Data: r.feat}
+		in = Mat{Rows: N, Cols: width, Stride: width, Data: r.top}
+		r.observe("interaction", feat, in, b)
 	} else {
-		self := n.Interaction == DotSelf
-		r.parallel(N, 1, func(lo, hi int) {
-			kernels.InteractDot(r.feat, featW, f, d, self, r.top, width, lo, hi)
-		})
+		// The last layer always runs: its output is the prediction.
+		top = min(firstKernel(n.Top), len(n.Top)-1)
+		in = rp.input(n.Top[top], N)
 	}
-	feat := Mat{Rows: N, Cols: featW, Stride: featW, Data: r.feat}
-	in = Mat{Rows: N, Cols: width, Stride: width, Data: r.top}
-	r.observe("interaction", feat, in, b)
 
 	// Top MLP.
-	for i, l := range n.Top {
+	for i := top; i < len(n.Top); i++ {
+		l := n.Top[i]
 		r.act[i&1] = grow(r.act[i&1], N*l.Out)
 		out := Mat{Rows: N, Cols: l.Out, Stride: l.Out, Data: r.act[i&1]}
 		r.linear(l, in, out)
@@ -204,6 +234,79 @@ func (r *Runner) Forward(b *Batch) ([]float32, error) {
 		r.pred[i] = in.Data[i*in.Stride]
 	}
 	return r.pred, nil
+}
+
+// Activations are one batch's fp32 activations as a Recorder saw them: the
+// input of every Linear layer and the feature rows entering the
+// interaction (bottom output and pooled embeddings).
+type Activations struct {
+	In   map[string][]float32 // compact rows x In per Linear layer
+	Feat []float32
+}
+
+func (a *Activations) input(l *Linear, rows int) Mat {
+	return Mat{Rows: rows, Cols: l.In, Stride: l.In, Data: a.In[l.Name]}
+}
+
+// Bytes is the memory the activations hold.
+func (a *Activations) Bytes() int64 {
+	n := int64(len(a.Feat))
+	for _, v := range a.In {
+		n += int64(len(v))
+	}
+	return 4 * n
+}
+
+// Recorder is an Observer that keeps every batch's Activations, keyed by
+// the batch, for Replay.
+type Recorder struct {
+	Batches map[*Batch]*Activations
+}
+
+// Observe records Linear inputs and the interaction's feature rows.
+func (rec *Recorder) Observe(ev Event) {
+	if rec.Batches == nil {
+		rec.Batches = map[*Batch]*Activations{}
+	}
+	a := rec.Batches[ev.Batch]
+	if a == nil {
+		a = &Activations{In: map[string][]float32{}}
+		rec.Batches[ev.Batch] = a
+	}
+	compact := func(m Mat) []float32 {
+		out := make([]float32, 0, m.Rows*m.Cols)
+		for i := 0; i < m.Rows; i++ {
+			out = append(out, m.Row(i)...)
+		}
+		return out
+	}
+	switch {
+	case ev.Layer == "interaction":
+		a.Feat = compact(ev.In)
+	case ev.In.Rows > 0: // Linear layers (tables have no matrix input)
+		a.In[ev.Layer] = compact(ev.In)
+	}
+}
+
+// Replay runs b through the network starting from activations recorded
+// on the fp32 version of the same network: layers without a Kernel are
+// taken to be unchanged, so only the first layer with a kernel onwards (and
+// only the tables with one) are computed. The result equals Forward's bit
+// for bit; the saving is everything upstream of the first quantized layer.
+func (r *Runner) Replay(b *Batch, a *Activations) ([]float32, error) {
+	r.replay = a
+	defer func() { r.replay = nil }()
+	return r.Forward(b)
+}
+
+// firstKernel is the index of the first layer with a kernel, or len(ls).
+func firstKernel(ls []*Linear) int {
+	for i, l := range ls {
+		if l.Kernel != nil {
+			return i
+		}
+	}
+	return len(ls)
 }
 
 // linear runs one fully connected layer over the threads.
