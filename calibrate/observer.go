@@ -81,7 +81,7 @@ func NewObserver(net *model.Network, bins int) (*Observer, error) {
 	}
 	for i, in := range o.inputs {
 		if _, dup := o.index[in.Layer.Name]; dup || in.Layer.Name == "" {
-			return nil, fmt.Errorf("Linear layer %d is named %q, which is empty or not unique: ranges are keyed by layer name", i, in.Layer.Name)
+			return nil, fmt.Errorf("linear layer %d is named %q, which is empty or not unique: ranges are keyed by layer name", i, in.Layer.Name)
 		}
 		h, err := NewHistogram(bins)
 		if err != nil {

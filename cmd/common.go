@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"fmt"
 	"os"
 	"runtime"
 	"time"
@@ -133,4 +132,3 @@ func rowsTotal(r dataset.Reader) int64 {
 	return -1
 }
 
-func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -189,12 +189,12 @@ func budgetBroken(d *evaluate.Delta, maxNE, maxAUCDrop float64) []string {
 // sameInputs checks that a baseline reads the same features as the model.
 func sameInputs(m, base *modelio.Model) error {
 	if m.Net.NumDense != base.Net.NumDense || len(m.Net.Tables) != len(base.Net.Tables) {
-		return errorf("baseline %s takes %d dense features and %d tables, but %s takes %d and %d",
+		return fmt.Errorf("baseline %s takes %d dense features and %d tables, but %s takes %d and %d",
 			base.Path, base.Net.NumDense, len(base.Net.Tables), m.Path, m.Net.NumDense, len(m.Net.Tables))
 	}
 	for i, t := range m.Net.Tables {
 		if bt := base.Net.Tables[i]; bt.Rows != t.Rows {
-			return errorf("baseline %s: %s has %d rows, but %s has %d in %s", base.Path, bt.Name, bt.Rows, t.Name, t.Rows, m.Path)
+			return fmt.Errorf("baseline %s: %s has %d rows, but %s has %d in %s", base.Path, bt.Name, bt.Rows, t.Name, t.Rows, m.Path)
 		}
 	}
 	return nil

@@ -343,14 +343,6 @@ type torchTensor struct {
 
 func (*torchTensor) pyTypeName() string { return "torch tensor" }
 
-// torchDTypeValue is a torch dtype global used as a value (torch.float32).
-type torchDTypeValue struct {
-	dtype DType // "" when rq does not handle it
-	name  string
-}
-
-func (*torchDTypeValue) pyTypeName() string { return "torch.dtype" }
-
 // The torch storage classes and dtypes, with rq's DType ("" = known to torch
 // but not read by rq: refused only if a state-dict tensor uses it).
 var (
