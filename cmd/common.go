@@ -131,4 +131,3 @@ func rowsTotal(r dataset.Reader) int64 {
 	}
 	return -1
 }
-
