@@ -145,7 +145,7 @@ func runQuantize(ctx context.Context, opts *quantizeOptions) error {
 			quantize.QuantizeTableRows(f, greedy, w, rows, dim, dst)
 		}}
 	}
-	if err := modelio.WriteQuantized(opts.output, qnet, tables, modelio.QuantInfo{SourceSHA256: sha, Plan: plan.Encode()}); err != nil {
+	if err := modelio.WriteQuantizedContext(ctx, opts.output, qnet, tables, modelio.QuantInfo{SourceSHA256: sha, Plan: plan.Encode()}); err != nil {
 		return err
 	}
 	out, err := modelio.Load(opts.output)

@@ -1,6 +1,8 @@
 package cmd
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -271,5 +273,25 @@ func TestSearch(t *testing.T) {
 		"--max-ne-delta", "-1", "-o", bad)
 	if _, err := os.Stat(bad); code != ExitBudget || err != nil || !strings.Contains(stderr, "no plan meets the budget") {
 		t.Errorf("unattainable budget: exit %d, plan %v: %s", code, err, stderr)
+	}
+}
+
+// TestQuantizeInterrupted: Ctrl-C (a cancelled context, as rq's signal
+// handler makes it) stops rq quantize with exit 1 and a clear line, and
+// the previous output stays as it was.
+func TestQuantizeInterrupted(t *testing.T) {
+	model := sharedFile(t, "dlrm-criteo.pt")
+	out := filepath.Join(t.TempDir(), "q.safetensors")
+	os.WriteFile(out, []byte("previous"), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"quantize", "--model", model, "--preset", "int8-dynamic", "-o", out}, &stdout, &stderr)
+	if got, _ := os.ReadFile(out); code != ExitError || !strings.Contains(stderr.String(), "interrupted") || string(got) != "previous" {
+		t.Errorf("exit %d, stderr %q, output %q", code, stderr.String(), got)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(out))
+	if len(entries) != 1 {
+		t.Errorf("files left behind: %v", entries)
 	}
 }

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -100,6 +101,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if code == ExitError && (strings.HasPrefix(msg, "unknown command") || strings.HasPrefix(msg, "accepts ") ||
 			strings.HasPrefix(msg, "requires at least") || strings.HasPrefix(msg, "unknown flag") || strings.HasPrefix(msg, "invalid argument")) {
 			code = ExitUsage
+		}
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			msg = "interrupted; nothing was left half-written (outputs are replaced only when complete)"
 		}
 		fmt.Fprintf(stderr, "rq: %s\n", oneLine(msg))
 		return code

@@ -1,6 +1,7 @@
 package modelio
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -56,6 +57,13 @@ const encodeRowsBlock = 1 << 14
 // F16FC, BF16FC, kernels.BagTable); fp32 tables named in tables are
 // quantized while written. The output is deterministic.
 func WriteQuantized(path string, net *model.Network, tables map[string]TableEncoding, info QuantInfo) error {
+	return WriteQuantizedContext(context.Background(), path, net, tables, info)
+}
+
+// WriteQuantizedContext is WriteQuantized that stops, leaving any existing
+// file at path untouched and no temporary file behind, when ctx is done
+// (checked between tensors and between blocks of table rows).
+func WriteQuantizedContext(ctx context.Context, path string, net *model.Network, tables map[string]TableEncoding, info QuantInfo) error {
 	var specs []TensorSpec
 	layers := map[string]layerMeta{}
 	addFC := func(l *model.Linear) error {
@@ -143,7 +151,30 @@ func WriteQuantized(path string, net *model.Network, tables map[string]TableEnco
 	if info.Plan != nil {
 		meta["rq.plan"] = string(info.Plan)
 	}
+	for i := range specs {
+		w := specs[i].Write
+		specs[i].Write = func(out io.Writer) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return w(&ctxWriter{ctx: ctx, w: out})
+		}
+	}
 	return WriteSafetensors(path, specs, meta)
+}
+
+// ctxWriter fails writes once its context is done, so a long tensor (a
+// table quantized block by block) stops within a block.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c *ctxWriter) Write(b []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(b)
 }
 
 // tablePrecision is the plan vocabulary's name for a table format.

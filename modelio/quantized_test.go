@@ -2,9 +2,13 @@ package modelio
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/rqtools/rq/kernels"
 	"github.com/rqtools/rq/model"
 	"github.com/rqtools/rq/quantize"
 )
@@ -100,4 +104,44 @@ func FuzzQuantizedFile(f *testing.F) {
 		// not a panic).
 		model.NewRunner(net, 1).Forward(tinyBatch(net))
 	})
+}
+
+// TestWriteQuantizedInterrupted cancels a write in the middle of a table
+// (after its first block of rows): the previous file at the path must be
+// untouched and no temporary file left behind.
+func TestWriteQuantizedInterrupted(t *testing.T) {
+	rows := 3*encodeRowsBlock + 5
+	ts := dlrmTensors([]int{4, 8}, []int{rows, 6}, nil, 8+3, []int{1})
+	net, _, err := BuildNetwork("big", ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.safetensors")
+	previous := []byte("the previous output")
+	if err := os.WriteFile(path, previous, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	blocks := 0
+	enc := TableEncoding{Format: kernels.TableQ8, Encode: func(w []float32, rows, dim int, dst []byte) {
+		kernels.QuantizeRows8(w, rows, dim, dst)
+		if blocks++; blocks == 1 {
+			cancel() // as Ctrl-C would, mid-table
+		}
+	}}
+	err = WriteQuantizedContext(ctx, path, net, map[string]TableEncoding{"emb_l.0": enc}, QuantInfo{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted write: %v", err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != string(previous) {
+		t.Errorf("the previous file changed: %q", got)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("files left behind: %v", entries)
+	}
+	if blocks != 1 {
+		t.Errorf("%d blocks encoded after cancellation, want 1", blocks)
+	}
 }
