@@ -73,6 +73,7 @@ Data: the DLRM processed .npz (X_int, X_cat, y) and raw Criteo TSV.
 		newInspectCmd(g, nil),
 		newDemoCmd(g, nil),
 		newBenchCmd(g, nil),
+		newDebugCmd(g, nil),
 	)
 	for _, c := range root.Commands() {
 		if c.Annotations["exitcodes"] != "no" {

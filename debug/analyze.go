@@ -1,0 +1,502 @@
+package debug
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+
+	"github.com/rqtools/rq/calibrate"
+	"github.com/rqtools/rq/kernels"
+	"github.com/rqtools/rq/metrics"
+	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/report"
+)
+
+// Source hands out batches until io.EOF (a dataset.Reader is one).
+type Source interface {
+	Next() (*model.Batch, error)
+}
+
+// Options configure Analyze.
+type Options struct {
+	Threads int
+	// Outliers is how many extreme-range rows to list per table (default 5).
+	Outliers int
+	// Progress, when set, is called after each batch with the rows done.
+	Progress func(rows int64)
+}
+
+// layerState accumulates one layer's figures over the batches.
+type layerState struct {
+	Layer
+	iso, prop          errAcc
+	refFC, qFC         *model.Linear
+	refT, qT           *model.Table
+	tableIdx           int
+	clipLo, clipHi     float32
+	clipped, clipTotal int64
+	// Streaming histograms of the isolated outputs (quantized layers).
+	refHist, qHist *calibrate.Histogram
+}
+
+type culprit struct {
+	st   *layerState
+	net  *model.Network
+	loss float64
+}
+
+type analysis struct {
+	ref, q  *model.Network
+	opts    Options
+	layers  []*layerState
+	byName  map[string]*layerState
+	output  *layerState
+	refOut  map[string][]float32 // this batch's fp32 outputs, compact
+	rec     *model.Recorder
+	culprit []*culprit
+
+	rows, pos      int64
+	refLoss, qLoss float64
+	scratch        []float32
+}
+
+// Analyze measures q (a quantized copy of ref: same layers, same shapes)
+// against ref (fp32, with weights) on every batch of src. It reads src to
+// the end (or until ctx is done) and does not close it; memory is bounded
+// by one batch's activations, whatever the number of batches.
+func Analyze(ctx context.Context, ref, q *model.Network, src Source, opts Options) (*Report, error) {
+	if err := CheckFP32(ref); err != nil {
+		return nil, err
+	}
+	if err := Compatible(ref, q); err != nil {
+		return nil, err
+	}
+	if err := q.Validate(); err != nil {
+		return nil, fmt.Errorf("quantized network: %w", err)
+	}
+	if opts.Outliers <= 0 {
+		opts.Outliers = 5
+	}
+	opts.Threads = max(opts.Threads, 1)
+	a, err := newAnalysis(ref, q, opts)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		b, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := a.batch(b); err != nil {
+			return nil, fmt.Errorf("rows from %d: %w", b.Row, err)
+		}
+		if opts.Progress != nil {
+			opts.Progress(a.rows)
+		}
+	}
+	if a.rows == 0 {
+		return nil, fmt.Errorf("no rows to analyze (check --rows)")
+	}
+	return a.report(ctx)
+}
+
+// CheckFP32 verifies a network is fp32 with weights (what Analyze measures
+// against), naming the first layer that is not.
+func CheckFP32(net *model.Network) error {
+	for _, l := range append(append([]*model.Linear{}, net.Bottom...), net.Top...) {
+		if l.Kernel != nil || l.Weight == nil {
+			return fmt.Errorf("%s is %s: the reference must be the fp32 model", l.Name, l.Precision())
+		}
+	}
+	for _, t := range net.Tables {
+		if t.Kernel != nil || t.Weight == nil {
+			return fmt.Errorf("%s is %s: the reference must be the fp32 model", t.Name, t.Precision())
+		}
+	}
+	return net.Validate()
+}
+
+// Compatible checks that q has ref's structure: the same dense width,
+// interaction, and layers (names, shapes, activations) in the same order.
+// The error names the first difference.
+func Compatible(ref, q *model.Network) error {
+	if ref.NumDense != q.NumDense {
+		return fmt.Errorf("the fp32 model takes %d dense features, the quantized one %d", ref.NumDense, q.NumDense)
+	}
+	if ref.Interaction != q.Interaction {
+		return fmt.Errorf("the fp32 model's interaction is %s, the quantized one's %s", ref.Interaction, q.Interaction)
+	}
+	fcs := func(what string, a, b []*model.Linear) error {
+		for i := 0; i < max(len(a), len(b)); i++ {
+			if i >= len(a) {
+				return fmt.Errorf("the quantized model has an extra %s layer %s", what, b[i].Name)
+			}
+			if i >= len(b) {
+				return fmt.Errorf("the quantized model lacks %s layer %s", what, a[i].Name)
+			}
+			x, y := a[i], b[i]
+			if x.Name != y.Name || x.In != y.In || x.Out != y.Out || x.Act != y.Act {
+				return fmt.Errorf("%s layer %d: the fp32 model has %s (%dx%d, %s), the quantized one %s (%dx%d, %s)",
+					what, i, x.Name, x.Out, x.In, x.Act, y.Name, y.Out, y.In, y.Act)
+			}
+		}
+		return nil
+	}
+	if err := fcs("bottom", ref.Bottom, q.Bottom); err != nil {
+		return err
+	}
+	for i := 0; i < max(len(ref.Tables), len(q.Tables)); i++ {
+		if i >= len(ref.Tables) {
+			return fmt.Errorf("the quantized model has an extra table %s", q.Tables[i].Name)
+		}
+		if i >= len(q.Tables) {
+			return fmt.Errorf("the quantized model lacks table %s", ref.Tables[i].Name)
+		}
+		x, y := ref.Tables[i], q.Tables[i]
+		if x.Name != y.Name || x.Rows != y.Rows || x.Dim != y.Dim {
+			return fmt.Errorf("table %d: the fp32 model has %s (%dx%d), the quantized one %s (%dx%d)", i, x.Name, x.Rows, x.Dim, y.Name, y.Rows, y.Dim)
+		}
+	}
+	return fcs("top", ref.Top, q.Top)
+}
+
+func newAnalysis(ref, q *model.Network, opts Options) (*analysis, error) {
+	a := &analysis{ref: ref, q: q, opts: opts, byName: map[string]*layerState{}, refOut: map[string][]float32{}, rec: &model.Recorder{}}
+	add := func(s *layerState) {
+		a.layers = append(a.layers, s)
+		a.byName[s.Name] = s
+	}
+	fc := func(r, ql *model.Linear) error {
+		s := &layerState{Layer: Layer{Name: r.Name, Kind: KindFC, Precision: ql.Precision(), Quantized: ql.Kernel != nil}, refFC: r, qFC: ql}
+		w, perTensor, err := storedWeight(ql)
+		if err != nil {
+			return err
+		}
+		if w != nil {
+			f := report.Float(weightSQNR(r.Weight, w))
+			s.WeightSQNR, s.PerTensorWeights = &f, perTensor
+		}
+		if k, ok := ql.Kernel.(*model.Int8FC); ok && k.Static {
+			s.clipLo, s.clipHi = k.InScale*float32(0-k.InZero), k.InScale*float32(255-k.InZero)
+			s.Clip = &Clip{}
+		}
+		add(s)
+		return nil
+	}
+	for i, l := range ref.Bottom {
+		if err := fc(l, q.Bottom[i]); err != nil {
+			return nil, err
+		}
+	}
+	for i, t := range ref.Tables {
+		qt := q.Tables[i]
+		quant := qt.Kernel != nil && qt.Precision() != "fp32"
+		add(&layerState{Layer: Layer{Name: t.Name, Kind: KindTable, Precision: qt.Precision(), Quantized: quant}, refT: t, qT: qt, tableIdx: i})
+	}
+	add(&layerState{Layer: Layer{Name: "interaction", Kind: KindInteraction, Precision: "fp32"}})
+	for i, l := range ref.Top {
+		if err := fc(l, q.Top[i]); err != nil {
+			return nil, err
+		}
+	}
+	a.output = &layerState{Layer: Layer{Name: "output", Kind: KindOutput, Precision: "fp32"}}
+	a.layers = append(a.layers, a.output)
+
+	for _, s := range a.layers {
+		if !s.Quantized {
+			continue
+		}
+		var err error
+		if s.refHist, err = calibrate.NewHistogram(accBins); err != nil {
+			return nil, err
+		}
+		s.qHist, _ = calibrate.NewHistogram(accBins)
+		// The fp32 network with this layer alone quantized, sharing every
+		// other layer so Replay can start from the fp32 recording.
+		n := *ref
+		n.Bottom = append([]*model.Linear{}, ref.Bottom...)
+		n.Top = append([]*model.Linear{}, ref.Top...)
+		n.Tables = append([]*model.Table{}, ref.Tables...)
+		for i := range n.Bottom {
+			if n.Bottom[i].Name == s.Name {
+				n.Bottom[i] = s.qFC
+			}
+		}
+		for i := range n.Top {
+			if n.Top[i].Name == s.Name {
+				n.Top[i] = s.qFC
+			}
+		}
+		if s.Kind == KindTable {
+			n.Tables[s.tableIdx] = s.qT
+		}
+		a.culprit = append(a.culprit, &culprit{st: s, net: &n})
+	}
+	return a, nil
+}
+
+// storedWeight returns the fp32 values a layer's stored weights stand for
+// (nil for kernels it cannot read), and whether int8 weights share one
+// scale.
+func storedWeight(l *model.Linear) ([]float32, bool, error) {
+	switch k := l.Kernel.(type) {
+	case nil:
+		return l.Weight, false, nil
+	case *model.Int8FC:
+		if len(k.QWeight) != k.In*k.Out || (len(k.WScale) != 1 && len(k.WScale) != k.Out) {
+			return nil, false, fmt.Errorf("%s: int8 kernel holds %d weights and %d scales for %dx%d", l.Name, len(k.QWeight), len(k.WScale), k.Out, k.In)
+		}
+		return k.DequantizedWeight(), len(k.WScale) == 1, nil
+	case *model.F16FC:
+		w := make([]float32, len(k.W))
+		kernels.F16ToF32Slice(w, k.W)
+		return w, false, nil
+	case *model.BF16FC:
+		return k.Weight32(), false, nil
+	}
+	return nil, false, nil
+}
+
+func weightSQNR(ref, w []float32) float64 {
+	if len(ref) != len(w) {
+		return math.NaN()
+	}
+	var s, n float64
+	for i, r := range ref {
+		d := float64(w[i]) - float64(r)
+		s += float64(r) * float64(r)
+		n += d * d
+	}
+	return SQNR(s, n)
+}
+
+func compact(m model.Mat, buf []float32) []float32 {
+	buf = buf[:0]
+	for i := 0; i < m.Rows; i++ {
+		buf = append(buf, m.Row(i)...)
+	}
+	return buf
+}
+
+func dense(rows, cols int, data []float32) model.Mat {
+	return model.Mat{Rows: rows, Cols: cols, Stride: cols, Data: data}
+}
+
+func (a *analysis) par(n, align int, fn func(lo, hi int)) {
+	model.SplitRows(a.opts.Threads, n, align, fn)
+}
+
+// batch runs one batch through fp32 (recording), the quantized network
+// (propagated errors), every layer alone (isolated errors) and every
+// culprit network (ΔNE alone).
+func (a *analysis) batch(b *model.Batch) error {
+	if len(b.Labels) != b.N {
+		return fmt.Errorf("%d labels for %d rows", len(b.Labels), b.N)
+	}
+	refRun := model.NewRunner(a.ref, a.opts.Threads, model.ObserverFunc(func(ev model.Event) {
+		a.rec.Observe(ev)
+		a.refOut[ev.Layer] = compact(ev.Out, a.refOut[ev.Layer])
+	}))
+	defer delete(a.rec.Batches, b)
+	p, err := refRun.Forward(b)
+	if err != nil {
+		return err
+	}
+	refPred := append([]float32(nil), p...)
+	rec := a.rec.Batches[b]
+
+	qRun := model.NewRunner(a.q, a.opts.Threads, model.ObserverFunc(func(ev model.Event) {
+		if s := a.byName[ev.Layer]; s != nil {
+			s.prop.add(ev.Out, dense(ev.Out.Rows, ev.Out.Cols, a.refOut[ev.Layer]), b.Row)
+		}
+	}))
+	qPred, err := qRun.Forward(b)
+	if err != nil {
+		return fmt.Errorf("quantized model: %w", err)
+	}
+	a.output.prop.add(dense(b.N, 1, qPred), dense(b.N, 1, refPred), b.Row)
+	a.refLoss += logLoss(refPred, b.Labels)
+	a.qLoss += logLoss(qPred, b.Labels)
+	for _, y := range b.Labels {
+		if y >= 0.5 {
+			a.pos++
+		}
+	}
+	a.rows += int64(b.N)
+
+	for _, s := range a.layers {
+		if err := a.isolated(s, b, rec); err != nil {
+			return err
+		}
+	}
+	for _, c := range a.culprit {
+		p, err := model.NewRunner(c.net, a.opts.Threads).Replay(b, rec)
+		if err != nil {
+			return fmt.Errorf("%s alone: %w", c.st.Name, err)
+		}
+		c.loss += logLoss(p, b.Labels)
+	}
+	return nil
+}
+
+// isolated runs one quantized layer on the batch's exact fp32 inputs and
+// compares it with the fp32 layer's output.
+func (a *analysis) isolated(s *layerState, b *model.Batch, rec *model.Activations) error {
+	N := b.N
+	ref := a.refOut[s.Name]
+	var out model.Mat
+	switch s.Kind {
+	case KindFC:
+		l := s.qFC
+		in := dense(N, l.In, rec.In[s.Name])
+		out = dense(N, l.Out, a.buf(N*l.Out))
+		if l.Kernel != nil {
+			l.Kernel.Forward(a.par, in, out, l.Bias, l.Act)
+		} else {
+			pk := l.Packed()
+			a.par(N, kernels.GemmRowAlign, func(lo, hi int) {
+				pk.Gemm(hi-lo, in.Data[lo*in.Stride:], in.Stride, out.Data[lo*out.Stride:], out.Stride, l.Bias, l.Act == model.ActReLU)
+				if l.Act == model.ActSigmoid {
+					model.SigmoidRows(out, lo, hi)
+				}
+			})
+		}
+		if s.Clip != nil {
+			for _, v := range in.Data {
+				if v < s.clipLo || v > s.clipHi {
+					s.clipped++
+				}
+			}
+			s.clipTotal += int64(len(in.Data))
+		}
+	case KindTable:
+		t := s.qT
+		out = dense(N, t.Dim, a.buf(N*t.Dim))
+		var w []float32
+		if b.Weights != nil {
+			w = b.Weights[s.tableIdx]
+		}
+		if p := t.Pool(b.Indices[s.tableIdx], b.Offsets[s.tableIdx], w, out.Data, t.Dim, 0, N); p >= 0 {
+			return fmt.Errorf("%s: index %d (batch position %d) is outside the table's %d rows", t.Name, b.Indices[s.tableIdx][p], p, t.Rows)
+		}
+	case KindInteraction:
+		// No parameters: recomputed from the fp32 feature rows, the error
+		// is what the arithmetic adds (none, as both networks share it).
+		n := a.q
+		width := n.Top[0].In
+		featW := len(rec.Feat) / max(N, 1)
+		out = dense(N, width, a.buf(N*width))
+		if n.Interaction == model.Cat {
+			copy(out.Data, rec.Feat)
+		} else {
+			a.par(N, 1, func(lo, hi int) {
+				kernels.InteractDot(rec.Feat, featW, n.NumFeatures(), n.EmbDim(), n.Interaction == model.DotSelf, out.Data, width, lo, hi)
+			})
+		}
+	default:
+		return nil
+	}
+	refM := dense(out.Rows, out.Cols, ref)
+	s.iso.add(out, refM, b.Row)
+	if s.refHist != nil {
+		s.refHist.Observe(ref)
+		s.qHist.Observe(out.Data)
+	}
+	return nil
+}
+
+func (a *analysis) buf(n int) []float32 {
+	if cap(a.scratch) < n {
+		a.scratch = make([]float32, n)
+	}
+	return a.scratch[:n]
+}
+
+// logLoss sums the log loss of predictions as metrics does (clipped).
+func logLoss(p, y []float32) float64 {
+	var s float64
+	for i, pi := range p {
+		q := min(max(float64(pi), metrics.Clip), 1-metrics.Clip)
+		if math.IsNaN(float64(pi)) {
+			q = math.NaN()
+		}
+		if y[i] >= 0.5 {
+			s -= math.Log(q)
+		} else {
+			s -= math.Log(1 - q)
+		}
+	}
+	return s
+}
+
+func (a *analysis) ne(loss float64) float64 {
+	n := float64(a.rows)
+	return (loss / n) / metrics.Entropy(float64(a.pos)/n)
+}
+
+func (a *analysis) report(ctx context.Context) (*Report, error) {
+	r := &Report{Rows: a.rows, NE: report.Float(a.ne(a.refLoss)), QuantizedNE: report.Float(a.ne(a.qLoss))}
+	r.DeltaNEPct = report.Float(100 * (a.qLoss - a.refLoss) / a.refLoss)
+	tables := map[string]*TableRows{}
+	for _, s := range a.layers {
+		if s.Kind != KindTable || !s.Quantized {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		tr, err := tableRows(s.refT, s.qT, a.opts.Outliers)
+		if err != nil {
+			return nil, err
+		}
+		if tr != nil {
+			r.Tables = append(r.Tables, *tr)
+			tables[s.Name] = &r.Tables[len(r.Tables)-1]
+		}
+	}
+	var worst *layerState
+	for _, s := range a.layers {
+		l := s.Layer
+		l.Propagated = s.prop.result()
+		if s.Kind != KindOutput {
+			iso := s.iso.result()
+			l.Isolated = &iso
+		}
+		if l.Clip != nil {
+			l.Clip = &Clip{Lo: report.Float(s.clipLo), Hi: report.Float(s.clipHi), Clipped: s.clipped, Values: s.clipTotal,
+				Fraction: report.Float(float64(s.clipped) / float64(s.clipTotal))}
+		}
+		s.Layer = l
+		if s.Quantized && (worst == nil || l.Isolated.SQNR < worst.Isolated.SQNR) {
+			worst = s
+		}
+		r.Layers = append(r.Layers, l)
+	}
+	if worst != nil {
+		fp, q := sharedHists(worst.refHist, worst.qHist)
+		r.Worst = &Worst{Layer: worst.Name, SQNR: worst.Isolated.SQNR, FP32: fp, Quantized: q}
+	}
+	for _, c := range a.culprit {
+		d := 100 * (c.loss - a.refLoss) / a.refLoss
+		rule, text := Suggest(&c.st.Layer, tables[c.st.Name], d)
+		r.Culprits = append(r.Culprits, Culprit{Layer: c.st.Name, Precision: c.st.Precision, DeltaNEPct: report.Float(d), Rule: rule, Suggestion: text})
+	}
+	// Worst first; a NaN ΔNE (a layer that breaks the predictions) first of all.
+	sort.SliceStable(r.Culprits, func(i, j int) bool {
+		x, y := float64(r.Culprits[i].DeltaNEPct), float64(r.Culprits[j].DeltaNEPct)
+		if math.IsNaN(x) || math.IsNaN(y) {
+			return math.IsNaN(x) && !math.IsNaN(y)
+		}
+		return x > y
+	})
+	return r, nil
+}
