@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 
 	"github.com/rqtools/rq/dataset"
 	"github.com/rqtools/rq/debug"
+	"github.com/rqtools/rq/internal/atomicfile"
 	"github.com/rqtools/rq/modelio"
 	"github.com/rqtools/rq/report"
 	"github.com/spf13/cobra"
@@ -20,6 +23,7 @@ type debugOptions struct {
 	data      dataFlags
 	json      bool
 	top       int
+	html      string
 }
 
 func newDebugCmd(g *globalOptions, runF func(context.Context, *debugOptions) error) *cobra.Command {
@@ -28,7 +32,7 @@ func newDebugCmd(g *globalOptions, runF func(context.Context, *debugOptions) err
 		runF = runDebug
 	}
 	c := &cobra.Command{
-		Use:   "debug --model FP32 --quantized Q --data D [--rows A:B] [--json] [--top N]",
+		Use:   "debug --model FP32 --quantized Q --data D [--rows A:B] [--json] [--top N] [--html FILE]",
 		Short: "Find which layers of a quantized model cost accuracy, and why",
 		Long: `Compare a quantized model (rq quantize) with the fp32 model it came from, layer by layer, on
 the rows of a click log, and name the layers that cost accuracy.
@@ -46,9 +50,12 @@ quantized), with a suggestion from the evidence: input clipping (recalibrate or 
 weak int8 weights, activation rounding, tables with outlier rows, or too few bits. Falling
 back the top culprits (set them to fp32 or fp16 in the plan) recovers most of the ΔNE.
 
-With --json, exactly one JSON object is printed on stdout (every layer, table and culprit).`,
+With --json, exactly one JSON object is printed on stdout (every layer, table and culprit).
+With --html FILE, the same analysis is also written as one HTML page with SQNR and histogram
+charts, viewable offline in any browser.`,
 		Example: `  rq quantize --model dlrm.pt --preset int8 --ranges ranges.json -o dlrm-int8.safetensors
-  rq debug --model dlrm.pt --quantized dlrm-int8.safetensors --data test.npz --rows 15429:16715`,
+  rq debug --model dlrm.pt --quantized dlrm-int8.safetensors --data test.npz --rows 15429:16715
+  rq debug --model dlrm.pt --quantized dlrm-int8.safetensors --data test.npz --html report.html`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			switch {
@@ -67,6 +74,7 @@ With --json, exactly one JSON object is printed on stdout (every layer, table an
 	fs.StringVar(&opts.quantized, "quantized", "", "quantized model of it (rq quantize output)")
 	fs.BoolVar(&opts.json, "json", false, "print one JSON object instead of tables")
 	fs.IntVar(&opts.top, "top", 5, "culprits to list in the table (0: all)")
+	fs.StringVar(&opts.html, "html", "", "also write a self-contained HTML report (charts inline, no network) to `FILE`")
 	opts.data.register(fs)
 	return c
 }
@@ -110,6 +118,15 @@ func runDebug(ctx context.Context, opts *debugOptions) error {
 			fmt.Fprintf(opts.stderr, "rq: note: %s was quantized from a file other than %s (sha256 %.12s, not %.12s); fine if it holds the same weights\n", opts.quantized, opts.model, src, sha)
 		}
 	}
+	if opts.html != "" {
+		// Fail before the analysis, not after minutes of it, when the page
+		// cannot be written where asked.
+		if st, err := os.Stat(filepath.Dir(opts.html)); err != nil {
+			return fmt.Errorf("--html %s: %w", opts.html, err)
+		} else if !st.IsDir() {
+			return fmt.Errorf("--html %s: %s is not a directory", opts.html, filepath.Dir(opts.html))
+		}
+	}
 	dopts, err := opts.data.options(m.Net.NumDense, m.Net.TableRows())
 	if err != nil {
 		return err
@@ -124,6 +141,12 @@ func runDebug(ctx context.Context, opts *debugOptions) error {
 	bar.done()
 	if err != nil {
 		return err
+	}
+	if opts.html != "" {
+		// Atomic: a failed run never leaves a half-written page behind.
+		if err := atomicfile.WriteFile(opts.html, func(w io.Writer) error { return debug.HTML(w, rep) }); err != nil {
+			return err
+		}
 	}
 	out := &debugOutput{Model: opts.model, Quantized: opts.quantized, Data: opts.data.path, RowRange: opts.data.rows, Report: rep}
 	if opts.json {

@@ -3,6 +3,7 @@ package cmd
 import (
 	"encoding/json"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -141,5 +142,42 @@ func TestDebugBadInput(t *testing.T) {
 	out, stderr, code := rq(t, "debug", "--model", model, "--quantized", q, "--data", data, "--rows", "15429:15500", "--top", "2")
 	if code != 0 || !strings.Contains(out, "top_l.4") || !strings.Contains(out, "culprits") || !strings.Contains(out, "2 of 33") {
 		t.Errorf("table: exit %d %s\n%s", code, stderr, out)
+	}
+}
+
+// TestDebugHTML: --html writes a self-contained page with every section,
+// alongside the usual table output; a missing directory fails up front.
+func TestDebugHTML(t *testing.T) {
+	model, data := sharedFile(t, "dlrm-criteo.pt"), sharedFile(t, "dlrm-processed.npz")
+	dir := t.TempDir()
+	q := filepath.Join(dir, "q.safetensors")
+	if _, stderr, code := rq(t, "quantize", "--model", model, "--preset", "fp16", "-o", q); code != 0 {
+		t.Fatal(stderr)
+	}
+	page := filepath.Join(dir, "report.html")
+	out, stderr, code := rq(t, "debug", "--model", model, "--quantized", q, "--data", data, "--rows", "15429:15600", "--html", page)
+	if code != 0 || !strings.Contains(out, "culprits") {
+		t.Fatalf("exit %d: %s\n%s", code, stderr, out)
+	}
+	b, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for _, want := range []string{"<!DOCTYPE html>", "SQNR per layer", "Worst tensor", "Culprits", "Layers", "Table row errors", "emb_l.25", "top_l.4", "<svg"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("%s lacks %q", page, want)
+		}
+	}
+	if strings.Count(s, "<svg") != 2 || strings.Contains(strings.ReplaceAll(s, "http://www.w3.org/2000/svg", ""), "http") {
+		t.Errorf("%s: want 2 inline SVG charts and no external references", page)
+	}
+	bad := filepath.Join(dir, "missing", "report.html")
+	_, stderr, code = rq(t, "debug", "--model", model, "--quantized", q, "--data", data, "--rows", "15429:15500", "--html", bad)
+	if code == 0 || !strings.Contains(stderr, "missing") {
+		t.Errorf("--html into a missing directory: exit %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat(bad); err == nil {
+		t.Errorf("%s written despite the error", bad)
 	}
 }
