@@ -18,7 +18,8 @@ const exitCodesHelp = `Exit codes:
   0  success
   1  bad input (unreadable or malformed model or data) or a runtime error
   2  usage error (unknown command or flag, bad flag value)
-  3  an accuracy budget was broken (eval --max-ne-delta/--max-auc-drop, search)`
+  3  an accuracy budget was broken (eval --max-ne-delta/--max-auc-drop, search),
+     or monitor raised an alert (RECALIBRATE or RESEARCH)`
 
 // exitError carries an exit code with its error.
 type exitError struct {
