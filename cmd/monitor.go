@@ -23,6 +23,7 @@ type monitorOptions struct {
 	*globalOptions
 	plan, ranges string
 	snapshots    []string
+	order        string
 	snapshotDir  string
 	windowFiles  []string
 	windows      int
@@ -59,7 +60,7 @@ Verdicts:
 Windows: --window FILE (repeatable, in the order given), or --data FILE --windows N: N equal
 consecutive row slices (time order) of the file, or of its --rows span (npz only). Snapshots:
 --snapshot FILE (repeatable, in order) or --snapshots DIR (its .pt, .pth and .safetensors files,
-by name).
+by name, or by modification time with --order mtime).
 
 --history FILE appends one JSON line per snapshot x window ({"time", "snapshot", "window",
 "production": {"ne_pct", "auc"}, "max_clip", "drift", "layers", "fresh", "verdict", "reason"}),
@@ -80,6 +81,8 @@ Exit code 3 is an alert: some point is RECALIBRATE or RESEARCH.`,
 				return usageErrorf("give model snapshots with --snapshot FILE or --snapshots DIR")
 			case len(opts.snapshots) > 0 && opts.snapshotDir != "":
 				return usageErrorf("--snapshot and --snapshots exclude each other")
+			case opts.order != "name" && opts.order != "mtime":
+				return usageErrorf("--order must be name or mtime, not %q", opts.order)
 			case len(opts.windowFiles) > 0 && (opts.data.path != "" || c.Flags().Changed("windows")):
 				return usageErrorf("--window excludes --data and --windows")
 			case len(opts.windowFiles) > 0 && opts.data.rows != "":
@@ -102,7 +105,8 @@ Exit code 3 is an alert: some point is RECALIBRATE or RESEARCH.`,
 	fs.StringVar(&opts.plan, "plan", "", "production quantization plan (plan.json)")
 	fs.StringVar(&opts.ranges, "ranges", "", "production ranges (ranges.json of the production model)")
 	fs.StringArrayVar(&opts.snapshots, "snapshot", nil, "model snapshot file (repeatable, in order)")
-	fs.StringVar(&opts.snapshotDir, "snapshots", "", "directory of model snapshots (.pt, .pth, .safetensors), taken by name")
+	fs.StringVar(&opts.snapshotDir, "snapshots", "", "directory of model snapshots (.pt, .pth, .safetensors), in --order")
+	fs.StringVar(&opts.order, "order", "name", "order of the --snapshots files: name or mtime (oldest first)")
 	fs.StringArrayVar(&opts.windowFiles, "window", nil, "data window file (repeatable, in time order)")
 	fs.IntVar(&opts.windows, "windows", 1, "with --data: split the rows into N equal consecutive windows")
 	fs.Float64Var(&opts.th.MaxNEDelta, "max-ne-delta", def.MaxNEDelta, "budget: largest allowed NE increase over the snapshot's fp32, in percent")
@@ -201,15 +205,24 @@ func snapshotFiles(opts *monitorOptions) ([]string, error) {
 		return nil, err
 	}
 	var out []string
+	mtime := map[string]int64{}
 	for _, e := range ents {
 		switch strings.ToLower(filepath.Ext(e.Name())) {
 		case ".pt", ".pth", ".safetensors":
 			if e.Type().IsRegular() {
-				out = append(out, filepath.Join(opts.snapshotDir, e.Name()))
+				p := filepath.Join(opts.snapshotDir, e.Name())
+				out = append(out, p)
+				if info, err := e.Info(); err == nil {
+					mtime[p] = info.ModTime().UnixNano()
+				}
 			}
 		}
 	}
 	sort.Strings(out)
+	if opts.order == "mtime" {
+		// Oldest first; equal times keep name order (stable).
+		sort.SliceStable(out, func(i, j int) bool { return mtime[out[i]] < mtime[out[j]] })
+	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("--snapshots %s: no .pt, .pth or .safetensors files", opts.snapshotDir)
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rqtools/rq/modelio"
 	"github.com/rqtools/rq/monitor"
@@ -209,6 +210,31 @@ func TestMonitorUsage(t *testing.T) {
 	for _, c := range cases {
 		if _, stderr, code := rq(t, c...); code != ExitUsage {
 			t.Errorf("%v: exit %d, want %d: %s", c, code, ExitUsage, stderr)
+		}
+	}
+}
+
+func TestSnapshotOrder(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	for i, name := range []string{"a.pt", "b.safetensors", "c.pt"} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, nil, 0o644)
+		// a is newest, c oldest.
+		os.Chtimes(p, now, now.Add(-time.Duration(i)*time.Hour))
+	}
+	os.WriteFile(filepath.Join(dir, "notes.txt"), nil, 0o644)
+	for order, want := range map[string]string{"name": "a.pt b.safetensors c.pt", "mtime": "c.pt b.safetensors a.pt"} {
+		files, err := snapshotFiles(&monitorOptions{snapshotDir: dir, order: order})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, f := range files {
+			got = append(got, filepath.Base(f))
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("--order %s: %v, want %s", order, got, want)
 		}
 	}
 }
