@@ -43,21 +43,7 @@ func apply(net *model.Network, plan *Plan, ranges RangeSource, tables bool) (*mo
 	}
 	out := *net
 	out.Bottom, out.Top, out.Tables = nil, nil, nil
-	fc := func(l *model.Linear) (*model.Linear, error) {
-		lp := plan.Layer(l.Name)
-		if l.Weight == nil {
-			return nil, fmt.Errorf("%s: no fp32 weights to quantize (is the model already quantized?)", l.Name)
-		}
-		k, err := QuantizeFC(l, lp, ranges)
-		if err != nil {
-			return nil, err
-		}
-		if k == nil {
-			return l, nil
-		}
-		q := &model.Linear{Name: l.Name, In: l.In, Out: l.Out, Act: l.Act, Weight: l.Weight, Bias: l.Bias, Kernel: k}
-		return q, nil
-	}
+	fc := func(l *model.Linear) (*model.Linear, error) { return QuantizeLinear(l, plan.Layer(l.Name), ranges) }
 	for _, l := range net.Bottom {
 		q, err := fc(l)
 		if err != nil {
@@ -78,22 +64,48 @@ func apply(net *model.Network, plan *Plan, ranges RangeSource, tables bool) (*mo
 			out.Tables = append(out.Tables, t)
 			continue
 		}
-		if t.Weight == nil {
-			return nil, fmt.Errorf("%s: no fp32 weights to quantize (is the model already quantized?)", t.Name)
-		}
-		f, err := TableFormat(lp.Precision)
+		q, err := QuantizeTable(t, lp)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", t.Name, err)
+			return nil, err
 		}
-		data := make([]byte, t.Rows*int64(f.RowBytes(t.Dim)))
-		QuantizeTableRows(f, lp.Greedy, t.Weight, int(t.Rows), t.Dim, data)
-		bt, err := kernels.NewBagTable(f, t.Rows, t.Dim, data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", t.Name, err)
-		}
-		out.Tables = append(out.Tables, &model.Table{Name: t.Name, Rows: t.Rows, Dim: t.Dim, Weight: t.Weight, Kernel: bt})
+		out.Tables = append(out.Tables, q)
 	}
 	return &out, nil
+}
+
+// QuantizeLinear returns l under lp: l itself for fp32, else a copy
+// sharing l's fp32 weights and bias and running on the low-precision kernel.
+func QuantizeLinear(l *model.Linear, lp LayerPlan, ranges RangeSource) (*model.Linear, error) {
+	if l.Weight == nil {
+		return nil, fmt.Errorf("%s: no fp32 weights to quantize (is the model already quantized?)", l.Name)
+	}
+	k, err := QuantizeFC(l, lp, ranges)
+	if err != nil || k == nil {
+		return l, err
+	}
+	return &model.Linear{Name: l.Name, In: l.In, Out: l.Out, Act: l.Act, Weight: l.Weight, Bias: l.Bias, Kernel: k}, nil
+}
+
+// QuantizeTable returns t under lp: t itself for fp32, else a copy whose
+// rows are quantized in memory into a kernels.BagTable.
+func QuantizeTable(t *model.Table, lp LayerPlan) (*model.Table, error) {
+	if lp.Precision == FP32 {
+		return t, nil
+	}
+	if t.Weight == nil {
+		return nil, fmt.Errorf("%s: no fp32 weights to quantize (is the model already quantized?)", t.Name)
+	}
+	f, err := TableFormat(lp.Precision)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", t.Name, err)
+	}
+	data := make([]byte, t.Rows*int64(f.RowBytes(t.Dim)))
+	QuantizeTableRows(f, lp.Greedy, t.Weight, int(t.Rows), t.Dim, data)
+	bt, err := kernels.NewBagTable(f, t.Rows, t.Dim, data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", t.Name, err)
+	}
+	return &model.Table{Name: t.Name, Rows: t.Rows, Dim: t.Dim, Weight: t.Weight, Kernel: bt}, nil
 }
 
 // TableFormat maps a table precision to its storage format.

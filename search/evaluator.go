@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/rqtools/rq/dataset"
-	"github.com/rqtools/rq/kernels"
 	"github.com/rqtools/rq/model"
 	"github.com/rqtools/rq/quantize"
 )
@@ -151,11 +150,10 @@ func (e *NetEvaluator) Network(plan *quantize.Plan) (*model.Network, error) {
 		if q, ok := e.fc[key]; ok {
 			return q, nil
 		}
-		k, err := quantize.QuantizeFC(l, lp, e.ranges)
+		q, err := quantize.QuantizeLinear(l, lp, e.ranges)
 		if err != nil {
 			return nil, err
 		}
-		q := &model.Linear{Name: l.Name, In: l.In, Out: l.Out, Act: l.Act, Weight: l.Weight, Bias: l.Bias, Kernel: k}
 		e.fc[key] = q
 		return q, nil
 	}
@@ -182,17 +180,10 @@ func (e *NetEvaluator) Network(plan *quantize.Plan) (*model.Network, error) {
 		key := cacheKey(t.Name, lp)
 		q, ok := e.tables[key]
 		if !ok {
-			f, err := quantize.TableFormat(lp.Precision)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", t.Name, err)
+			var err error
+			if q, err = quantize.QuantizeTable(t, lp); err != nil {
+				return nil, err
 			}
-			data := make([]byte, t.Rows*int64(f.RowBytes(t.Dim)))
-			quantize.QuantizeTableRows(f, lp.Greedy, t.Weight, int(t.Rows), t.Dim, data)
-			bt, err := kernels.NewBagTable(f, t.Rows, t.Dim, data)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", t.Name, err)
-			}
-			q = &model.Table{Name: t.Name, Rows: t.Rows, Dim: t.Dim, Weight: t.Weight, Kernel: bt}
 			e.tables[key] = q
 		}
 		out.Tables = append(out.Tables, q)
