@@ -141,16 +141,12 @@ func runDemo(ctx context.Context, opts *demoOptions) error {
 
 	// 3. Quantize with each preset, write, read back, evaluate against fp32.
 	rows := []demoRow{{Model: "fp32", Bytes: m.Net.Bytes(), FP32Percent: 100, NE: report.Float(base.Result.NE), AUC: report.Float(base.Result.AUC), ExPerSec: report.Float(base.ExamplesPerSec)}}
-	for _, preset := range demoPresets {
-		plan, err := quantize.Preset(preset, m.Net)
-		if err != nil {
-			return err
-		}
+	quantized := func(name string, plan *quantize.Plan) error {
 		qnet, err := quantize.Apply(m.Net, plan, ranges)
 		if err != nil {
 			return err
 		}
-		path := filepath.Join(dir, preset+".safetensors")
+		path := filepath.Join(dir, "q.safetensors")
 		if err := modelio.WriteQuantized(path, qnet, nil, modelio.QuantInfo{SourceSHA256: sha, Plan: plan.Encode()}); err != nil {
 			return err
 		}
@@ -158,13 +154,23 @@ func runDemo(ctx context.Context, opts *demoOptions) error {
 		if err != nil {
 			return err
 		}
+		defer q.Close()
 		row, err := demoEval(ctx, q.Net, m.Net, open, opts.threads)
-		q.Close()
 		if err != nil {
 			return err
 		}
-		row.Model = preset
+		row.Model = name
 		rows = append(rows, row)
+		return nil
+	}
+	for _, preset := range demoPresets {
+		plan, err := quantize.Preset(preset, m.Net)
+		if err != nil {
+			return err
+		}
+		if err := quantized(preset, plan); err != nil {
+			return err
+		}
 	}
 	// 4. Search for the smallest plan within +0.05% NE, then quantize and
 	// evaluate it like the presets.
@@ -185,25 +191,9 @@ func runDemo(ctx context.Context, opts *demoOptions) error {
 	if err != nil {
 		return err
 	}
-	qnet, err := quantize.Apply(m.Net, res.Plan, ranges)
-	if err != nil {
+	if err := quantized(fmt.Sprintf("search (ΔNE <= %g%%)", demoBudget), res.Plan); err != nil {
 		return err
 	}
-	path := filepath.Join(dir, "search.safetensors")
-	if err := modelio.WriteQuantized(path, qnet, nil, modelio.QuantInfo{SourceSHA256: sha, Plan: res.Plan.Encode()}); err != nil {
-		return err
-	}
-	q, err := modelio.Load(path)
-	if err != nil {
-		return err
-	}
-	row, err := demoEval(ctx, q.Net, m.Net, open, opts.threads)
-	q.Close()
-	if err != nil {
-		return err
-	}
-	row.Model = fmt.Sprintf("search (ΔNE <= %g%%)", demoBudget)
-	rows = append(rows, row)
 	say("3. quantized with %d presets, each written, read back and run on rq's low-precision kernels\n", len(demoPresets))
 	say("4. searched the per-layer plan within ΔNE <= %g%% (upper 95%% bound %+.4f%%): %d evaluations, %.1f s\n\n",
 		demoBudget, res.Summary.DeltaNE.Hi, res.Summary.Evaluations, res.Summary.Seconds)
