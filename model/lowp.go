@@ -33,12 +33,7 @@ func (k *F16FC) Prepare() { k.once.Do(func() { k.packed = kernels.PackF16(k.W, k
 func (k *F16FC) Forward(par Parallel, in, out Mat, bias []float32, act Activation) {
 	k.Prepare()
 	p := k.packed
-	par(in.Rows, kernels.GemmRowAlign, func(lo, hi int) {
-		p.Gemm(hi-lo, in.Data[lo*in.Stride:], in.Stride, out.Data[lo*out.Stride:], out.Stride, bias, act == ActReLU)
-		if act == ActSigmoid {
-			SigmoidRows(out, lo, hi)
-		}
-	})
+	floatGemm(par, in, out, bias, act, p.Gemm)
 }
 
 // Int8FC is an FC layer with symmetric int8 weights (per output channel or
@@ -199,12 +194,7 @@ func (k *FakeQuantFC) Forward(par Parallel, in, out Mat, bias []float32, act Act
 			kernels.DequantizeU8(q[i*K:i*K+K], s, z, x[i*K:i*K+K])
 		}
 	})
-	par(in.Rows, kernels.GemmRowAlign, func(lo, hi int) {
-		k.packed.Gemm(hi-lo, x[lo*K:], K, out.Data[lo*out.Stride:], out.Stride, bias, act == ActReLU)
-		if act == ActSigmoid {
-			SigmoidRows(out, lo, hi)
-		}
-	})
+	floatGemm(par, Mat{Rows: in.Rows, Cols: K, Stride: K, Data: x}, out, bias, act, k.packed.Gemm)
 }
 
 // BF16FC is an FC layer with bf16 weights; activations are rounded to bf16
@@ -240,8 +230,18 @@ func (k *BF16FC) Prepare() {
 func (k *BF16FC) Forward(par Parallel, in, out Mat, bias []float32, act Activation) {
 	k.Prepare()
 	p := k.packed
+	floatGemm(par, in, out, bias, act, p.Gemm)
+}
+
+// gemmFunc is the signature every float GEMM of package kernels shares.
+type gemmFunc func(m int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool)
+
+// floatGemm runs an FC layer's float GEMM over the rows, split at
+// GemmRowAlign (so results do not depend on the split), with ReLU fused and
+// the sigmoid applied after.
+func floatGemm(par Parallel, in, out Mat, bias []float32, act Activation, gemm gemmFunc) {
 	par(in.Rows, kernels.GemmRowAlign, func(lo, hi int) {
-		p.Gemm(hi-lo, in.Data[lo*in.Stride:], in.Stride, out.Data[lo*out.Stride:], out.Stride, bias, act == ActReLU)
+		gemm(hi-lo, in.Data[lo*in.Stride:], in.Stride, out.Data[lo*out.Stride:], out.Stride, bias, act == ActReLU)
 		if act == ActSigmoid {
 			SigmoidRows(out, lo, hi)
 		}

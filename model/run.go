@@ -315,14 +315,7 @@ func (r *Runner) linear(l *Linear, in, out Mat) {
 		l.Kernel.Forward(r.parallel, in, out, l.Bias, l.Act)
 		return
 	}
-	p := l.Packed()
-	relu := l.Act == ActReLU
-	r.parallel(in.Rows, kernels.GemmRowAlign, func(lo, hi int) {
-		p.Gemm(hi-lo, in.Data[lo*in.Stride:], in.Stride, out.Data[lo*out.Stride:], out.Stride, l.Bias, relu)
-		if l.Act == ActSigmoid {
-			SigmoidRows(out, lo, hi)
-		}
-	})
+	floatGemm(r.parallel, in, out, l.Bias, l.Act, l.Packed().Gemm)
 }
 
 // SigmoidRows applies the sigmoid to rows [lo, hi) of m in place.
