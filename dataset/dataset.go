@@ -143,6 +143,8 @@ type Options struct {
 	// Format is "npz", "tsv", or "" to sniff it from the first bytes and the
 	// file name extension.
 	Format string
+	// Shard, when set, keeps only one shard of the selection's batches.
+	Shard Shard
 }
 
 // MaxBatchSize bounds Options.BatchSize so a typo cannot ask for gigabytes.
@@ -277,6 +279,9 @@ func (o Options) resolve() (config, error) {
 	if c.batch == 0 {
 		c.batch = DefaultBatchSize
 	}
+	if sh := o.Shard; sh != (Shard{}) && (sh.Count < 1 || sh.Index < 0 || sh.Index >= sh.Count) {
+		return c, fmt.Errorf("shard %d/%d: want 0 <= I < N", sh.Index, sh.Count)
+	}
 	if c.batch < 0 || c.batch > MaxBatchSize {
 		return c, fmt.Errorf("batch size %d: want 1..%d", o.BatchSize, MaxBatchSize)
 	}
@@ -322,7 +327,11 @@ func Open(path string, opts Options) (Reader, error) {
 		f.Close()
 		return nil, err
 	}
-	return r, nil
+	batch := opts.BatchSize
+	if batch == 0 {
+		batch = DefaultBatchSize
+	}
+	return Sharded(r, opts.Shard, batch), nil
 }
 
 // openFrom is Open on any random-access source; name is used for errors and
