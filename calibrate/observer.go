@@ -158,6 +158,9 @@ func (o *Observer) Ranges(opts Options) (*Ranges, error) {
 	}
 	r := &Ranges{Version: Version, ModelSHA256: opts.ModelSHA256, Rows: opts.Rows, Data: opts.Data,
 		Method: opts.Method, Percentile: opts.Percentile, Levels: opts.Levels, Layers: map[string]*Layer{}}
+	if !opts.Shard.IsAll() {
+		r.ShardCount, r.Shards = opts.Shard.Count, []int{opts.Shard.Index}
+	}
 	for i, in := range o.inputs {
 		h := o.hists[i]
 		if h.Count() == 0 {

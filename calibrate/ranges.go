@@ -24,6 +24,11 @@ type Ranges struct {
 	ModelSHA256 string // sha256 of the model file calibrated, lowercase hex
 	Rows        string // the row selection calibrated on, as given (e.g. "0:2000")
 	Data        string // the click log calibrated on
+	// ShardCount > 1 marks a calibration of some shards of Rows (rq
+	// calibrate --shard I/N): Shards lists them, increasing. Merging all N
+	// gives the unsharded document.
+	ShardCount int
+	Shards     []int
 	// Method is the default range method (Range with method "").
 	Method string
 	// Percentile and Levels are the options the stored ranges were computed
@@ -193,6 +198,24 @@ func Merge(a, b *Ranges) (*Ranges, error) {
 	if a.Data != b.Data {
 		out.Data = a.Data + " + " + b.Data
 	}
+	if a.ShardCount > 1 || b.ShardCount > 1 {
+		// Shards of one selection: the union, and when it is complete the
+		// document one unsharded run would have written.
+		if a.ShardCount != b.ShardCount || a.Rows != b.Rows {
+			return nil, fmt.Errorf("cannot merge %s (rows %s, %s) with %s (rows %s, %s): shards merge only with shards of the same rows and shard count", a.name(), a.Rows, shardDesc(a), b.name(), b.Rows, shardDesc(b))
+		}
+		for _, x := range b.Shards {
+			if slices.Contains(a.Shards, x) {
+				return nil, fmt.Errorf("cannot merge %s with %s: both hold shard %d/%d", a.name(), b.name(), x, a.ShardCount)
+			}
+		}
+		out.Rows = a.Rows
+		out.Shards = slices.Sorted(slices.Values(append(slices.Clone(a.Shards), b.Shards...)))
+		out.ShardCount = a.ShardCount
+		if len(out.Shards) == out.ShardCount {
+			out.ShardCount, out.Shards = 0, nil
+		}
+	}
 	for _, name := range an {
 		la, lb := a.Layers[name], b.Layers[name]
 		if la.FollowsReLU != lb.FollowsReLU {
@@ -212,6 +235,13 @@ func Merge(a, b *Ranges) (*Ranges, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+func shardDesc(r *Ranges) string {
+	if r.ShardCount <= 1 {
+		return "unsharded"
+	}
+	return fmt.Sprintf("shards %v of %d", r.Shards, r.ShardCount)
 }
 
 func weightsEqual(a, b WeightStats) bool {
@@ -259,8 +289,22 @@ func (r *Ranges) validateHeader() error {
 	if r.Levels < MinLevels || r.Levels > MaxLevels {
 		return r.errorf("", "levels %d: want %d..%d", r.Levels, MinLevels, MaxLevels)
 	}
+	if r.ShardCount > 1 || len(r.Shards) > 0 {
+		if r.ShardCount < 2 || r.ShardCount > maxShards || len(r.Shards) == 0 || len(r.Shards) >= r.ShardCount {
+			return r.errorf("", "shards %v of shard_count %d: want 1 to shard_count-1 shard indices, shard_count 2..%d", r.Shards, r.ShardCount, maxShards)
+		}
+		for i, x := range r.Shards {
+			if x < 0 || x >= r.ShardCount || (i > 0 && x <= r.Shards[i-1]) {
+				return r.errorf("", "shards %v: want increasing indices below shard_count %d", r.Shards, r.ShardCount)
+			}
+		}
+	}
 	return nil
 }
+
+// maxShards bounds shard_count, so a corrupt document cannot ask for a
+// billion-entry coverage check.
+const maxShards = 1 << 20
 
 func (r *Ranges) validateLayer(name string, l *Layer) error {
 	bad := func(format string, args ...any) error { return r.errorf(name, format, args...) }
@@ -345,7 +389,11 @@ func (r *Ranges) Encode() ([]byte, error) {
 		k string
 		v any
 	}{{"version", r.Version}, {"model_sha256", r.ModelSHA256}, {"rows", r.Rows}, {"data", r.Data},
+		{"shard_count", r.ShardCount}, {"shards", r.Shards},
 		{"method", r.Method}, {"percentile", r.Percentile}, {"levels", r.Levels}} {
+		if (f.k == "shard_count" || f.k == "shards") && r.ShardCount <= 1 {
+			continue // unsharded documents keep the original layout
+		}
 		if err := field(i1, f.k, f.v, false); err != nil {
 			return nil, err
 		}

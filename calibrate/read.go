@@ -63,6 +63,8 @@ func Parse(name string, data []byte) (*Ranges, error) {
 		ModelSHA256 *string                    `json:"model_sha256"`
 		Rows        *string                    `json:"rows"`
 		Data        *string                    `json:"data"`
+		ShardCount  *int                       `json:"shard_count"`
+		Shards      []int                      `json:"shards"`
 		Method      *string                    `json:"method"`
 		Percentile  *float64                   `json:"percentile"`
 		Levels      *int                       `json:"levels"`
@@ -93,6 +95,14 @@ func Parse(name string, data []byte) (*Ranges, error) {
 	}
 	r.ModelSHA256, r.Rows, r.Data, r.Method = *top.ModelSHA256, *top.Rows, *top.Data, *top.Method
 	r.Percentile, r.Levels = *top.Percentile, *top.Levels
+	if top.ShardCount != nil {
+		r.ShardCount, r.Shards = *top.ShardCount, top.Shards
+		if r.ShardCount <= 1 {
+			return nil, r.errorf("", "shard_count %d: a sharded document has shard_count 2 or more (leave it out when unsharded)", r.ShardCount)
+		}
+	} else if top.Shards != nil {
+		return nil, r.errorf("", "\"shards\" without \"shard_count\"")
+	}
 	r.Layers = make(map[string]*Layer, len(top.Layers))
 	if err := r.validateHeader(); err != nil {
 		return nil, err
@@ -329,7 +339,7 @@ func wantType(t reflect.Type) string {
 
 // Allowed keys by where an object sits.
 var (
-	topKeys   = []string{"version", "model_sha256", "rows", "data", "method", "percentile", "levels", "layers"}
+	topKeys   = []string{"version", "model_sha256", "rows", "data", "shard_count", "shards", "method", "percentile", "levels", "layers"}
 	layerKeys = []string{"follows_relu", "count", "zeros", "nonfinite", "nan", "posinf", "neginf", "min", "max", "histogram", "ranges", "weight"}
 	subKeys   = map[string][]string{
 		"histogram": {"lo", "hi", "bins"},

@@ -33,6 +33,10 @@ type Options struct {
 	// Rows and Data describe the calibration rows (the --rows selection and
 	// the click log path); they are recorded, not interpreted.
 	Rows, Data string
+	// Shard records which shard of the rows the reader hands out (rq
+	// calibrate --shard I/N; the zero value is all of them), so rq merge can
+	// tell when the shards are complete.
+	Shard dataset.Shard
 }
 
 func (o Options) resolve() (Options, error) {

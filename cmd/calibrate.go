@@ -39,7 +39,10 @@ Inputs that follow a ReLU use [0, max]. Per-channel weight statistics are record
 Inf activations are counted, excluded and reported.
 
 ranges.json is versioned and records the model's sha256: rq quantize refuses ranges from
-another model. --method sets the default method; rq quantize plans choose per layer.`,
+another model. --method sets the default method; rq quantize plans choose per layer.
+
+To spread calibration over machines, run each with --shard I/N and combine the files with
+rq merge: the merged ranges.json is the one a single run over all the rows writes.`,
 		Example: `  rq calibrate --model dlrm-criteo.pt --data dlrm-processed.npz --rows 0:15429 -o ranges.json`,
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
@@ -68,6 +71,7 @@ another model. --method sets the default method; rq quantize plans choose per la
 	fs.StringVarP(&opts.output, "output", "o", "", "ranges file to write (JSON)")
 	fs.BoolVar(&opts.json, "json", false, "print the per-layer summary as JSON")
 	opts.data.register(fs)
+	opts.data.registerShard(fs, "calibrate on")
 	return c
 }
 
@@ -107,7 +111,7 @@ func runCalibrate(ctx context.Context, opts *calibrateOptions) error {
 	bar := newProgress(opts.globalOptions, rowsTotal(rd), "calibrate")
 	r, err := calibrate.Run(ctx, m.Net, rd, calibrate.Options{
 		Threads: opts.data.threads, Bins: opts.bins, Percentile: opts.percentile, Method: opts.method,
-		Progress: bar.set, ModelSHA256: sha, Rows: opts.data.rows, Data: opts.data.path,
+		Progress: bar.set, ModelSHA256: sha, Rows: opts.data.rows, Data: opts.data.path, Shard: opts.data.shardOf(),
 	})
 	bar.done()
 	if err != nil {

@@ -20,6 +20,7 @@ type dataFlags struct {
 	format         string
 	batch          int
 	threads        int
+	shard          string
 }
 
 func (d *dataFlags) register(fs *pflag.FlagSet) {
@@ -30,6 +31,20 @@ func (d *dataFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&d.format, "data-format", "", "data format: npz or tsv (default: told from the file's content)")
 	fs.IntVar(&d.batch, "batch", 2048, "examples per batch")
 	fs.IntVar(&d.threads, "threads", runtime.NumCPU(), "threads for the forward pass")
+}
+
+// registerShard adds --shard, for the commands whose output rq merge takes.
+func (d *dataFlags) registerShard(fs *pflag.FlagSet, what string) {
+	fs.StringVar(&d.shard, "shard", "", what+" only shard I/N of the rows (batch k of --batch rows goes to shard k mod N), for rq merge")
+}
+
+// shardOf is the parsed --shard (the whole selection when not given).
+func (d *dataFlags) shardOf() dataset.Shard {
+	sh, _ := dataset.ParseShard(d.shard) // validated by options
+	if d.shard == "" {
+		return dataset.Shard{Index: 0, Count: 1}
+	}
+	return sh
 }
 
 // options validates the flags and turns them into reader options for a
@@ -69,6 +84,13 @@ func (d *dataFlags) options(numDense int, tableRows []int64) (dataset.Options, e
 		o.BadRows = dataset.Skip
 	default:
 		return o, usageErrorf("--bad-rows must be fail or skip, got %q", d.badRows)
+	}
+	if d.shard != "" {
+		sh, err := dataset.ParseShard(d.shard)
+		if err != nil {
+			return o, usageErrorf("--shard: %v", err)
+		}
+		o.Shard = sh
 	}
 	switch d.format {
 	case "", "npz", "tsv":

@@ -28,6 +28,7 @@ type evalOptions struct {
 	// Budgets against the baseline (NaN: none).
 	maxNEDelta, maxAUCDrop float64
 	summaryMD              string
+	stateOut               string
 	// labels, when set, name the model and data in the output instead of
 	// their paths (the demo's files live in a temp dir).
 	modelLabel, dataLabel string
@@ -48,6 +49,9 @@ AUC, calibration (mean prediction / CTR), accuracy at 0.5, and forward-pass exam
 With --baseline, the baseline model runs on the very same rows and the change is reported
 (delta.ne_pct = 100*(ne - ne_base)/ne_base, delta.auc, delta.logloss).
 With --json, exactly one JSON object is printed on stdout.
+
+To spread an evaluation over machines, run each with --shard I/N --state-out FILE and combine
+the files with rq merge: the merged figures equal one run's over all the rows (docs/sharding.md).
 
 Quantized files (rq quantize) run on the native low-precision kernels. --simulate runs the
 same model as fp32 fake-quant instead (dequantized weights, quantize-dequantize of each int8
@@ -83,7 +87,9 @@ table fit for a CI job summary.`,
 	fs.Float64Var(&opts.maxNEDelta, "max-ne-delta", 0, "budget: largest allowed NE increase over the baseline, in percent (e.g. 0.05)")
 	fs.Float64Var(&opts.maxAUCDrop, "max-auc-drop", 0, "budget: largest allowed AUC drop below the baseline (e.g. 0.0005)")
 	fs.StringVar(&opts.summaryMD, "summary-md", "", "also write a Markdown summary to this file (e.g. $GITHUB_STEP_SUMMARY)")
+	fs.StringVar(&opts.stateOut, "state-out", "", "also write the evaluation's mergeable state to this file (for rq merge; see --shard)")
 	opts.data.register(fs)
+	opts.data.registerShard(fs, "evaluate")
 	return c
 }
 
@@ -139,29 +145,43 @@ func runEval(ctx context.Context, opts *evalOptions) error {
 	}
 	out := report.NewEval(modelName, dataName, opts.data.rows, opts.data.threads, opts.data.batch, opts.baseline, rep)
 	out.Bytes = m.Net.Bytes()
+	out.Shard = opts.data.shard
 	if base != nil {
 		out.BaselineBytes = base.Net.Bytes()
+	}
+	if opts.stateOut != "" {
+		if err := writeEvalState(opts, rep, m, base); err != nil {
+			return err
+		}
 	}
 	if opts.simulate {
 		d := report.Float(rep.ShadowMaxAbsDiff)
 		out.SimulateMaxAbsDiff = &d
 	}
+	return emitEval(opts.globalOptions, out, rep.Delta, opts.maxNEDelta, opts.maxAUCDrop, opts.summaryMD, opts.json)
+}
+
+// emitEval judges an evaluation against its budgets (NaN: none), writes the
+// Markdown summary when asked, prints the table or JSON, and returns the
+// exit-3 error when a budget is broken: the tail of rq eval and rq merge.
+func emitEval(g *globalOptions, out *report.Eval, delta *evaluate.Delta, maxNE, maxAUCDrop float64, summaryMD string, asJSON bool) error {
 	var broken []string
-	if rep.Delta != nil && (!math.IsNaN(opts.maxNEDelta) || !math.IsNaN(opts.maxAUCDrop)) {
-		broken = budgetBroken(rep.Delta, opts.maxNEDelta, opts.maxAUCDrop)
+	if delta != nil && (!math.IsNaN(maxNE) || !math.IsNaN(maxAUCDrop)) {
+		broken = budgetBroken(delta, maxNE, maxAUCDrop)
 		pass := len(broken) == 0
 		out.Pass = &pass
-		out.Budget = &report.Budget{MaxNEDeltaPct: report.Float(opts.maxNEDelta), MaxAUCDrop: report.Float(opts.maxAUCDrop)}
+		out.Budget = &report.Budget{MaxNEDeltaPct: report.Float(maxNE), MaxAUCDrop: report.Float(maxAUCDrop)}
 	}
-	if opts.summaryMD != "" {
-		if err := atomicfile.WriteFile(opts.summaryMD, func(w io.Writer) error { return report.EvalMarkdown(w, out) }); err != nil {
+	if summaryMD != "" {
+		if err := atomicfile.WriteFile(summaryMD, func(w io.Writer) error { return report.EvalMarkdown(w, out) }); err != nil {
 			return err
 		}
 	}
-	if opts.json {
-		err = report.JSON(opts.stdout, out)
+	var err error
+	if asJSON {
+		err = report.JSON(g.stdout, out)
 	} else {
-		err = report.EvalTable(opts.stdout, out)
+		err = report.EvalTable(g.stdout, out)
 	}
 	if err != nil {
 		return err
@@ -170,6 +190,25 @@ func runEval(ctx context.Context, opts *evalOptions) error {
 		return &exitError{code: ExitBudget, err: fmt.Errorf("accuracy budget broken: %s", strings.Join(broken, "; "))}
 	}
 	return nil
+}
+
+// writeEvalState writes the mergeable state of an evaluation (--state-out).
+func writeEvalState(opts *evalOptions, rep *evaluate.Report, m, base *modelio.Model) error {
+	sh := opts.data.shardOf()
+	st := evaluate.NewState(rep, sh.Index, sh.Count)
+	st.Model, st.Data, st.Rows, st.Batch, st.Threads, st.Simulate = opts.model, opts.data.path, opts.data.rows, opts.data.batch, opts.data.threads, opts.simulate
+	st.Bytes = m.Net.Bytes()
+	var err error
+	if st.ModelSHA256, err = modelio.FileSHA256(opts.model); err != nil {
+		return err
+	}
+	if base != nil {
+		st.Baseline, st.BaselineBytes = opts.baseline, base.Net.Bytes()
+		if st.BaselineSHA256, err = modelio.FileSHA256(opts.baseline); err != nil {
+			return err
+		}
+	}
+	return st.Write(opts.stateOut)
 }
 
 // budgetBroken lists the budgets a delta breaks (NaN budgets are off). A

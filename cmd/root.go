@@ -75,6 +75,7 @@ Data: the DLRM processed .npz (X_int, X_cat, y) and raw Criteo TSV.
 		newBenchCmd(g, nil),
 		newDebugCmd(g, nil),
 		newMonitorCmd(g, nil),
+		newMergeCmd(g, nil),
 	)
 	for _, c := range root.Commands() {
 		if c.Annotations["exitcodes"] != "no" {

@@ -43,6 +43,8 @@ type Report struct {
 	MaxAbsPredDiff float64
 	// ShadowMaxAbsDiff is the largest |p - p_shadow| (with a shadow).
 	ShadowMaxAbsDiff float64
+	// Acc and BaselineAcc hold the metrics' mergeable state (NewState).
+	Acc, BaselineAcc *metrics.Accumulator
 }
 
 // Delta compares a result with its baseline.
@@ -132,6 +134,7 @@ func Run(ctx context.Context, rd dataset.Reader, opts Options) (*Report, error) 
 		return nil, fmt.Errorf("no rows to evaluate (check --rows): %w", err)
 	}
 	rep.Result = res
+	rep.Acc = &acc
 	rep.Data = rd.Stats()
 	rep.ForwardSeconds = fwd.Seconds()
 	if fwd > 0 {
@@ -143,6 +146,7 @@ func Run(ctx context.Context, rd dataset.Reader, opts Options) (*Report, error) 
 			return nil, err
 		}
 		rep.Baseline = &br
+		rep.BaselineAcc = &baseAcc
 		d := Compare(res, br)
 		rep.Delta = &d
 	}

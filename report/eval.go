@@ -13,11 +13,13 @@ import (
 
 // Metrics is one model's figures as rq eval prints them.
 type Metrics struct {
-	Examples       int64 `json:"examples"`
-	CTR            Float `json:"ctr"`
-	NE             Float `json:"ne"`
-	LogLoss        Float `json:"logloss"`
-	AUC            Float `json:"auc"`
+	Examples int64 `json:"examples"`
+	CTR      Float `json:"ctr"`
+	NE       Float `json:"ne"`
+	LogLoss  Float `json:"logloss"`
+	AUC      Float `json:"auc"`
+	// AUCErrorBound bounds |auc - exact AUC| (0: exact); see metrics.Accumulator.
+	AUCErrorBound  Float `json:"auc_error_bound"`
 	Calibration    Float `json:"calibration"`
 	Accuracy       Float `json:"accuracy"`
 	ExamplesPerSec Float `json:"examples_per_sec"`
@@ -50,6 +52,10 @@ type Eval struct {
 	// Pass and Budget are set when budgets were given.
 	Pass   *bool   `json:"pass,omitempty"`
 	Budget *Budget `json:"budget,omitempty"`
+	// Shard is the part of the rows evaluated ("I/N", rq eval --shard); Shards
+	// the parts an rq merge combined ("all 4", or "0,2 of 4" when partial).
+	Shard  string `json:"shard,omitempty"`
+	Shards string `json:"shards,omitempty"`
 	Metrics
 }
 
@@ -61,7 +67,7 @@ type Budget struct {
 
 func metricsOf(r metrics.Result, eps float64) Metrics {
 	return Metrics{
-		Examples: r.Examples, CTR: Float(r.CTR), NE: Float(r.NE), LogLoss: Float(r.LogLoss), AUC: Float(r.AUC),
+		Examples: r.Examples, CTR: Float(r.CTR), NE: Float(r.NE), LogLoss: Float(r.LogLoss), AUC: Float(r.AUC), AUCErrorBound: Float(r.AUCErrorBound),
 		Calibration: Float(r.Calibration), Accuracy: Float(r.Accuracy), ExamplesPerSec: Float(eps),
 	}
 }
@@ -119,6 +125,15 @@ func EvalTable(w io.Writer, e *Eval) error {
 	}
 	if err == nil {
 		_, err = fmt.Fprintf(w, ": %.0f examples/s (forward pass, %d threads, batch %d)", float64(e.ExamplesPerSec), e.Threads, e.Batch)
+	}
+	if err == nil && e.Shard != "" {
+		_, err = fmt.Fprintf(w, ", shard %s", e.Shard)
+	}
+	if err == nil && e.Shards != "" {
+		_, err = fmt.Fprintf(w, ", merged shards: %s", e.Shards)
+	}
+	if err == nil && float64(e.AUCErrorBound) > 0 {
+		_, err = fmt.Fprintf(w, "; AUC within %.2g of exact", float64(e.AUCErrorBound))
 	}
 	if err == nil && e.SkippedRows > 0 {
 		_, err = fmt.Fprintf(w, ", %d bad rows skipped", e.SkippedRows)

@@ -1,0 +1,269 @@
+package evaluate
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/rqtools/rq/internal/atomicfile"
+	"github.com/rqtools/rq/metrics"
+)
+
+// StateKind and StateVersion identify an evaluation state file.
+const (
+	StateKind    = "rq-eval-state"
+	StateVersion = 1
+)
+
+// State is an evaluation of some shards of a row selection, written out so
+// evaluations run apart (rq eval --shard I/N --state-out F) can be merged
+// (rq merge) into exactly the figures of one run over all the rows.
+type State struct {
+	Kind           string `json:"kind"`
+	Version        int    `json:"version"`
+	Model          string `json:"model"`
+	ModelSHA256    string `json:"model_sha256"`
+	Baseline       string `json:"baseline,omitempty"`
+	BaselineSHA256 string `json:"baseline_sha256,omitempty"`
+	Data           string `json:"data"`
+	Rows           string `json:"rows"`
+	Batch          int    `json:"batch"`
+	Threads        int    `json:"threads"`
+	// ShardCount is N of --shard I/N (1: unsharded); Shards the indices this
+	// state covers, increasing.
+	ShardCount int   `json:"shard_count"`
+	Shards     []int `json:"shards"`
+	Simulate   bool  `json:"simulate,omitempty"`
+	// Bytes and BaselineBytes are the models' parameter bytes.
+	Bytes            int64          `json:"bytes"`
+	BaselineBytes    int64          `json:"baseline_bytes,omitempty"`
+	ForwardSeconds   float64        `json:"forward_seconds"`
+	MaxAbsPredDiff   float64        `json:"max_abs_pred_diff"`
+	ShadowMaxAbsDiff float64        `json:"shadow_max_abs_diff"`
+	Skipped          int64          `json:"skipped_rows"`
+	Metrics          metrics.State  `json:"metrics"`
+	BaselineMetrics  *metrics.State `json:"baseline_metrics,omitempty"`
+
+	// File is where the state was read from, for messages.
+	File string `json:"-"`
+}
+
+// NewState captures rep, an evaluation of shard index of count (0 of 1 when
+// unsharded); the caller fills in the model, data and selection fields.
+func NewState(rep *Report, index, count int) *State {
+	s := &State{Kind: StateKind, Version: StateVersion, ShardCount: count, Shards: []int{index},
+		ForwardSeconds: rep.ForwardSeconds, MaxAbsPredDiff: rep.MaxAbsPredDiff, ShadowMaxAbsDiff: rep.ShadowMaxAbsDiff,
+		Skipped: rep.Data.Skipped, Metrics: rep.Acc.State()}
+	if rep.BaselineAcc != nil {
+		b := rep.BaselineAcc.State()
+		s.BaselineMetrics = &b
+	}
+	return s
+}
+
+// Write writes the state to path atomically.
+func (s *State) Write(path string) error {
+	js, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, func(w io.Writer) error {
+		_, err := w.Write(append(js, '\n'))
+		return err
+	})
+}
+
+// ReadState reads and checks a state file.
+func ReadState(path string) (*State, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseState(path, data)
+}
+
+// IsState reports whether data looks like an evaluation state (its kind).
+func IsState(data []byte) bool {
+	var k struct {
+		Kind string `json:"kind"`
+	}
+	return json.Unmarshal(data, &k) == nil && k.Kind == StateKind
+}
+
+// ParseState decodes and checks a state; name is used in errors.
+func ParseState(name string, data []byte) (*State, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var s State
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("%s: not an rq evaluation state: %v", name, err)
+	}
+	s.File = name
+	if s.Kind != StateKind {
+		return nil, fmt.Errorf("%s: kind %q, want %q", name, s.Kind, StateKind)
+	}
+	if s.Version != StateVersion {
+		return nil, fmt.Errorf("%s: evaluation state version %d; this rq reads version %d", name, s.Version, StateVersion)
+	}
+	if s.ShardCount < 1 || len(s.Shards) == 0 || len(s.Shards) > s.ShardCount {
+		return nil, fmt.Errorf("%s: shards %v of shard_count %d: want 1 to shard_count shard indices", name, s.Shards, s.ShardCount)
+	}
+	for i, x := range s.Shards {
+		if x < 0 || x >= s.ShardCount || (i > 0 && x <= s.Shards[i-1]) {
+			return nil, fmt.Errorf("%s: shards %v: want increasing indices below shard_count %d", name, s.Shards, s.ShardCount)
+		}
+	}
+	if (s.Baseline != "") != (s.BaselineMetrics != nil) {
+		return nil, fmt.Errorf("%s: baseline %q with baseline_metrics present: %v (want both or neither)", name, s.Baseline, s.BaselineMetrics != nil)
+	}
+	if _, _, err := s.accumulators(); err != nil {
+		return nil, fmt.Errorf("%s: %v", name, err)
+	}
+	return &s, nil
+}
+
+func (s *State) accumulators() (acc, base *metrics.Accumulator, err error) {
+	if acc, err = metrics.FromState(s.Metrics); err != nil {
+		return nil, nil, fmt.Errorf("metrics: %v", err)
+	}
+	if s.BaselineMetrics != nil {
+		if base, err = metrics.FromState(*s.BaselineMetrics); err != nil {
+			return nil, nil, fmt.Errorf("baseline_metrics: %v", err)
+		}
+		if base.Count() != acc.Count() {
+			return nil, nil, fmt.Errorf("baseline_metrics counts %d examples, metrics %d: they ran on the same rows", base.Count(), acc.Count())
+		}
+	}
+	return acc, base, nil
+}
+
+func (s *State) name() string {
+	if s.File != "" {
+		return s.File
+	}
+	return "evaluation state"
+}
+
+// MergeStates combines states of disjoint shards of one evaluation: the same
+// model (by sha256), baseline, row selection, batch size and shard count.
+// The result covers the union of their shards.
+func MergeStates(states []*State) (*State, error) {
+	if len(states) == 0 {
+		return nil, fmt.Errorf("no evaluation states to merge")
+	}
+	first := states[0]
+	out := *first
+	out.File = ""
+	out.Shards = slices.Clone(first.Shards)
+	acc, base, err := first.accumulators()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", first.name(), err)
+	}
+	owner := map[int]string{}
+	for _, x := range first.Shards {
+		owner[x] = first.name()
+	}
+	for _, s := range states[1:] {
+		for _, c := range []struct {
+			what string
+			a, b string
+		}{
+			{"model sha256", first.ModelSHA256, s.ModelSHA256},
+			{"baseline sha256", first.BaselineSHA256, s.BaselineSHA256},
+			{"rows", first.Rows, s.Rows},
+			{"batch", strconv.Itoa(first.Batch), strconv.Itoa(s.Batch)},
+			{"shard count", strconv.Itoa(first.ShardCount), strconv.Itoa(s.ShardCount)},
+			{"simulate", strconv.FormatBool(first.Simulate), strconv.FormatBool(s.Simulate)},
+		} {
+			if c.a != c.b {
+				return nil, fmt.Errorf("cannot merge %s with %s: %s %q differs from %q (shards of one evaluation share model, baseline, rows, batch and shard count)", s.name(), first.name(), c.what, c.b, c.a)
+			}
+		}
+		for _, x := range s.Shards {
+			if o, dup := owner[x]; dup {
+				return nil, fmt.Errorf("shard %d/%d is in both %s and %s", x, s.ShardCount, o, s.name())
+			}
+			owner[x] = s.name()
+		}
+		a, b, err := s.accumulators()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", s.name(), err)
+		}
+		acc.Merge(a)
+		if base != nil {
+			base.Merge(b)
+		}
+		out.Shards = append(out.Shards, s.Shards...)
+		out.ForwardSeconds += s.ForwardSeconds
+		out.MaxAbsPredDiff = max(out.MaxAbsPredDiff, s.MaxAbsPredDiff)
+		out.ShadowMaxAbsDiff = max(out.ShadowMaxAbsDiff, s.ShadowMaxAbsDiff)
+		// Every shard reads (and skips) every bad row: the counts agree.
+		out.Skipped = max(out.Skipped, s.Skipped)
+		if s.Data != first.Data {
+			out.Data = commonName(out.Data, s.Data)
+		}
+	}
+	slices.Sort(out.Shards)
+	out.Metrics = acc.State()
+	if base != nil {
+		b := base.State()
+		out.BaselineMetrics = &b
+	}
+	return &out, nil
+}
+
+// commonName joins two data paths that differ (machines mount data apart).
+func commonName(a, b string) string {
+	if strings.Contains(a, b) {
+		return a
+	}
+	return a + " + " + b
+}
+
+// Complete reports whether the state covers every shard.
+func (s *State) Complete() bool { return len(s.Shards) == s.ShardCount }
+
+// Missing lists the shards the state lacks.
+func (s *State) Missing() []int {
+	var out []int
+	for i := range s.ShardCount {
+		if !slices.Contains(s.Shards, i) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// Report rebuilds the evaluation report the state stands for.
+func (s *State) Report() (*Report, error) {
+	acc, base, err := s.accumulators()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", s.name(), err)
+	}
+	res, err := acc.Result()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.name(), err)
+	}
+	rep := &Report{Result: res, Acc: acc, BaselineAcc: base, ForwardSeconds: s.ForwardSeconds,
+		MaxAbsPredDiff: s.MaxAbsPredDiff, ShadowMaxAbsDiff: s.ShadowMaxAbsDiff}
+	rep.Data.Rows = res.Examples
+	rep.Data.Skipped = s.Skipped
+	if s.ForwardSeconds > 0 {
+		rep.ExamplesPerSec = float64(res.Examples) / s.ForwardSeconds
+	}
+	if base != nil {
+		br, err := base.Result()
+		if err != nil {
+			return nil, fmt.Errorf("%s: baseline: %w", s.name(), err)
+		}
+		rep.Baseline = &br
+		d := Compare(res, br)
+		rep.Delta = &d
+	}
+	return rep, nil
+}
