@@ -33,18 +33,26 @@ func WriteFile(path string, write func(w io.Writer) error) (err error) {
 	if base == "" {
 		return fmt.Errorf("atomicfile: %q names a directory, not a file", path)
 	}
-	f, err := createTemp(dir, base)
+	// An unnamed file first (Linux): nothing to leave behind if killed.
+	unnamed := true
+	f, err := openUnnamed(dir)
 	if err != nil {
-		return fmt.Errorf("writing %s: cannot create a temporary file in %s: %w", path, dir, err)
+		unnamed = false
+		if f, err = createTemp(dir, base); err != nil {
+			return fmt.Errorf("writing %s: cannot create a temporary file in %s: %w", path, dir, err)
+		}
 	}
 	tmp := f.Name()
+	named := !unnamed // whether tmp is a directory entry to clean up
 	done := false
 	defer func() {
 		// Any exit before the rename succeeded (an error, or a panic in write
 		// unwinding through here) must not leave the temporary file behind.
 		if !done {
 			f.Close()
-			os.Remove(tmp)
+			if named {
+				os.Remove(tmp)
+			}
 		}
 	}()
 
@@ -60,6 +68,15 @@ func WriteFile(path string, write func(w io.Writer) error) (err error) {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("writing %s: sync: %w", path, err)
 	}
+	if unnamed {
+		// Name it, then rename the name over path: linkat cannot replace
+		// an existing file, rename can, atomically. Only a kill in the
+		// microseconds between the two leaves a named temporary file.
+		if tmp, err = linkTemp(f, dir, base); err != nil {
+			return fmt.Errorf("writing %s: naming the temporary file: %w", path, err)
+		}
+		named = true
+	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("writing %s: close: %w", path, err)
 	}
@@ -71,6 +88,34 @@ func WriteFile(path string, write func(w io.Writer) error) (err error) {
 	done = true
 	syncDir(dir)
 	return nil
+}
+
+// linkTemp links the unnamed file f into dir under a fresh temporary name.
+func linkTemp(f *os.File, dir, base string) (string, error) {
+	var lastErr error
+	for range 100 {
+		name, err := tempName(dir, base)
+		if err != nil {
+			return "", err
+		}
+		err = linkUnnamed(f, name)
+		if err == nil {
+			return name, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return "", err
+		}
+		lastErr = err
+	}
+	return "", lastErr
+}
+
+func tempName(dir, base string) (string, error) {
+	var r [6]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, tempPrefix+base+"-"+hex.EncodeToString(r[:])), nil
 }
 
 // WriteBytes is WriteFile for data already in memory.
@@ -88,11 +133,10 @@ func WriteBytes(path string, b []byte) error {
 func createTemp(dir, base string) (*os.File, error) {
 	var lastErr error
 	for range 10000 {
-		var r [6]byte
-		if _, err := rand.Read(r[:]); err != nil {
+		name, err := tempName(dir, base)
+		if err != nil {
 			return nil, err
 		}
-		name := filepath.Join(dir, tempPrefix+base+"-"+hex.EncodeToString(r[:]))
 		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 		if err == nil {
 			return f, nil

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -189,5 +190,30 @@ func TestWriteFileDestinationIsDir(t *testing.T) {
 	}
 	if err := WriteBytes(dir+string(filepath.Separator), []byte("x")); err == nil {
 		t.Fatal("a path ending in a separator was accepted")
+	}
+}
+
+// TestUnnamedWhileWriting: on Linux the file being written has no name in
+// the directory until it is complete, so a killed writer leaves nothing.
+func TestUnnamedWhileWriting(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("O_TMPFILE is Linux's")
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "out.bin")
+	err := WriteFile(p, func(w io.Writer) error {
+		if _, err := w.Write(bytes.Repeat([]byte{7}, 3<<20)); err != nil {
+			return err
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("while writing, the directory holds %d entries, want none", len(entries))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); len(got) != 3<<20 {
+		t.Errorf("wrote %d bytes", len(got))
 	}
 }
