@@ -131,6 +131,14 @@ type Table struct {
 	// and runs on Kernel.
 	Weight []float32
 	Kernel BagKernel // nil: fp32 on Weight
+	// Release, when set, drops the table's resident memory-mapped pages;
+	// the Runner calls it after each batch it pools from the table. A
+	// mapped page that has been read counts in the process's resident set
+	// until it is unmapped, so random lookups into tables larger than
+	// memory would otherwise end with them all resident; released pages
+	// are read back from the page cache when next needed. modelio sets it
+	// on the tables of a loaded model that exceed its resident budget.
+	Release func()
 }
 
 // Precision names the table's storage ("fp32" when it has no Kernel).

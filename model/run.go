@@ -190,6 +190,9 @@ func (r *Runner) Forward(b *Batch) ([]float32, error) {
 				mu.Unlock()
 			}
 		})
+		if tb.Release != nil {
+			tb.Release()
+		}
 		if firstBad >= 0 {
 			return nil, fmt.Errorf("%s: index %d (batch position %d) is outside the table's %d rows", tb.Name, b.Indices[t][firstBad], firstBad, tb.Rows)
 		}

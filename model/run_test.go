@@ -5,7 +5,10 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/rqtools/rq/kernels"
 )
 
 // randNet builds a random DLRM with the given shape.
@@ -216,4 +219,59 @@ func TestForwardBadBatch(t *testing.T) {
 	check("bad offsets", func(b *Batch) { b.Offsets[0][3] = 1000 }, "bag offsets")
 	check("dense width", func(b *Batch) { b.NumDense = 3 }, "the model takes 4")
 	check("tables", func(b *Batch) { b.Indices = b.Indices[:1]; b.Offsets = b.Offsets[:1] }, "2 embedding tables")
+}
+
+// poolCounter is an fp32 BagKernel that counts the bags it pooled.
+type poolCounter struct {
+	t    *Table
+	mu   sync.Mutex
+	bags int
+}
+
+func (p *poolCounter) Precision() string { return "fp32" }
+func (p *poolCounter) Bytes() int64      { return 4 * p.t.Params() }
+func (p *poolCounter) Pool(indices []int64, offsets []int32, weights []float32, out []float32, ldo int, lo, hi int) int {
+	p.mu.Lock()
+	p.bags += hi - lo
+	p.mu.Unlock()
+	return kernels.EmbeddingBagF32(p.t.Weight, p.t.Rows, p.t.Dim, indices, offsets, weights, out, ldo, lo, hi)
+}
+
+// TestForwardReleasesTables: the runner calls a table's Release once per
+// batch, after every bag of the batch was pooled from that table (on
+// every thread), and releasing changes no prediction.
+func TestForwardReleasesTables(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	net := randNet(rng, Dot, 4, []int{8}, []int64{10, 20, 30}, []int{8, 8, 8}, []int{4, 1})
+	const N = 23
+	b := randBatch(rng, net, N, 3, false)
+	want, err := NewRunner(net, 3).Forward(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append([]float32(nil), want...)
+	pc := &poolCounter{t: net.Tables[1]}
+	net.Tables[1].Kernel = pc
+	calls := 0
+	net.Tables[1].Release = func() {
+		calls++
+		if pc.bags != calls*N {
+			t.Errorf("Release %d came after %d bags were pooled, want %d", calls, pc.bags, calls*N)
+		}
+	}
+	run := NewRunner(net, 3)
+	for range 3 {
+		got, err := run.Forward(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("row %d: %v, want %v", i, got[i], want[i])
+			}
+		}
+	}
+	if calls != 3 {
+		t.Errorf("Release called %d times over 3 batches, want 3", calls)
+	}
 }

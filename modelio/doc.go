@@ -8,6 +8,14 @@
 // schemes are a table (schemes in dlrm.go), so other layouts can be added
 // beside facebookresearch/dlrm's.
 //
+// Memory: files are memory-mapped and their tensors used in place, so a
+// model costs the pages it touches. Models larger than ResidentTableBytes
+// run in bounded memory: touched pages are released (madvise
+// MADV_DONTNEED, which keeps the data readable from the page cache) as a
+// checkpoint's CRCs are checked, block by block as the quantized writer
+// reads them, and, for the tables beyond the budget, after each batch
+// pooled from them.
+//
 // Errors are *FormatError (malformed file: names the file, the tensor, what
 // was expected) or *UnsupportedError (well-formed but not handled).
 package modelio

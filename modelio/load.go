@@ -92,6 +92,7 @@ func Load(path string) (*Model, error) {
 				m.Close()
 				return nil, err
 			}
+			boundResidentTables(net)
 			m.Net, m.Scheme, m.Quantized = net, schemes[0].name, true
 			return m, nil
 		}
@@ -107,6 +108,7 @@ func Load(path string) (*Model, error) {
 		m.Close()
 		return nil, err
 	}
+	boundResidentTables(net)
 	m.Net, m.Scheme = net, scheme
 	return m, nil
 }

@@ -21,3 +21,10 @@ func mapFile(f *os.File, size int64) (data []byte, release func() error, err err
 	}
 	return data, func() error { return nil }, nil
 }
+
+// isMapped is false: nothing is memory-mapped here.
+func isMapped(b []byte) bool { return false }
+
+// releasePages does nothing: the tensors live in an ordinary buffer, whose
+// pages cannot be dropped without losing the data.
+func releasePages(b []byte) error { return nil }

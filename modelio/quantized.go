@@ -222,6 +222,9 @@ func tableSpec(name string, t *kernels.BagTable) TensorSpec {
 }
 
 // streamTableSpec quantizes an fp32 table block by block while writing.
+// Each block's source rows are released (releasePages) once encoded: the
+// writer reads every table once, front to back, so a memory-mapped model
+// larger than memory would otherwise end up wholly resident.
 func streamTableSpec(name string, t *model.Table, enc TableEncoding) TensorSpec {
 	shape, dt := tableShape(enc.Format, t.Rows, t.Dim)
 	rb := enc.Format.RowBytes(t.Dim)
@@ -229,7 +232,9 @@ func streamTableSpec(name string, t *model.Table, enc TableEncoding) TensorSpec 
 		buf := make([]byte, encodeRowsBlock*rb)
 		for r := int64(0); r < t.Rows; r += encodeRowsBlock {
 			n := int(min(encodeRowsBlock, t.Rows-r))
-			enc.Encode(t.Weight[r*int64(t.Dim):(r+int64(n))*int64(t.Dim)], n, t.Dim, buf[:n*rb])
+			src := t.Weight[r*int64(t.Dim) : (r+int64(n))*int64(t.Dim)]
+			enc.Encode(src, n, t.Dim, buf[:n*rb])
+			releasePages(kernels.F32Bytes(src))
 			if _, err := w.Write(buf[:n*rb]); err != nil {
 				return err
 			}
@@ -238,25 +243,47 @@ func streamTableSpec(name string, t *model.Table, enc TableEncoding) TensorSpec 
 	}}
 }
 
+// releaseBlock is how many bytes of a memory-mapped source the writers
+// read between releases.
+const releaseBlock = 8 << 20
+
+// bytesSpec writes b as is, releasing its pages block by block when it is
+// memory-mapped (a quantized table of a loaded quantized file, written again).
 func bytesSpec(name string, dt DType, shape []int, b []byte) TensorSpec {
 	return TensorSpec{Name: name, DType: dt, Shape: shape, Write: func(w io.Writer) error {
-		_, err := w.Write(b)
-		return err
+		for rest := b; len(rest) > 0; {
+			k := min(len(rest), releaseBlock)
+			if _, err := w.Write(rest[:k]); err != nil {
+				return err
+			}
+			releasePages(rest[:k])
+			rest = rest[k:]
+		}
+		return nil
 	}}
 }
 
+// f32Spec writes v little-endian. When v is memory-mapped (an fp32 table
+// kept as it is), its pages are released every releaseBlock bytes, as
+// streamTableSpec does.
 func f32Spec(name string, shape []int, v []float32) TensorSpec {
 	return TensorSpec{Name: name, DType: F32, Shape: shape, Write: func(w io.Writer) error {
 		var buf [4096]byte
-		for len(v) > 0 {
-			n := min(len(v), len(buf)/4)
-			for i, x := range v[:n] {
+		rest := v
+		read := v // the part of v read since the last release
+		for len(rest) > 0 {
+			n := min(len(rest), len(buf)/4)
+			for i, x := range rest[:n] {
 				binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(x))
 			}
 			if _, err := w.Write(buf[:4*n]); err != nil {
 				return err
 			}
-			v = v[n:]
+			rest = rest[n:]
+			if k := len(read) - len(rest); 4*k >= releaseBlock || len(rest) == 0 {
+				releasePages(kernels.F32Bytes(read[:k]))
+				read = rest
+			}
 		}
 		return nil
 	}}

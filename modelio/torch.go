@@ -280,7 +280,10 @@ func (tr *torchReader) readEntry(f *zip.File, limit, want int64) ([]byte, error)
 				return nil, &FormatError{File: tr.name, Msg: fmt.Sprintf("reading zip entry %s: %v", f.Name, err)}
 			}
 		}
-		if crc32.ChecksumIEEE(b) != f.CRC32 {
+		// A checkpoint within the resident budget stays mapped after the
+		// check, as the model will be used whole; a larger one is released
+		// as it is checked (only part of it can stay resident anyway).
+		if checksum(b, int64(len(tr.mapped)) > ResidentTableBytes) != f.CRC32 {
 			return nil, &FormatError{File: tr.name, Msg: fmt.Sprintf("zip entry %s fails its CRC check (corrupt file)", f.Name)}
 		}
 		return b, nil
@@ -314,6 +317,29 @@ func (tr *torchReader) readEntry(f *zip.File, limit, want int64) ([]byte, error)
 		return b, nil
 	}
 	return nil, &UnsupportedError{File: tr.name, What: fmt.Sprintf("zip entry %s uses compression method %d (only stored and deflate are read)", f.Name, f.Method)}
+}
+
+// crcBlock is how many bytes checksum reads between releases.
+const crcBlock = 8 << 20
+
+// checksum is crc32.ChecksumIEEE(b). With release, b's pages are released
+// block by block as they are read, when b is memory-mapped (releasePages):
+// checking the CRC reads every byte of the checkpoint at load time, and
+// without the releases a model of 8 GB would sit wholly in the resident
+// set before any work began, although each command then needs only a part
+// of it at a time.
+func checksum(b []byte, release bool) uint32 {
+	if !release {
+		return crc32.ChecksumIEEE(b)
+	}
+	var sum uint32
+	for len(b) > 0 {
+		k := min(len(b), crcBlock)
+		sum = crc32.Update(sum, crc32.IEEETable, b[:k])
+		releasePages(b[:k])
+		b = b[k:]
+	}
+	return sum
 }
 
 // --- pickle values for torch objects ---

@@ -1,0 +1,350 @@
+package modelio
+
+import (
+	"bytes"
+	"hash/crc32"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/rqtools/rq/kernels"
+	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/quantize"
+)
+
+// mapTestFile writes data to a file and maps it with mapFile.
+func mapTestFile(t *testing.T, data []byte) (mapped []byte, release func() error) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "mapped")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	mapped, release, err = mapFile(f, int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mapped, release
+}
+
+// residentFileBytes is the process's resident file-backed memory (Linux
+// /proc/self/statm "shared"), or -1 when it cannot be read.
+func residentFileBytes() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return -1
+	}
+	n, err := strconv.ParseInt(f[2], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n * int64(os.Getpagesize())
+}
+
+// sink keeps the compiler from dropping reads done only to fault pages in.
+var sink byte
+
+// TestReleasePages: released ranges of a mapping (unaligned, partial,
+// whole) still read back the file's bytes; on Linux the release really
+// leaves the resident set; a slice of ordinary memory is left untouched.
+func TestReleasePages(t *testing.T) {
+	ps := os.Getpagesize()
+	want := make([]byte, 8<<20+ps/2+3) // not a whole number of pages
+	rand.New(rand.NewSource(1)).Read(want)
+	m, release := mapTestFile(t, want)
+	released := false
+	defer func() {
+		if !released {
+			release()
+		}
+	}()
+	if !isMapped(m) && runtime.GOOS != "windows" && runtime.GOOS != "plan9" && runtime.GOOS != "js" && runtime.GOOS != "wasip1" {
+		t.Fatal("isMapped is false for a mapping mapFile made")
+	}
+	touch := func() (sum byte) {
+		for i := 0; i < len(m); i += ps / 2 {
+			sum += m[i]
+		}
+		return sum
+	}
+	sink += touch()
+	before := residentFileBytes()
+	for _, r := range [][2]int{{ps + 1, 3*ps - 1}, {0, 1}, {len(m) - 1, len(m)}, {5, 5}, {0, len(m)}} {
+		if err := releasePages(m[r[0]:r[1]]); err != nil {
+			t.Fatalf("releasePages(m[%d:%d]): %v", r[0], r[1], err)
+		}
+	}
+	after := residentFileBytes()
+	if !bytes.Equal(m, want) {
+		t.Fatal("the mapping reads differently after releasePages")
+	}
+	if runtime.GOOS == "linux" && before >= 0 && after >= 0 && before-after < int64(len(m))*3/4 {
+		t.Errorf("resident file memory went from %d to %d bytes: releasing the %d-byte mapping dropped too little", before, after, len(m))
+	}
+
+	heap := append([]byte(nil), want[:4*ps]...)
+	if isMapped(heap) {
+		t.Error("isMapped is true for ordinary memory")
+	}
+	if err := releasePages(heap[ps:]); err != nil || !bytes.Equal(heap, want[:4*ps]) {
+		t.Errorf("releasePages on ordinary memory: err %v, or the memory changed", err)
+	}
+
+	released = true
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	if isMapped(m) {
+		t.Error("isMapped is still true after the mapping was released")
+	}
+}
+
+// writeTestModel writes ts as a safetensors model file.
+func writeTestModel(t *testing.T, ts []Tensor) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "model.safetensors")
+	if err := WriteSafetensors(p, TensorsSpec(ts), nil); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// randomBatch draws n examples with bags of 0 to 3 indices per table.
+func randomBatch(net *model.Network, n int, rng *rand.Rand) *model.Batch {
+	b := &model.Batch{N: n, NumDense: net.NumDense, Dense: make([]float32, n*net.NumDense)}
+	for i := range b.Dense {
+		b.Dense[i] = rng.Float32()
+	}
+	for _, tb := range net.Tables {
+		off := []int32{0}
+		var idx []int64
+		for range n {
+			for range rng.Intn(4) {
+				idx = append(idx, rng.Int63n(tb.Rows))
+			}
+			off = append(off, int32(len(idx)))
+		}
+		b.Indices = append(b.Indices, idx)
+		b.Offsets = append(b.Offsets, off)
+	}
+	return b
+}
+
+// TestResidentBudget: a loaded model's mapped tables beyond
+// ResidentTableBytes get a Release, which the runner calls after each batch,
+// and predictions stay bit-identical to the same model held in memory.
+func TestResidentBudget(t *testing.T) {
+	rows := []int{3000, 5000, 4000}
+	ts := dlrmTensors([]int{4, 8}, rows, nil, 8+6, []int{6, 1})
+	path := writeTestModel(t, ts)
+	ref, _, err := BuildNetwork("ref", ts) // ordinary memory
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	defer func(b int64) { ResidentTableBytes = b }(ResidentTableBytes)
+	ResidentTableBytes = 4 * 8 * int64(rows[0]+rows[1]/2) // the first table fits, the others not
+	m, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	mapped := isMapped(kernels.F32Bytes(m.Net.Tables[0].Weight))
+	for i, tb := range m.Net.Tables {
+		if want := mapped && i > 0; (tb.Release != nil) != want {
+			t.Errorf("%s: Release set %v, want %v", tb.Name, tb.Release != nil, want)
+		}
+	}
+	calls := 0
+	for _, tb := range m.Net.Tables {
+		if r := tb.Release; r != nil {
+			tb.Release = func() { calls++; r() }
+		}
+	}
+
+	rng := rand.New(rand.NewSource(2))
+	run, refRun := model.NewRunner(m.Net, 2), model.NewRunner(ref, 2)
+	for range 5 {
+		b := randomBatch(ref, 64, rng)
+		got, err := run.Forward(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := refRun.Forward(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("example %d: %v from the released model, %v from memory", i, got[i], want[i])
+			}
+		}
+	}
+	if mapped && calls != 5*2 {
+		t.Errorf("Release called %d times, want once per batch for each of 2 tables", calls)
+	}
+
+	// Nothing is released when the tables fit.
+	ResidentTableBytes = 1 << 40
+	m2, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	for _, tb := range m2.Net.Tables {
+		if tb.Release != nil {
+			t.Errorf("%s: Release set although every table fits the budget", tb.Name)
+		}
+	}
+}
+
+// TestWriteQuantizedFromMapping: quantizing a memory-mapped model (whose
+// source pages the writer releases block by block) writes the same bytes
+// as quantizing the same model held in ordinary memory, for streamed,
+// fp32 and in-memory quantized tables alike.
+func TestWriteQuantizedFromMapping(t *testing.T) {
+	rows := []int{2*encodeRowsBlock + 7, 1000}
+	ts := dlrmTensors([]int{4, 8}, rows, nil, 8+3, []int{6, 1})
+	path := writeTestModel(t, ts)
+	m, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ref, _, err := BuildNetwork("ref", ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, preset := range []string{"int8-dynamic", "pytorch-dynamic", "fp16"} {
+		write := func(net *model.Network, name string, stream bool) []byte {
+			plan, err := quantize.Preset(preset, net)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var q *model.Network
+			tables := map[string]TableEncoding{}
+			if stream {
+				q, err = quantize.ApplyFC(net, plan, nil)
+				for _, tb := range net.Tables {
+					lp := plan.Layer(tb.Name)
+					f, _ := quantize.TableFormat(lp.Precision)
+					tables[tb.Name] = TableEncoding{Format: f, Encode: func(w []float32, rows, dim int, dst []byte) {
+						quantize.QuantizeTableRows(f, lp.Greedy, w, rows, dim, dst)
+					}}
+				}
+			} else {
+				q, err = quantize.Apply(net, plan, nil)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dir, name)
+			if err := WriteQuantized(p, q, tables, QuantInfo{SourceSHA256: "00", Plan: plan.Encode()}); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		want := write(ref, preset+".ref", true)
+		for _, stream := range []bool{true, false} {
+			if got := write(m.Net, preset+".mapped", stream); !bytes.Equal(got, want) {
+				t.Errorf("%s (streamed %v): the mapped model quantizes to different bytes", preset, stream)
+			}
+		}
+		// A quantized file read back (mapped) and written again is unchanged.
+		q, err := Load(filepath.Join(dir, preset+".ref"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, preset+".again")
+		if err := WriteQuantized(p, q.Net, nil, QuantInfo{SourceSHA256: "00", Plan: []byte(q.Meta["rq.plan"].(string))}); err != nil {
+			t.Fatal(err)
+		}
+		q.Close()
+		if got, _ := os.ReadFile(p); !bytes.Equal(got, want) {
+			t.Errorf("%s: a mapped quantized file writes back differently", preset)
+		}
+	}
+}
+
+// TestChecksumReleasing: the CRC of a mapping checked block by block with
+// releases is the plain CRC, and the mapping still reads the same.
+func TestChecksumReleasing(t *testing.T) {
+	want := make([]byte, 2*crcBlock+12345)
+	rand.New(rand.NewSource(3)).Read(want)
+	m, release := mapTestFile(t, want)
+	defer release()
+	for _, r := range []bool{false, true} {
+		if got := checksum(m, r); got != crc32.ChecksumIEEE(want) {
+			t.Errorf("checksum(release %v) = %08x, want %08x", r, got, crc32.ChecksumIEEE(want))
+		}
+	}
+	if !bytes.Equal(m, want) {
+		t.Error("the mapping reads differently after checksum")
+	}
+}
+
+// TestLoadTorchReleased: a checkpoint larger than the resident budget,
+// released while its CRCs are checked and run with released tables, gives
+// the same tensors and predictions as one kept resident.
+func TestLoadTorchReleased(t *testing.T) {
+	pt := torchSharedPath(t, "criteo-18k/dlrm-criteo.pt")
+	defer func(b int64) { ResidentTableBytes = b }(ResidentTableBytes)
+	load := func(budget int64) *Model {
+		ResidentTableBytes = budget
+		m, err := Load(pt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	kept, released := load(1<<40), load(0)
+	for _, tb := range released.Net.Tables {
+		if tb.Release == nil && isMapped(kernels.F32Bytes(tb.Weight)) {
+			t.Errorf("%s: no Release with a budget of 0", tb.Name)
+		}
+	}
+	if len(kept.Tensors) != len(released.Tensors) {
+		t.Fatalf("%d tensors, want %d", len(released.Tensors), len(kept.Tensors))
+	}
+	for i := range kept.Tensors {
+		if !bytes.Equal(kept.Tensors[i].Data, released.Tensors[i].Data) {
+			t.Errorf("%s differs", kept.Tensors[i].Name)
+		}
+	}
+	rng := rand.New(rand.NewSource(4))
+	a, b := model.NewRunner(kept.Net, 2), model.NewRunner(released.Net, 2)
+	for range 3 {
+		batch := randomBatch(kept.Net, 300, rng)
+		want, err := a.Forward(batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := b.Forward(batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("example %d: %v released, %v kept", i, got[i], want[i])
+			}
+		}
+	}
+}
