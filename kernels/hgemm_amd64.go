@@ -173,9 +173,12 @@ func hgemmAVX512(p *PackedF16, m int, a []float32, lda int, c []float32, ldc int
 		cb := c[i0*ldc:]
 		nfull, rem := mb/mr512, mb%mr512
 		ir := nfull * mr512
+		// A short last block (M = 128 splits into 120 + 8 rows at K = 512)
+		// does not earn its own widening pass over every panel.
+		widen := wbuf != nil && mb >= hWidenMinM
 		for j0 := 0; j0 < n; j0 += panelW {
 			mask := uint64(1)<<min(panelW, n-j0) - 1
-			if wbuf != nil {
+			if widen {
 				F16ToF32Slice(wbuf, p.data[j0*k:(j0+panelW)*k])
 				if nfull > 0 {
 					sgemm512x12(&ab[0], ldab, &wbuf[0], k, &cb[j0], ldc, bp(j0), mask, relu, nfull)
@@ -226,8 +229,9 @@ func hgemmAVX2(p *PackedF16, m int, a []float32, lda int, c []float32, ldc int, 
 	}
 	// kern runs the kernel for r <= 6 rows on the 16 columns at panel
 	// offset jc%32, from the widened panel or the fp16 one.
+	widen := false // whether the current row block runs on widened panels
 	kern := func(r int, a *float32, lda int, jc int, c *float32, ldc int, bias *float32, nblk int) {
-		if wbuf != nil {
+		if widen {
 			kern256(r, a, lda, &wbuf[jc%panelW], k, c, ldc, bias, relu, nblk)
 		} else {
 			hkern256(r, a, lda, &p.data[jc/panelW*panelW*k+jc%panelW], k, c, ldc, bias, relu, nblk)
@@ -241,9 +245,10 @@ func hgemmAVX2(p *PackedF16, m int, a []float32, lda int, c []float32, ldc int, 
 		cb := c[i0*ldc:]
 		nfull, rem := mb/mr256, mb%mr256
 		ir := nfull * mr256
+		widen = wbuf != nil && mb >= hWidenMinM // see hgemmAVX512
 		for jc := 0; jc < n; jc += 16 {
 			nv := min(16, n-jc)
-			if wbuf != nil && jc%panelW == 0 {
+			if widen && jc%panelW == 0 {
 				j0 := jc / panelW * panelW
 				F16ToF32Slice(wbuf, p.data[j0*k:(j0+panelW)*k])
 			}
