@@ -22,6 +22,20 @@ func sharedFile(t *testing.T, name string) string {
 	return p
 }
 
+// quantizedCriteo quantizes the criteo-18k model with a preset into a
+// fresh temporary directory: the model, its data, the directory and the
+// quantized file.
+func quantizedCriteo(t *testing.T, preset string) (model, data, dir, q string) {
+	t.Helper()
+	model, data = sharedFile(t, "dlrm-criteo.pt"), sharedFile(t, "dlrm-processed.npz")
+	dir = t.TempDir()
+	q = filepath.Join(dir, "q.safetensors")
+	if _, stderr, code := rq(t, "quantize", "--model", model, "--preset", preset, "-o", q); code != 0 {
+		t.Fatal(stderr)
+	}
+	return model, data, dir, q
+}
+
 // rq runs the command line in-process and returns stdout, stderr and the exit code.
 func rq(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()

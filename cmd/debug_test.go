@@ -108,12 +108,7 @@ func TestDebugCriteo(t *testing.T) {
 }
 
 func TestDebugBadInput(t *testing.T) {
-	model, data := sharedFile(t, "dlrm-criteo.pt"), sharedFile(t, "dlrm-processed.npz")
-	dir := t.TempDir()
-	q := filepath.Join(dir, "q.safetensors")
-	if _, stderr, code := rq(t, "quantize", "--model", model, "--preset", "fp16", "-o", q); code != 0 {
-		t.Fatal(stderr)
-	}
+	model, data, dir, q := quantizedCriteo(t, "fp16")
 	other := filepath.Join(dir, "other.safetensors")
 	if _, stderr, code := rq(t, "quantize", "--model", "testdata/shapes/dot.pt", "--preset", "fp16", "-o", other); code != 0 {
 		t.Fatal(stderr)
@@ -148,12 +143,7 @@ func TestDebugBadInput(t *testing.T) {
 // TestDebugHTML: --html writes a self-contained page with every section,
 // alongside the usual table output; a missing directory fails up front.
 func TestDebugHTML(t *testing.T) {
-	model, data := sharedFile(t, "dlrm-criteo.pt"), sharedFile(t, "dlrm-processed.npz")
-	dir := t.TempDir()
-	q := filepath.Join(dir, "q.safetensors")
-	if _, stderr, code := rq(t, "quantize", "--model", model, "--preset", "fp16", "-o", q); code != 0 {
-		t.Fatal(stderr)
-	}
+	model, data, dir, q := quantizedCriteo(t, "fp16")
 	page := filepath.Join(dir, "report.html")
 	out, stderr, code := rq(t, "debug", "--model", model, "--quantized", q, "--data", data, "--rows", "15429:15600", "--html", page)
 	if code != 0 || !strings.Contains(out, "culprits") {

@@ -35,12 +35,7 @@ func TestMergeFlags(t *testing.T) {
 // dynamic quantization, so batches matter) split into shards and merged
 // gives exactly the figures of one run, and bad merges are refused.
 func TestMergeEvalShards(t *testing.T) {
-	model, data := sharedFile(t, "dlrm-criteo.pt"), sharedFile(t, "dlrm-processed.npz")
-	dir := t.TempDir()
-	q := filepath.Join(dir, "q.safetensors")
-	if _, stderr, code := rq(t, "quantize", "--model", model, "--preset", "pytorch-dynamic", "-o", q); code != 0 {
-		t.Fatal(stderr)
-	}
+	model, data, dir, q := quantizedCriteo(t, "pytorch-dynamic")
 	common := []string{"eval", "--model", q, "--baseline", model, "--data", data, "--rows", "10000:16715", "--batch", "500", "--json", "-q"}
 	full, stderr, code := rq(t, common...)
 	if code != 0 {

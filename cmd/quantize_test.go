@@ -103,12 +103,7 @@ func TestQuantizePresets(t *testing.T) {
 }
 
 func TestEvalBudgetAndSimulate(t *testing.T) {
-	model, data := sharedFile(t, "dlrm-criteo.pt"), sharedFile(t, "dlrm-processed.npz")
-	dir := t.TempDir()
-	q := filepath.Join(dir, "q.safetensors")
-	if _, stderr, code := rq(t, "quantize", "--model", model, "--preset", "pytorch-dynamic-int4", "-o", q); code != 0 {
-		t.Fatal(stderr)
-	}
+	model, data, dir, q := quantizedCriteo(t, "pytorch-dynamic-int4")
 	md := filepath.Join(dir, "summary.md")
 	args := []string{"eval", "--model", q, "--baseline", model, "--data", data, "--rows", "15429:16715", "--json", "--summary-md", md}
 	// A budget it meets: exit 0, pass true.
