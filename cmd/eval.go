@@ -113,6 +113,11 @@ func runEval(ctx context.Context, opts *evalOptions) error {
 	if err != nil {
 		return err
 	}
+	// Random row lookups run faster on huge pages (see HugePageTables).
+	m.HugePageTables()
+	if base != nil {
+		base.HugePageTables()
+	}
 	net := m.Net
 	var shadow *model.Network
 	if opts.simulate {

@@ -348,3 +348,52 @@ func TestLoadTorchReleased(t *testing.T) {
 		}
 	}
 }
+
+// TestHugePageTables: tables within the budget move to anonymous memory
+// (huge pages where the kernel gives them), those beyond it stay mapped,
+// predictions do not change, and Close unmaps the copies.
+func TestHugePageTables(t *testing.T) {
+	rows := []int{70000, 3000, 90000} // 2.2 MB, 96 KB (under a huge page), 2.9 MB of fp32
+	ts := dlrmTensors([]int{4, 8}, rows, nil, 8+6, []int{6, 1})
+	path := writeTestModel(t, ts)
+	ref, _, err := BuildNetwork("ref", ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(b int64) { ResidentTableBytes = b }(ResidentTableBytes)
+	ResidentTableBytes = 4 * 8 * int64(rows[0]+rows[1]) // the third is beyond
+	m, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapped := isMapped(kernels.F32Bytes(m.Net.Tables[0].Weight))
+	m.HugePageTables()
+	for i, tb := range m.Net.Tables {
+		still := isMapped(kernels.F32Bytes(tb.Weight))
+		want := mapped && (i != 0 || runtime.GOOS != "linux")
+		if still != want {
+			t.Errorf("%s: mapped %v after HugePageTables, want %v", tb.Name, still, want)
+		}
+	}
+	rng := rand.New(rand.NewSource(3))
+	run, refRun := model.NewRunner(m.Net, 2), model.NewRunner(ref, 2)
+	for range 3 {
+		b := randomBatch(ref, 64, rng)
+		got, err := run.Forward(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := refRun.Forward(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("example %d: %v on huge pages, %v from memory", i, got[i], want[i])
+			}
+		}
+	}
+	if err := m.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
