@@ -73,6 +73,9 @@ func TestUsageErrors(t *testing.T) {
 		{"eval", "--model", "m", "--data", "d", "--bad-rows", "maybe"},
 		{"eval", "--model", "m", "--data", "d", "--dense-transform", "sqrt"},
 		{"eval", "--model", "m", "--data", "d", "--batch", "0"},
+		{"eval", "--model", "m", "--data", "d", "--shard", "2/2"},
+		{"eval", "--model", "m", "--data", "d", "--shard", "half"},
+		{"merge"},
 		{"inspect"},
 		{"frobnicate"},
 	}

@@ -40,10 +40,10 @@ func (d *dataFlags) registerShard(fs *pflag.FlagSet, what string) {
 
 // shardOf is the parsed --shard (the whole selection when not given).
 func (d *dataFlags) shardOf() dataset.Shard {
-	sh, _ := dataset.ParseShard(d.shard) // validated by options
 	if d.shard == "" {
 		return dataset.Shard{Index: 0, Count: 1}
 	}
+	sh, _ := dataset.ParseShard(d.shard) // validated by options
 	return sh
 }
 

@@ -82,7 +82,7 @@ func runMerge(ctx context.Context, opts *mergeOptions) error {
 		return err
 	}
 	if evaluate.IsState(first) {
-		return mergeEvals(opts)
+		return mergeEvals(opts, first)
 	}
 	return mergeRanges(opts)
 }
@@ -129,18 +129,22 @@ func mergeRanges(opts *mergeOptions) error {
 	return err
 }
 
-func mergeEvals(opts *mergeOptions) error {
+// mergeEvals merges evaluation states; first is the first file's content.
+func mergeEvals(opts *mergeOptions, first []byte) error {
 	var states []*evaluate.State
-	for _, f := range opts.files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		if !evaluate.IsState(data) {
-			return fmt.Errorf("%s is not an evaluation state (rq eval --state-out), but %s is: merge one kind at a time", f, opts.files[0])
+	for i, f := range opts.files {
+		data := first
+		if i > 0 {
+			var err error
+			if data, err = os.ReadFile(f); err != nil {
+				return err
+			}
 		}
 		s, err := evaluate.ParseState(f, data)
 		if err != nil {
+			if !evaluate.IsState(data) {
+				return fmt.Errorf("%s is not an evaluation state (rq eval --state-out), but %s is: merge one kind at a time", f, opts.files[0])
+			}
 			return err
 		}
 		states = append(states, s)

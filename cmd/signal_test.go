@@ -55,7 +55,7 @@ func writeWideModel(t *testing.T, path string, rows int) {
 		{Name: "bot_l.0.bias", DType: modelio.F32, Shape: []int{dim}, Write: fill(dim, 0.1)},
 	}
 	for i := range tables {
-		specs = append(specs, modelio.TensorSpec{Name: "emb_l." + string(rune('0'+i)) + ".weight", DType: modelio.F32, Shape: []int{rows, dim}, Write: fill(rows*dim, 0.01)})
+		specs = append(specs, modelio.TensorSpec{Name: "emb_l." + strconv.Itoa(i) + ".weight", DType: modelio.F32, Shape: []int{rows, dim}, Write: fill(rows*dim, 0.01)})
 	}
 	in := dim + (tables+1)*tables/2
 	specs = append(specs,

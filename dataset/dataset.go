@@ -279,8 +279,8 @@ func (o Options) resolve() (config, error) {
 	if c.batch == 0 {
 		c.batch = DefaultBatchSize
 	}
-	if sh := o.Shard; sh != (Shard{}) && (sh.Count < 1 || sh.Index < 0 || sh.Index >= sh.Count) {
-		return c, fmt.Errorf("shard %d/%d: want 0 <= I < N", sh.Index, sh.Count)
+	if err := o.Shard.check(); err != nil {
+		return c, err
 	}
 	if c.batch < 0 || c.batch > MaxBatchSize {
 		return c, fmt.Errorf("batch size %d: want 1..%d", o.BatchSize, MaxBatchSize)

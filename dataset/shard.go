@@ -25,13 +25,19 @@ func ParseShard(s string) (Shard, error) {
 	i, n, ok := strings.Cut(s, "/")
 	a, err1 := strconv.Atoi(i)
 	b, err2 := strconv.Atoi(n)
-	if !ok || err1 != nil || err2 != nil {
-		return Shard{}, fmt.Errorf("shard %q: want I/N, e.g. 0/4", s)
+	if !ok || err1 != nil || err2 != nil || b < 1 {
+		return Shard{}, fmt.Errorf("shard %q: want I/N with N >= 1, e.g. 0/4", s)
 	}
-	if b < 1 || a < 0 || a >= b {
-		return Shard{}, fmt.Errorf("shard %q: want 0 <= I < N", s)
+	sh := Shard{Index: a, Count: b}
+	return sh, sh.check()
+}
+
+// check reports a shard outside 0 <= I < N (the zero value is fine).
+func (s Shard) check() error {
+	if s != (Shard{}) && (s.Count < 1 || s.Index < 0 || s.Index >= s.Count) {
+		return fmt.Errorf("shard %d/%d: want 0 <= I < N", s.Index, s.Count)
 	}
-	return Shard{Index: a, Count: b}, nil
+	return nil
 }
 
 // IsAll reports whether the shard is the whole selection.
