@@ -9,9 +9,7 @@ import (
 	"github.com/rqtools/rq/kernels"
 )
 
-// serial runs fn over the whole range; threaded splits it like a Runner.
-func serial(n, align int, fn func(lo, hi int)) { fn(0, n) }
-
+// threaded splits rows like a Runner (serial is in stream.go).
 func threaded(threads int) Parallel {
 	r := &Runner{threads: threads}
 	return r.parallel

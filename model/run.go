@@ -37,8 +37,11 @@ type ObserverFunc func(ev Event)
 // Observe calls f(ev).
 func (f ObserverFunc) Observe(ev Event) { f(ev) }
 
-// Runner executes a Network. Each layer is spread over Threads goroutines
-// by rows, so the results are the same for any thread count. A Runner reuses
+// Runner executes a Network. Without observers, and when every layer is
+// row-wise, it carries chunks of rows through the whole network, the
+// chunks shared out to Threads goroutines (stream.go); otherwise it runs
+// layer by layer, each layer spread over the goroutines by rows. Either
+// way the results are the same, bit for bit, for any thread count. A Runner reuses
 // its buffers between calls and is not safe for concurrent use; make one per
 // goroutine.
 type Runner struct {
@@ -53,6 +56,8 @@ type Runner struct {
 	feat []float32    // [N x F*D]: bottom output then each pooled embedding
 	top  []float32    // interaction output [N x width]
 	pred []float32
+
+	chunk []*chunkBufs // per worker, when streaming (stream.go)
 }
 
 // NewRunner makes a Runner with threads goroutines (at least 1).
@@ -124,6 +129,9 @@ func (r *Runner) checkBatch(b *Batch) error {
 func (r *Runner) Forward(b *Batch) ([]float32, error) {
 	if err := r.checkBatch(b); err != nil {
 		return nil, err
+	}
+	if r.streams() {
+		return r.forwardStream(b)
 	}
 	n, N := r.net, b.N
 	d := n.EmbDim()
@@ -313,12 +321,15 @@ func firstKernel(ls []*Linear) int {
 }
 
 // linear runs one fully connected layer over the threads.
-func (r *Runner) linear(l *Linear, in, out Mat) {
+func (r *Runner) linear(l *Linear, in, out Mat) { linearOn(r.parallel, l, in, out) }
+
+// linearOn runs one fully connected layer, spreading its rows with par.
+func linearOn(par Parallel, l *Linear, in, out Mat) {
 	if l.Kernel != nil {
-		l.Kernel.Forward(r.parallel, in, out, l.Bias, l.Act)
+		l.Kernel.Forward(par, in, out, l.Bias, l.Act)
 		return
 	}
-	floatGemm(r.parallel, in, out, l.Bias, l.Act, l.Packed().Gemm)
+	floatGemm(par, in, out, l.Bias, l.Act, l.Packed().Gemm)
 }
 
 // SigmoidRows applies the sigmoid to rows [lo, hi) of m in place.

@@ -1,0 +1,234 @@
+package model
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rqtools/rq/kernels"
+)
+
+// Streaming: carrying a few rows through the whole network at a time.
+//
+// Layer by layer over a batch of 2048, every activation (8 MiB for a
+// 1024-wide fp32 layer, 28 MiB of feature rows on the MLPerf model) lives
+// in L3 or memory, and each pass over it (the GEMM's output, the dynamic
+// quantizer's min/max and rounding, the interaction) streams it again. A
+// chunk of streamRows rows keeps those in L2. The GEMMs lose nothing: they
+// already sweep their weights once per L2-sized block of rows.
+//
+// The results are Forward's layer-by-layer results bit for bit: every
+// kernel computes a row from that row alone, and the float GEMMs give the
+// same bits for any split of the rows at multiples of GemmRowAlign
+// (streamRows is one). Chunk boundaries do not depend on the thread count,
+// so neither do the results.
+
+// streamRows is the rows of one chunk: at 96 rows a 1024-wide fp32
+// activation is 384 KiB, and a pair of them plus the u8 copy and the
+// packed weights' panel fit the 1 MiB L2 of the machines we target.
+const streamRows = 8 * kernels.GemmRowAlign
+
+// RowWise is implemented by FC kernels whose output row i depends on input
+// row i alone (static, per-row dynamic, float weights). Kernels that take
+// statistics over the whole batch (per-tensor dynamic quantization) do not
+// implement it or return false, and keep the layer-by-layer schedule.
+type RowWise interface {
+	RowWise() bool
+}
+
+// streams reports whether Forward may run b in chunks of rows: nothing
+// observes the layers (observers see whole-batch activations), no replay,
+// and every kernel is row-wise.
+func (r *Runner) streams() bool {
+	if len(r.observers) > 0 || r.replay != nil {
+		return false
+	}
+	for _, ls := range [][]*Linear{r.net.Bottom, r.net.Top} {
+		for _, l := range ls {
+			if l.Kernel == nil {
+				continue
+			}
+			if rw, ok := l.Kernel.(RowWise); !ok || !rw.RowWise() {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// chunkBufs are one worker's buffers for a chunk.
+type chunkBufs struct {
+	act  [2][]float32
+	feat []float32
+	top  []float32
+}
+
+// serial runs fn over all rows on the calling goroutine: within a chunk,
+// layers do not spread further (the chunks are spread instead).
+func serial(n, _ int, fn func(lo, hi int)) { fn(0, n) }
+
+// forwardStream is Forward in chunks of streamRows rows, the chunks shared
+// out to the threads. Tables with a Release are pooled first, for the
+// whole batch and one table at a time as the layer-by-layer schedule does,
+// so that releasing after each table still bounds the resident memory; the
+// other tables are pooled chunk by chunk.
+func (r *Runner) forwardStream(b *Batch) ([]float32, error) {
+	n, N := r.net, b.N
+	featW := n.Bottom[len(n.Bottom)-1].Out
+	for _, t := range n.Tables {
+		featW += t.Dim
+	}
+	r.pred = grow(r.pred, N)
+
+	prePooled := false
+	for _, t := range n.Tables {
+		prePooled = prePooled || t.Release != nil
+	}
+	if prePooled {
+		r.feat = grow(r.feat, N*featW)
+		col := n.Bottom[len(n.Bottom)-1].Out
+		for t, tb := range n.Tables {
+			bad := -1
+			var mu sync.Mutex
+			r.parallel(N, 1, func(lo, hi int) {
+				if p := poolRows(tb, b, t, r.feat[col:], featW, lo, hi); p >= 0 {
+					mu.Lock()
+					if bad < 0 || p < bad {
+						bad = p
+					}
+					mu.Unlock()
+				}
+			})
+			if tb.Release != nil {
+				tb.Release()
+			}
+			if bad >= 0 {
+				return nil, badIndex(tb, b, t, bad)
+			}
+			col += tb.Dim
+		}
+	}
+
+	chunks := (N + streamRows - 1) / streamRows
+	workers := min(r.threads, chunks)
+	for len(r.chunk) < workers {
+		r.chunk = append(r.chunk, new(chunkBufs))
+	}
+	var next atomic.Int64
+	var mu sync.Mutex
+	bad, badTable := -1, -1
+	work := func(cb *chunkBufs) {
+		for {
+			c := int(next.Add(1)) - 1
+			if c >= chunks {
+				return
+			}
+			lo := c * streamRows
+			hi := min(lo+streamRows, N)
+			if t, p := r.forwardRows(b, lo, hi, featW, prePooled, cb); p >= 0 {
+				mu.Lock()
+				if bad < 0 || t < badTable || t == badTable && p < bad {
+					bad, badTable = p, t
+				}
+				mu.Unlock()
+			}
+		}
+	}
+	if workers <= 1 {
+		work(r.chunk[0])
+	} else {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() { work(r.chunk[w]) })
+		}
+		wg.Wait()
+	}
+	if bad >= 0 {
+		return nil, badIndex(n.Tables[badTable], b, badTable, bad)
+	}
+	return r.pred, nil
+}
+
+// forwardRows runs rows [lo, hi) of b through the network into r.pred,
+// on the calling goroutine. With prePooled the tables are in r.feat
+// already. It returns the table and index position of the first index out
+// of range (the lowest table, then position), or -1, -1.
+func (r *Runner) forwardRows(b *Batch, lo, hi, featW int, prePooled bool, cb *chunkBufs) (int, int) {
+	n := r.net
+	rows := hi - lo
+	var feat []float32
+	if prePooled {
+		feat = r.feat[lo*featW : hi*featW]
+	} else {
+		cb.feat = grow(cb.feat, rows*featW)
+		feat = cb.feat
+	}
+
+	// Bottom MLP, the last layer into the feature rows.
+	in := Mat{Rows: rows, Cols: n.NumDense, Stride: n.NumDense, Data: b.Dense[lo*n.NumDense : hi*n.NumDense]}
+	for i, l := range n.Bottom {
+		var out Mat
+		if i == len(n.Bottom)-1 {
+			out = Mat{Rows: rows, Cols: l.Out, Stride: featW, Data: feat}
+		} else {
+			cb.act[i&1] = grow(cb.act[i&1], rows*l.Out)
+			out = Mat{Rows: rows, Cols: l.Out, Stride: l.Out, Data: cb.act[i&1]}
+		}
+		linearOn(serial, l, in, out)
+		in = out
+	}
+
+	if !prePooled {
+		col := n.Bottom[len(n.Bottom)-1].Out
+		for t, tb := range n.Tables {
+			if p := poolChunk(tb, b, t, feat[col:], featW, lo, hi); p >= 0 {
+				return t, p
+			}
+			col += tb.Dim
+		}
+	}
+
+	width := n.Top[0].In
+	cb.top = grow(cb.top, rows*width)
+	if n.Interaction == Cat {
+		copy(cb.top, feat)
+	} else {
+		kernels.InteractDot(feat, featW, n.NumFeatures(), n.EmbDim(), n.Interaction == DotSelf, cb.top, width, 0, rows)
+	}
+
+	in = Mat{Rows: rows, Cols: width, Stride: width, Data: cb.top}
+	for i, l := range n.Top {
+		cb.act[i&1] = grow(cb.act[i&1], rows*l.Out)
+		out := Mat{Rows: rows, Cols: l.Out, Stride: l.Out, Data: cb.act[i&1]}
+		linearOn(serial, l, in, out)
+		in = out
+	}
+	for i := range rows {
+		r.pred[lo+i] = in.Data[i*in.Stride]
+	}
+	return -1, -1
+}
+
+// poolRows pools bags [lo, hi) of table t into out, whose row i is bag i.
+func poolRows(tb *Table, b *Batch, t int, out []float32, ldo, lo, hi int) int {
+	var w []float32
+	if b.Weights != nil {
+		w = b.Weights[t]
+	}
+	return tb.Pool(b.Indices[t], b.Offsets[t], w, out, ldo, lo, hi)
+}
+
+// poolChunk pools bags [lo, hi) of table t into out, whose row 0 is bag
+// lo: the offsets of bags lo..hi still index the whole batch's indices.
+func poolChunk(tb *Table, b *Batch, t int, out []float32, ldo, lo, hi int) int {
+	var w []float32
+	if b.Weights != nil {
+		w = b.Weights[t]
+	}
+	return tb.Pool(b.Indices[t], b.Offsets[t][lo:hi+1], w, out, ldo, 0, hi-lo)
+}
+
+// badIndex is the error for index position p of table t out of range.
+func badIndex(tb *Table, b *Batch, t, p int) error {
+	return fmt.Errorf("%s: index %d (batch position %d) is outside the table's %d rows", tb.Name, b.Indices[t][p], p, tb.Rows)
+}
