@@ -113,11 +113,6 @@ func runEval(ctx context.Context, opts *evalOptions) error {
 	if err != nil {
 		return err
 	}
-	// Random row lookups run faster on huge pages (see HugePageTables).
-	m.HugePageTables()
-	if base != nil {
-		base.HugePageTables()
-	}
 	net := m.Net
 	var shadow *model.Network
 	if opts.simulate {
@@ -134,6 +129,13 @@ func runEval(ctx context.Context, opts *evalOptions) error {
 		return err
 	}
 	defer rd.Close()
+	// Random row lookups run faster on huge pages, when the evaluation
+	// does enough of them to pay for the copy (see HugePageTables): one
+	// bag per row and table, about a lookup each in click logs.
+	m.HugePageTables(rowsTotal(rd))
+	if base != nil {
+		base.HugePageTables(rowsTotal(rd))
+	}
 	bar := newProgress(opts.globalOptions, rowsTotal(rd), "eval")
 	eo := evaluate.Options{Model: net, Shadow: shadow, Threads: opts.data.threads, Progress: bar.set}
 	if base != nil {

@@ -367,7 +367,23 @@ func TestHugePageTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	mapped := isMapped(kernels.F32Bytes(m.Net.Tables[0].Weight))
-	m.HugePageTables()
+	// The first table moves only when the lookups pay for its copy.
+	need := int64(len(kernels.F32Bytes(m.Net.Tables[0].Weight)) / hugeBytesPerLookup)
+	for _, lookups := range []int64{need - 1, need} {
+		lm, err := Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lm.HugePageTables(lookups)
+		want := mapped && (lookups < need || runtime.GOOS != "linux")
+		if still := isMapped(kernels.F32Bytes(lm.Net.Tables[0].Weight)); still != want {
+			t.Errorf("%d lookups: %s mapped %v after HugePageTables, want %v", lookups, lm.Net.Tables[0].Name, still, want)
+		}
+		if err := lm.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.HugePageTables(-1) // unknown: every table within the budget
 	for i, tb := range m.Net.Tables {
 		still := isMapped(kernels.F32Bytes(tb.Weight))
 		want := mapped && (i != 0 || runtime.GOOS != "linux")
