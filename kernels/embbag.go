@@ -242,3 +242,27 @@ func bagGo(f TableFormat, table []byte, rb, dim int, indices []int64, offsets []
 		}
 	}
 }
+
+// Prefetch asks for the table rows of bags [lo, hi) to be brought toward
+// the core (see PrefetchBags).
+func (t *BagTable) Prefetch(indices []int64, offsets []int32, lo, hi int) {
+	PrefetchBags(t.Format, t.Data, t.Dim, indices, offsets, lo, hi)
+}
+
+// PrefetchBags asks for the rows of a table of format f that bags [lo, hi)
+// pool to be brought into L2, without waiting for them: a caller that
+// pools those bags after other work gives the memory system that long to
+// fetch them, where the pooling kernels' own prefetching only runs a few
+// dozen rows ahead of themselves. It is a hint: it changes no memory,
+// and arguments it cannot use (bad offsets, indices out of range) make it
+// do less, never fault, since a prefetch of any address is harmless.
+func PrefetchBags(f TableFormat, table []byte, dim int, indices []int64, offsets []int32, lo, hi int) {
+	if !f.Valid() || dim < 1 || lo < 0 || lo >= hi || hi >= len(offsets) {
+		return
+	}
+	p0, p1 := int(offsets[lo]), int(offsets[hi])
+	if p0 < 0 || p1 > len(indices) || p0 >= p1 || len(table) == 0 {
+		return
+	}
+	prefetchBagRows(table, f.RowBytes(dim), indices[p0:p1])
+}

@@ -672,3 +672,53 @@ func TestEmbeddingBagEmpty(t *testing.T) {
 		}
 	})
 }
+
+// TestPrefetchBags: prefetching is a hint. It must change no memory and
+// never fault, whatever the indices (negative, far beyond the table) or
+// offsets, and pooling after it gives the same bits.
+func TestPrefetchBags(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	for _, f := range allFormats {
+		for _, dim := range []int{1, 16, 100, 128} {
+			const rows, nb = 300, 50
+			table := randomTable(rng, f, rows, dim)
+			indices, offsets := randomBags(rng, nb, 4, rows)
+			want := make([]float32, nb*dim)
+			EmbeddingBag(f, table, rows, dim, indices, offsets, nil, false, want, dim, 0, nb)
+			tcopy := append([]byte(nil), table...)
+			icopy := append([]int64(nil), indices...)
+			ocopy := append([]int32(nil), offsets...)
+			PrefetchBags(f, table, dim, indices, offsets, 0, nb)
+			PrefetchBags(f, table, dim, indices, offsets, 7, 9)
+			wild := append([]int64(nil), indices...)
+			for i := range wild {
+				wild[i] = []int64{-1 << 40, -1, rows, 1 << 50, math.MaxInt64, math.MinInt64}[i%6]
+			}
+			PrefetchBags(f, table, dim, wild, offsets, 0, nb)
+			PrefetchBags(f, table, dim, indices, []int32{5, 1 << 30}, 0, 1) // offsets beyond the indices
+			PrefetchBags(f, table, dim, indices, offsets, 3, 2)             // empty range
+			PrefetchBags(f, nil, dim, indices, offsets, 0, nb)
+			(&BagTable{Format: f, Rows: rows, Dim: dim, Data: table}).Prefetch(indices, offsets, 0, nb)
+			if string(tcopy) != string(table) {
+				t.Fatalf("%v dim %d: prefetching changed the table", f, dim)
+			}
+			for i := range icopy {
+				if icopy[i] != indices[i] {
+					t.Fatalf("%v dim %d: prefetching changed index %d", f, dim, i)
+				}
+			}
+			for i := range ocopy {
+				if ocopy[i] != offsets[i] {
+					t.Fatalf("%v dim %d: prefetching changed offset %d", f, dim, i)
+				}
+			}
+			got := make([]float32, nb*dim)
+			EmbeddingBag(f, table, rows, dim, indices, offsets, nil, false, got, dim, 0, nb)
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%v dim %d: element %d pools to %v after prefetching, %v before", f, dim, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}

@@ -166,6 +166,20 @@ func (t *Table) Pool(indices []int64, offsets []int32, weights []float32, out []
 	return kernels.EmbeddingBagF32(t.Weight, t.Rows, t.Dim, indices, offsets, weights, out, ldo, lo, hi)
 }
 
+// Prefetch asks for the rows bags [lo, hi) pool to be brought toward the
+// core, for tables whose storage offers it (fp32 and every BagTable); it
+// changes nothing else (see kernels.PrefetchBags).
+func (t *Table) Prefetch(indices []int64, offsets []int32, lo, hi int) {
+	switch k := t.Kernel.(type) {
+	case nil:
+		kernels.PrefetchBags(kernels.TableF32, kernels.F32Bytes(t.Weight), t.Dim, indices, offsets, lo, hi)
+	case interface {
+		Prefetch([]int64, []int32, int, int)
+	}:
+		k.Prefetch(indices, offsets, lo, hi)
+	}
+}
+
 // Params is the number of parameters.
 func (t *Table) Params() int64 { return t.Rows * int64(t.Dim) }
 

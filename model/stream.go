@@ -164,6 +164,16 @@ func (r *Runner) forwardRows(b *Batch, lo, hi, featW int, prePooled bool, cb *ch
 		feat = cb.feat
 	}
 
+	if !prePooled {
+		// The chunk's table rows start on their way now and arrive while
+		// the bottom MLP runs: a lookup that misses the caches is the
+		// pooling's whole cost, and the bag kernels' own prefetching runs
+		// only a few dozen rows ahead, most of a chunk.
+		for t, tb := range n.Tables {
+			tb.Prefetch(b.Indices[t], b.Offsets[t], lo, hi)
+		}
+	}
+
 	// Bottom MLP, the last layer into the feature rows.
 	in := Mat{Rows: rows, Cols: n.NumDense, Stride: n.NumDense, Data: b.Dense[lo*n.NumDense : hi*n.NumDense]}
 	for i, l := range n.Bottom {
