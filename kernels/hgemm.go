@@ -24,7 +24,21 @@ type PackedF16 struct {
 	// layers go to sgemm's dot-product kernels, and at N <= 4 the weights
 	// are a few KiB, so their width does not matter. Nil otherwise.
 	rows []float32
+	// wide is W widened to fp32 and packed for sgemm when N*K <=
+	// hSmallWideMax (at most 32 KiB), else nil. For so few weights the
+	// SIMD paths widen nothing per call: at M = 1 (criteo-18k's 512x13 and
+	// 16x64 layers) converting on the fly made fp16 0.70-0.74x fp32, and
+	// memory, fp16's point, is nothing at that size. Results are those of
+	// the fp16 kernels (which equal sgemm's on the widened weights).
+	wide *PackedF32
 }
+
+// hSmallWideMax is the most weights a PackedF16 also keeps widened.
+const hSmallWideMax = 8192
+
+// hSmallWide lets tests turn the widened copy off, to exercise the fp16
+// kernels on small shapes too.
+var hSmallWide = true
 
 // PackF16FromF32 rounds w, a row-major [n x k] float32 matrix (a PyTorch
 // Linear weight), to fp16 with F32ToF16 (round to nearest even, overflow to
@@ -58,6 +72,11 @@ func PackF16(wHalf []uint16, n, k int) *PackedF16 {
 	if n <= rowsMaxN {
 		pk.rows = make([]float32, n*k)
 		F16ToF32Slice(pk.rows, wHalf[:n*k])
+	}
+	if n*k <= hSmallWideMax {
+		w := make([]float32, n*k)
+		F16ToF32Slice(w, wHalf[:n*k])
+		pk.wide = PackF32(w, n, k)
 	}
 	return pk
 }

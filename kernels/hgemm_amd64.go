@@ -147,6 +147,10 @@ const hWidenMinM = 4 * mr512
 // once per row block and use sgemm's kernels. Narrow outputs (N <= 4) use
 // sgemm's dot-product kernel on the widened rows.
 func hgemmAVX512(p *PackedF16, m int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool) {
+	if p.wide != nil && hSmallWide {
+		gemmAVX512(p.wide, m, a, lda, c, ldc, bias, relu)
+		return
+	}
 	n, k := p.N, p.K
 	bp := func(j int) *float32 {
 		if bias == nil {
@@ -209,6 +213,10 @@ const mr512y = 6
 // through a tile with a zero-padded bias), widening in the kernels for few
 // rows and once per row block for many, as hgemmAVX512 does.
 func hgemmAVX2(p *PackedF16, m int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool) {
+	if p.wide != nil && hSmallWide {
+		gemmAVX2(p.wide, m, a, lda, c, ldc, bias, relu)
+		return
+	}
 	n, k := p.N, p.K
 	if p.rows != nil {
 		bp := &zeroBias[0]

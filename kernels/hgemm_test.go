@@ -134,6 +134,11 @@ func forEachF16Impl(t *testing.T, f func(t *testing.T)) {
 		}
 		ran++
 		t.Run(im.name, f)
+		// Small layers run on their widened copy; without it, on the
+		// fp16 kernels.
+		hSmallWide = false
+		t.Run(im.name+"/no-small-wide", f)
+		hSmallWide = true
 	}
 	if ran == 0 {
 		t.Fatal("no fp16 GEMM implementation available")
@@ -177,18 +182,19 @@ func TestF16GemmMatchesSgemm(t *testing.T) {
 		shapes = append(shapes, shape{m, 40, 33, 35})
 	}
 	savedF16, savedF32 := f16Active, active
-	defer func() { f16Active, active = savedF16, savedF32 }()
+	defer func() { f16Active, active, hSmallWide = savedF16, savedF32, true }()
 	for _, name := range implNames() {
 		if !setF16Impl(name) {
 			continue
 		}
 		setImpl(name)
-		for si, s := range shapes {
+		for si, s := range append(shapes, shapes...) {
+			hSmallWide = si < len(shapes) // then the fp16 kernels on small shapes too
 			wh := make([]uint16, s.n*s.k)
 			for i := range wh {
 				wh[i] = F32ToF16(float32(rng.NormFloat64()))
 			}
-			if si == 1 {
+			if si%len(shapes) == 1 {
 				// Special weights: Inf, NaN, subnormals, -0.
 				wh[0], wh[1], wh[2], wh[3], wh[4] = 0x7c00, 0x7e01, 0x0001, 0x8000, 0x83ff
 			}
@@ -210,7 +216,7 @@ func TestF16GemmMatchesSgemm(t *testing.T) {
 			for i := range got {
 				if math.Float32bits(got[i]) != math.Float32bits(want[i]) &&
 					!(math.IsNaN(float64(got[i])) && math.IsNaN(float64(want[i]))) {
-					t.Fatalf("%s %+v: C[%d][%d] = %v, sgemm on widened weights %v", name, s, i/s.n, i%s.n, got[i], want[i])
+					t.Fatalf("%s %+v (small-layer copy %v): C[%d][%d] = %v, sgemm on widened weights %v", name, s, hSmallWide, i/s.n, i%s.n, got[i], want[i])
 				}
 			}
 		}
