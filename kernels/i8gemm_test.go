@@ -512,11 +512,14 @@ func TestI8Panics(t *testing.T) {
 		"short row q": func() {
 			p.Gemm(2, make([]uint8, 6), 3, ActQuant{RowScale: []float32{1}, RowZero: []int32{1}}, make([]float32, 4), 2, nil, false)
 		},
-		"bad out zero":   func() { p.GemmU8(1, make([]uint8, 3), 3, ActQuant{}, make([]uint8, 2), 2, nil, false, 1, 256) },
-		"quant zero":     func() { QuantizeU8([]float32{1}, 1, -1, make([]uint8, 1)) },
-		"quant dst":      func() { QuantizeU8([]float32{1, 2}, 1, 0, make([]uint8, 1)) },
-		"dynamic dims":   func() { QuantizeRowsDynamicU8(make([]float32, 4), 2, 2, 1, make([]uint8, 4), 2, false, false) },
-		"dynamic dst":    func() { QuantizeRowsDynamicU8(make([]float32, 4), 2, 2, 2, make([]uint8, 3), 2, false, false) },
+		"bad out zero": func() { p.GemmU8(1, make([]uint8, 3), 3, ActQuant{}, make([]uint8, 2), 2, nil, false, 1, 256) },
+		"quant zero":   func() { QuantizeU8([]float32{1}, 1, -1, make([]uint8, 1)) },
+		"quant dst":    func() { QuantizeU8([]float32{1, 2}, 1, 0, make([]uint8, 1)) },
+		"dynamic dims": func() { QuantizeRowsDynamicU8(make([]float32, 4), 2, 2, 1, make([]uint8, 4), 2, false, false) },
+		"dynamic dst":  func() { QuantizeRowsDynamicU8(make([]float32, 4), 2, 2, 2, make([]uint8, 3), 2, false, false) },
+		"dynamic to params": func() {
+			QuantizeRowsDynamicU8To(make([]float32, 4), 2, 2, 2, make([]uint8, 4), 2, false, make([]float32, 1), make([]int32, 2))
+		},
 		"weights":        func() { QuantizeWeightsI8(make([]float32, 5), 2, 3, true) },
 		"dequantize dst": func() { DequantizeU8(make([]uint8, 2), 1, 0, make([]float32, 1)) },
 	} {

@@ -188,6 +188,35 @@ func checkZeroU8(fn string, zero int32) {
 	}
 }
 
+// QuantizeRowsDynamicU8To is QuantizeRowsDynamicU8 per row, with each row's
+// scale and zero point stored in scale[i] and zero[i] (len >= m) rather
+// than in new slices: a forward pass calls it for every layer of every
+// chunk of rows. It panics on inconsistent sizes.
+func QuantizeRowsDynamicU8To(x []float32, m, k, ldx int, dst []uint8, ldd int, reduceRange bool, scale []float32, zero []int32) {
+	switch {
+	case m < 0 || k < 0 || ldx < k || ldd < k:
+		panic(fmt.Sprintf("kernels.QuantizeRowsDynamicU8To: bad dims m=%d k=%d ldx=%d ldd=%d", m, k, ldx, ldd))
+	case m > 0 && len(x) < (m-1)*ldx+k:
+		panic(fmt.Sprintf("kernels.QuantizeRowsDynamicU8To: x has %d floats, want >= %d", len(x), (m-1)*ldx+k))
+	case m > 0 && len(dst) < (m-1)*ldd+k:
+		panic(fmt.Sprintf("kernels.QuantizeRowsDynamicU8To: dst has %d bytes, want >= %d", len(dst), (m-1)*ldd+k))
+	case len(scale) < m || len(zero) < m:
+		panic(fmt.Sprintf("kernels.QuantizeRowsDynamicU8To: %d scales and %d zero points for %d rows", len(scale), len(zero), m))
+	}
+	quantizeRowsU8(x, m, k, ldx, dst, ldd, reduceRange, scale, zero)
+}
+
+// quantizeRowsU8 is the per-row loop of both, on checked arguments.
+func quantizeRowsU8(x []float32, m, k, ldx int, dst []uint8, ldd int, reduceRange bool, scale []float32, zero []int32) {
+	for i := 0; i < m; i++ {
+		row := x[i*ldx : i*ldx+k]
+		lo, hi := actMinMax(row)
+		s, z := ChooseQParamsU8(lo, hi, reduceRange)
+		scale[i], zero[i] = s, z
+		quantU8Slice(row, 1/s, z, dst[i*ldd:i*ldd+k])
+	}
+}
+
 // QuantizeRowsDynamicU8 quantizes the m x k matrix x (row-major, leading
 // dimension ldx >= k) to u8 in dst (leading dimension ldd >= k) with
 // parameters chosen from the data, as PyTorch's dynamic quantization does:
@@ -207,13 +236,7 @@ func QuantizeRowsDynamicU8(x []float32, m, k, ldx int, dst []uint8, ldd int, per
 	}
 	if perRow {
 		aq := ActQuant{RowScale: make([]float32, m), RowZero: make([]int32, m)}
-		for i := 0; i < m; i++ {
-			row := x[i*ldx : i*ldx+k]
-			lo, hi := actMinMax(row)
-			s, z := ChooseQParamsU8(lo, hi, reduceRange)
-			aq.RowScale[i], aq.RowZero[i] = s, z
-			quantU8Slice(row, 1/s, z, dst[i*ldd:i*ldd+k])
-		}
+		quantizeRowsU8(x, m, k, ldx, dst, ldd, reduceRange, aq.RowScale, aq.RowZero)
 		return aq
 	}
 	// Contiguous rows are one slice: one call instead of m short ones.

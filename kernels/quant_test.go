@@ -168,9 +168,24 @@ func TestQuantizeRowsDynamicU8(t *testing.T) {
 					for i := range dst {
 						dst[i] = 0xA5
 					}
+					dst2 := append([]uint8(nil), dst...)
 					aq := QuantizeRowsDynamicU8(x, m, k, ldx, dst, ldd, perRow, reduce)
 					if perRow != (aq.RowScale != nil) || (perRow && (len(aq.RowScale) != m || len(aq.RowZero) != m)) {
 						t.Fatalf("m=%d perRow=%v: ActQuant %+v", m, perRow, aq)
+					}
+					if perRow {
+						// The To form: the same bytes and parameters, into given slices.
+						sc, zp := make([]float32, m+1), make([]int32, m+1)
+						sc[m], zp[m] = -7, -7
+						QuantizeRowsDynamicU8To(x, m, k, ldx, dst2, ldd, reduce, sc, zp)
+						if string(dst2) != string(dst) || sc[m] != -7 || zp[m] != -7 {
+							t.Fatalf("m=%d k=%d: QuantizeRowsDynamicU8To differs from QuantizeRowsDynamicU8 or wrote past m", m, k)
+						}
+						for i := range m {
+							if sc[i] != aq.RowScale[i] || zp[i] != aq.RowZero[i] {
+								t.Fatalf("m=%d k=%d row %d: To gives %v,%d, want %v,%d", m, k, i, sc[i], zp[i], aq.RowScale[i], aq.RowZero[i])
+							}
+						}
 					}
 					// Reference: min/max (NaN ignored, 0 included) then the rule.
 					var glo, ghi float64

@@ -60,7 +60,15 @@ type Int8FC struct {
 
 	once   sync.Once
 	packed *kernels.PackedI8
-	bufs   sync.Pool // *[]uint8 activation scratch, shared by concurrent runners
+	bufs   sync.Pool // *int8Scratch, shared by concurrent runners
+}
+
+// int8Scratch is one Forward call's quantized input and per-row
+// parameters, reused from call to call.
+type int8Scratch struct {
+	u8    []uint8
+	scale []float32
+	zero  []int32
 }
 
 // Precision is "int8-static" or "int8-dynamic".
@@ -95,7 +103,9 @@ func (k *Int8FC) Packed() *kernels.PackedI8 {
 
 // QuantizeInput quantizes in (rows x In) into a u8 buffer with leading
 // dimension In, as Forward does, and returns the buffer and its parameters.
-func (k *Int8FC) QuantizeInput(par Parallel, in Mat, buf []uint8) kernels.ActQuant {
+// Per-row parameters go into scale and zero when they hold in.Rows
+// entries, else into new slices.
+func (k *Int8FC) QuantizeInput(par Parallel, in Mat, buf []uint8, scale []float32, zero []int32) kernels.ActQuant {
 	K := k.In
 	switch {
 	case k.Static:
@@ -106,11 +116,12 @@ func (k *Int8FC) QuantizeInput(par Parallel, in Mat, buf []uint8) kernels.ActQua
 		})
 		return kernels.ActQuant{Scale: k.InScale, Zero: k.InZero}
 	case k.PerRow:
-		aq := kernels.ActQuant{RowScale: make([]float32, in.Rows), RowZero: make([]int32, in.Rows)}
+		if len(scale) < in.Rows || len(zero) < in.Rows {
+			scale, zero = make([]float32, in.Rows), make([]int32, in.Rows)
+		}
+		aq := kernels.ActQuant{RowScale: scale[:in.Rows], RowZero: zero[:in.Rows]}
 		par(in.Rows, 1, func(lo, hi int) {
-			sub := kernels.QuantizeRowsDynamicU8(in.Data[lo*in.Stride:], hi-lo, K, in.Stride, buf[lo*K:], K, true, k.ReduceRange)
-			copy(aq.RowScale[lo:hi], sub.RowScale)
-			copy(aq.RowZero[lo:hi], sub.RowZero)
+			kernels.QuantizeRowsDynamicU8To(in.Data[lo*in.Stride:], hi-lo, K, in.Stride, buf[lo*K:], K, k.ReduceRange, aq.RowScale[lo:hi], aq.RowZero[lo:hi])
 		})
 		return aq
 	}
@@ -122,16 +133,18 @@ func (k *Int8FC) QuantizeInput(par Parallel, in Mat, buf []uint8) kernels.ActQua
 // dequantize + bias + ReLU epilogue, and applies a sigmoid if asked.
 func (k *Int8FC) Forward(par Parallel, in, out Mat, bias []float32, act Activation) {
 	p := k.Packed()
-	need := in.Rows * k.In
-	bp, _ := k.bufs.Get().(*[]uint8)
-	if bp == nil {
-		bp = new([]uint8)
+	sc, _ := k.bufs.Get().(*int8Scratch)
+	if sc == nil {
+		sc = new(int8Scratch)
 	}
-	if cap(*bp) < need {
-		*bp = make([]uint8, need)
+	if need := in.Rows * k.In; cap(sc.u8) < need {
+		sc.u8 = make([]uint8, need)
 	}
-	buf := (*bp)[:need]
-	aq := k.QuantizeInput(par, in, buf)
+	if cap(sc.scale) < in.Rows {
+		sc.scale, sc.zero = make([]float32, in.Rows), make([]int32, in.Rows)
+	}
+	buf := sc.u8[:in.Rows*k.In]
+	aq := k.QuantizeInput(par, in, buf, sc.scale[:in.Rows], sc.zero[:in.Rows])
 	par(in.Rows, kernels.GemmRowAlign, func(lo, hi int) {
 		sub := aq
 		if aq.RowScale != nil {
@@ -142,7 +155,7 @@ func (k *Int8FC) Forward(par Parallel, in, out Mat, bias []float32, act Activati
 			SigmoidRows(out, lo, hi)
 		}
 	})
-	k.bufs.Put(bp)
+	k.bufs.Put(sc)
 }
 
 // DequantizedWeight returns the fp32 weights the int8 ones stand for
@@ -193,7 +206,7 @@ func (k *FakeQuantFC) Forward(par Parallel, in, out Mat, bias []float32, act Act
 	K := k.Q.In
 	need := in.Rows * K
 	q := make([]uint8, need)
-	aq := k.Q.QuantizeInput(par, in, q)
+	aq := k.Q.QuantizeInput(par, in, q, nil, nil)
 	x := make([]float32, need)
 	par(in.Rows, 1, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
