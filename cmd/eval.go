@@ -129,12 +129,13 @@ func runEval(ctx context.Context, opts *evalOptions) error {
 		return err
 	}
 	defer rd.Close()
-	// Random row lookups run faster on huge pages, when the evaluation
-	// does enough of them to pay for the copy (see HugePageTables): one
-	// bag per row and table, about a lookup each in click logs.
-	m.HugePageTables(rowsTotal(rd))
+	// Tables within the resident budget are read in before the run, onto
+	// huge pages when the evaluation's lookups pay for the copy (see
+	// PrepareTables): one bag per row and table, about a lookup each in
+	// click logs.
+	m.PrepareTables(rowsTotal(rd))
 	if base != nil {
-		base.HugePageTables(rowsTotal(rd))
+		base.PrepareTables(rowsTotal(rd))
 	}
 	bar := newProgress(opts.globalOptions, rowsTotal(rd), "eval")
 	eo := evaluate.Options{Model: net, Shadow: shadow, Threads: opts.data.threads, Progress: bar.set}

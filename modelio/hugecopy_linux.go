@@ -4,6 +4,7 @@ package modelio
 
 import (
 	"fmt"
+	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -26,4 +27,21 @@ func hugeCopy(b []byte) ([]byte, func() error, error) {
 	_ = unix.Madvise(c, unix.MADV_HUGEPAGE) // advice: without THP, plain pages
 	copy(c, b)
 	return c[:len(b):len(b)], func() error { return unix.Munmap(m) }, nil
+}
+
+// populatePages reads the pages of b, inside a file mapping made by
+// mapFile, into the page cache and maps them (MADV_POPULATE_READ, Linux
+// 5.14); older kernels get MADV_WILLNEED, which starts the same reads
+// without waiting for them. Memory outside such a mapping is left alone.
+func populatePages(b []byte) {
+	mappings.RLock()
+	defer mappings.RUnlock()
+	m, off := mappingOf(b)
+	if m == nil {
+		return
+	}
+	lo := off &^ (os.Getpagesize() - 1)
+	if err := unix.Madvise(m[lo:off+len(b)], unix.MADV_POPULATE_READ); err != nil {
+		_ = unix.Madvise(m[lo:off+len(b)], unix.MADV_WILLNEED)
+	}
 }

@@ -54,37 +54,51 @@ const hugePage = 2 << 20
 
 // hugeBytesPerLookup is the table bytes one expected lookup pays to copy
 // onto huge pages: 60 ns saved against about 1 ns a byte, between the warm
-// and the cold cost of the copy (see HugePageTables). On the 65k-row
+// and the cold cost of the copy (see PrepareTables). On the 65k-row
 // synthetic evaluation (13.6 MB 8-bit tables, 65,536 lookups each) no
 // table moves: its copy cost 0.05 to 2 s measured, its gain 0.1 s.
 const hugeBytesPerLookup = 64
 
-// HugePageTables moves the memory-mapped embedding tables that fit
-// ResidentTableBytes (the ones boundResidentTables keeps resident) into
-// anonymous memory on transparent huge pages, releasing their file pages.
-// Random lookups into them then mostly hit the TLB, which saved about 60 ns
-// a lookup measured (rq eval of an int8-dynamic DLRM: about 10% faster);
-// the costs are the tables' bytes as anonymous memory instead of shared
-// page cache, and the copy. The copy is mostly the kernel zeroing fresh
-// pages: 0.1 ns a byte on a warm machine, but up to 3 ns on a VM touching
-// memory for the first time (1.3 GB of fp32 tables: 4 s, as long as the
-// whole evaluation of 65k rows). So a table moves only when the expected
-// lookups into it pay for its copy at hugeBytesPerLookup; lookups < 0
-// means unknown (a stream), and every table within the budget moves.
-// rq eval calls it; commands that read a model once (inspect, quantize)
-// do not. The copies are unmapped by Close. Failures leave a table where
+// PrepareTables readies the memory-mapped embedding tables that fit
+// ResidentTableBytes (the ones boundResidentTables keeps resident) for a
+// run that looks their rows up at random; rq eval calls it, commands that
+// read a model once (inspect, quantize) do not. Failures leave a table as
 // it was: speed, not correctness, is at stake.
-func (m *Model) HugePageTables(lookups int64) {
+//
+// A table whose expected lookups pay for it is copied into anonymous
+// memory on transparent huge pages (its file pages released): lookups then
+// mostly hit the TLB, which saved about 60 ns a lookup measured (rq eval of
+// an int8-dynamic DLRM: about 10% faster). The costs are the table's bytes
+// as anonymous memory instead of shared page cache, and the copy, mostly
+// the kernel zeroing fresh pages: 0.1 ns a byte on a warm machine, up to
+// 3 ns on a VM touching memory for the first time (1.3 GB of fp32 tables:
+// 4 s, as long as the whole evaluation of 65k rows). So a table moves only
+// when the expected lookups into it pay for its copy at hugeBytesPerLookup;
+// lookups < 0 means unknown (a stream), and every table moves. The copies
+// are unmapped by Close.
+//
+// Every other table is read in now (MADV_POPULATE_READ): one sequential
+// read where the file is not in the page cache, instead of a random read
+// from disk per lookup in the middle of the run (on this VM the page cache
+// is dropped within minutes, and an int8 evaluation then ran at 40k
+// examples/s instead of 59k), and no page faults during the run where it
+// is.
+func (m *Model) PrepareTables(lookups int64) {
 	for _, t := range m.Net.Tables {
 		if t.Release != nil {
 			continue // beyond the budget: stays mapped and released per batch
 		}
 		b := tableBytes(t)
-		if len(b) < hugePage || !isMapped(b) || lookups >= 0 && lookups*hugeBytesPerLookup < int64(len(b)) {
+		if len(b) == 0 || !isMapped(b) {
+			continue
+		}
+		if len(b) < hugePage || lookups >= 0 && lookups*hugeBytesPerLookup < int64(len(b)) {
+			populatePages(b)
 			continue
 		}
 		c, unmap, err := hugeCopy(b)
 		if err != nil {
+			populatePages(b)
 			continue
 		}
 		switch k := t.Kernel.(type) {

@@ -349,10 +349,10 @@ func TestLoadTorchReleased(t *testing.T) {
 	}
 }
 
-// TestHugePageTables: tables within the budget move to anonymous memory
+// TestPrepareTables: tables within the budget move to anonymous memory
 // (huge pages where the kernel gives them), those beyond it stay mapped,
 // predictions do not change, and Close unmaps the copies.
-func TestHugePageTables(t *testing.T) {
+func TestPrepareTables(t *testing.T) {
 	rows := []int{70000, 3000, 90000} // 2.2 MB, 96 KB (under a huge page), 2.9 MB of fp32
 	ts := dlrmTensors([]int{4, 8}, rows, nil, 8+6, []int{6, 1})
 	path := writeTestModel(t, ts)
@@ -374,21 +374,21 @@ func TestHugePageTables(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lm.HugePageTables(lookups)
+		lm.PrepareTables(lookups)
 		want := mapped && (lookups < need || runtime.GOOS != "linux")
 		if still := isMapped(kernels.F32Bytes(lm.Net.Tables[0].Weight)); still != want {
-			t.Errorf("%d lookups: %s mapped %v after HugePageTables, want %v", lookups, lm.Net.Tables[0].Name, still, want)
+			t.Errorf("%d lookups: %s mapped %v after PrepareTables, want %v", lookups, lm.Net.Tables[0].Name, still, want)
 		}
 		if err := lm.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	m.HugePageTables(-1) // unknown: every table within the budget
+	m.PrepareTables(-1) // unknown: every table within the budget
 	for i, tb := range m.Net.Tables {
 		still := isMapped(kernels.F32Bytes(tb.Weight))
 		want := mapped && (i != 0 || runtime.GOOS != "linux")
 		if still != want {
-			t.Errorf("%s: mapped %v after HugePageTables, want %v", tb.Name, still, want)
+			t.Errorf("%s: mapped %v after PrepareTables, want %v", tb.Name, still, want)
 		}
 	}
 	rng := rand.New(rand.NewSource(3))
