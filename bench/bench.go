@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -110,35 +111,38 @@ func find(name string) (kernel, bool) {
 // parallel splits rows as the model's layers do.
 var parallel = model.SplitRows
 
-// measure returns the best rate (full runs per second) over trials.
-func measure(ctx context.Context, r *runner, threads int, minTime time.Duration, trials int) (float64, error) {
-	full := func() {
-		if r.next != nil {
-			r.next()
-		}
-		parallel(threads, r.rows, r.align, r.run)
+// fullRun runs r once over all its rows on threads goroutines.
+func fullRun(r *runner, threads int) {
+	if r.next != nil {
+		r.next()
 	}
-	full() // warm up: page in, pack caches
-	best := 0.0
-	for t := 0; t < trials; t++ {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		n := 0
-		start := time.Now()
-		var el time.Duration
-		for el < minTime {
-			full()
-			n++
-			el = time.Since(start)
-		}
-		best = max(best, float64(n)/el.Seconds())
+	parallel(threads, r.rows, r.align, r.run)
+}
+
+// trial returns the rate (full runs per second) of full runs repeated for
+// at least minTime.
+func trial(r *runner, threads int, minTime time.Duration) float64 {
+	n := 0
+	start := time.Now()
+	var el time.Duration
+	for el < minTime {
+		fullRun(r, threads)
+		n++
+		el = time.Since(start)
 	}
-	return best, nil
+	return float64(n) / el.Seconds()
 }
 
 // Run measures every selected kernel at every shape and thread count. With
 // a ceiling function (see OneDNN), GEMM results gain Ceiling and Ratio.
+//
+// The kernels of a family that share a shape and thread count (the GEMMs at
+// every precision, say) take their trials in turn, each keeping its best:
+// this machine's speed drifts by 10% over minutes, and measured one kernel
+// after the other, even two kernels running the same code differed by that
+// much, which the ratios against fp32 are meant not to show. Bags are the
+// exception: each allocates a table far larger than the caches (1 GiB), so
+// they run one at a time.
 func Run(ctx context.Context, o Options, ceiling func(kernel string, s Shape, threads int) (float64, string, bool)) ([]Result, error) {
 	names := o.Kernels
 	if len(names) == 0 {
@@ -166,43 +170,75 @@ func Run(ctx context.Context, o Options, ceiling func(kernel string, s Shape, th
 		}
 		ks = append(ks, k)
 	}
+	// Groups of kernels measured together: a family's kernels, or a bag
+	// kernel alone.
+	var groups [][]kernel
+	family := map[string]int{}
+	for _, k := range ks {
+		if g, ok := family[k.family]; ok && k.family != "bag" {
+			groups[g] = append(groups[g], k)
+			continue
+		}
+		family[k.family] = len(groups)
+		groups = append(groups, []kernel{k})
+	}
 	total := 0
 	for _, k := range ks {
 		total += len(shapesFor(k, shapes)) * len(threads)
 	}
 	var out []Result
 	done := 0
-	for _, k := range ks {
-		for _, s := range shapesFor(k, shapes) {
-			r, err := k.setup(s)
-			if err != nil {
-				return nil, fmt.Errorf("%s %dx%dx%d: %w", k.name, s.M, s.N, s.K, err)
+	for _, g := range groups {
+		for _, s := range shapesFor(g[0], shapes) {
+			rs := make([]*runner, len(g))
+			for i, k := range g {
+				r, err := k.setup(s)
+				if err != nil {
+					return nil, fmt.Errorf("%s %dx%dx%d: %w", k.name, s.M, s.N, s.K, err)
+				}
+				rs[i] = r
 			}
 			for _, th := range threads {
-				rate, err := measure(ctx, r, th, o.MinTime, o.Trials)
-				if err != nil {
-					return nil, err
+				for _, r := range rs {
+					fullRun(r, th) // warm up: page in, pack caches
 				}
-				res := Result{Kernel: k.name, Impl: r.impl, M: s.M, N: s.N, K: s.K, Threads: th}
-				if k.family == "bag" {
-					res.GBps = rate * r.bytes / 1e9
-					res.RowsPerSec = rate * r.ops
-				} else {
-					res.GOPS = rate * r.ops / 1e9
-				}
-				if ceiling != nil && k.family == "gemm" {
-					if c, name, ok := ceiling(k.name, s, th); ok && c > 0 {
-						res.Ceiling, res.CeilingName, res.Ratio = c, name, res.GOPS/c
+				best := make([]float64, len(g))
+				for range o.Trials {
+					for i, r := range rs {
+						if err := ctx.Err(); err != nil {
+							return nil, err
+						}
+						best[i] = max(best[i], trial(r, th, o.MinTime))
 					}
 				}
-				out = append(out, res)
-				done++
-				if o.Progress != nil {
-					o.Progress(done, total)
+				for i, k := range g {
+					res := Result{Kernel: k.name, Impl: rs[i].impl, M: s.M, N: s.N, K: s.K, Threads: th}
+					if k.family == "bag" {
+						res.GBps = best[i] * rs[i].bytes / 1e9
+						res.RowsPerSec = best[i] * rs[i].ops
+					} else {
+						res.GOPS = best[i] * rs[i].ops / 1e9
+					}
+					if ceiling != nil && k.family == "gemm" {
+						if c, name, ok := ceiling(k.name, s, th); ok && c > 0 {
+							res.Ceiling, res.CeilingName, res.Ratio = c, name, res.GOPS/c
+						}
+					}
+					out = append(out, res)
+					done++
+					if o.Progress != nil {
+						o.Progress(done, total)
+					}
 				}
 			}
 		}
 	}
+	// Report kernel by kernel, in the order asked, as before grouping.
+	order := map[string]int{}
+	for i, k := range ks {
+		order[k.name] = i
+	}
+	sort.SliceStable(out, func(a, b int) bool { return order[out[a].Kernel] < order[out[b].Kernel] })
 	fillVsFP32(out)
 	return out, nil
 }

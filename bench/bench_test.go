@@ -55,3 +55,68 @@ func TestParallelCoversRows(t *testing.T) {
 		}
 	}
 }
+
+// TestRunInterleaves: kernels of a family take their trials in turn (so
+// drift of the machine's speed hits them alike), bags run one at a time,
+// and results come back kernel by kernel in the order asked.
+func TestRunInterleaves(t *testing.T) {
+	saved := registry
+	defer func() { registry = saved }()
+	var log []string
+	fake := func(name, family string) kernel {
+		return kernel{name: name, family: family, fp32: "fa", setup: func(s Shape) (*runner, error) {
+			return &runner{rows: 1, align: 1, ops: 1, bytes: 1, impl: "fake", run: func(lo, hi int) {
+				if len(log) == 0 || log[len(log)-1] != name {
+					log = append(log, name)
+				}
+				time.Sleep(50 * time.Microsecond)
+			}}, nil
+		}}
+	}
+	registry = []kernel{fake("fa", "gemm"), fake("fb", "gemm"), fake("ba", "bag"), fake("bb", "bag")}
+	rs, err := Run(context.Background(), Options{Kernels: []string{"fb", "fa", "ba", "bb"}, Shapes: []Shape{{M: 1, N: 1, K: 1}},
+		MinTime: time.Millisecond, Trials: 3}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gemm, bags []string
+	for _, n := range log {
+		if n[0] == 'f' {
+			gemm = append(gemm, n)
+		} else {
+			bags = append(bags, n)
+		}
+	}
+	// warm-ups fb, fa, then three rounds of fb, fa: runs of one kernel
+	// are merged in the log, so the pair alternates throughout.
+	if want := []string{"fb", "fa", "fb", "fa", "fb", "fa", "fb", "fa"}; !equalStrings(gemm, want) {
+		t.Errorf("GEMM kernels ran %v, want %v", gemm, want)
+	}
+	if want := []string{"ba", "bb"}; !equalStrings(bags, want) {
+		t.Errorf("bags ran %v, want one after the other %v", bags, want)
+	}
+	var got []string // bags have their own shapes: one entry per run of a kernel
+	for _, r := range rs {
+		if len(got) == 0 || got[len(got)-1] != r.Kernel {
+			got = append(got, r.Kernel)
+		}
+	}
+	if want := []string{"fb", "fa", "ba", "bb"}; !equalStrings(got, want) {
+		t.Errorf("results in order %v, want %v", got, want)
+	}
+	if rs[0].VsFP32 <= 0 {
+		t.Errorf("fb has no ratio against fa: %+v", rs[0])
+	}
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

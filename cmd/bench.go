@@ -38,7 +38,9 @@ precision) on DLRM shapes, one figure per kernel, shape and thread count: GOPS f
 With --ceiling, the oneDNN peer binary (built from ../shared/bench/onednn_gemm.c; see
 scripts/bench-ceiling.sh) runs the same GEMM shapes with the same threads, and each row gains
 the ceiling and the ratio. "vs fp32" compares a kernel with the fp32 kernel of its family at the
-same point. Figures are best-of-trials; machines are noisy, so read ratios from one run.`,
+same point. Figures are best-of-trials, and the kernels of a family (the GEMMs; not the bags,
+whose tables take 1 GiB each) take their trials in turn at each shape, so that drift in the
+machine's speed hits them alike; machines are noisy, so read ratios from one run.`,
 		Example: `  rq bench --kernel gemm-int8 --kernel gemm-fp32 --shapes 2048,512,512 --threads 1,2
   rq bench --ceiling /tmp/onednn_gemm --json`,
 		Args: cobra.NoArgs,

@@ -193,17 +193,24 @@ func checkZeroU8(fn string, zero int32) {
 // than in new slices: a forward pass calls it for every layer of every
 // chunk of rows. It panics on inconsistent sizes.
 func QuantizeRowsDynamicU8To(x []float32, m, k, ldx int, dst []uint8, ldd int, reduceRange bool, scale []float32, zero []int32) {
-	switch {
-	case m < 0 || k < 0 || ldx < k || ldd < k:
-		panic(fmt.Sprintf("kernels.QuantizeRowsDynamicU8To: bad dims m=%d k=%d ldx=%d ldd=%d", m, k, ldx, ldd))
-	case m > 0 && len(x) < (m-1)*ldx+k:
-		panic(fmt.Sprintf("kernels.QuantizeRowsDynamicU8To: x has %d floats, want >= %d", len(x), (m-1)*ldx+k))
-	case m > 0 && len(dst) < (m-1)*ldd+k:
-		panic(fmt.Sprintf("kernels.QuantizeRowsDynamicU8To: dst has %d bytes, want >= %d", len(dst), (m-1)*ldd+k))
-	case len(scale) < m || len(zero) < m:
+	checkQuantRows("QuantizeRowsDynamicU8To", x, m, k, ldx, dst, ldd)
+	if len(scale) < m || len(zero) < m {
 		panic(fmt.Sprintf("kernels.QuantizeRowsDynamicU8To: %d scales and %d zero points for %d rows", len(scale), len(zero), m))
 	}
 	quantizeRowsU8(x, m, k, ldx, dst, ldd, reduceRange, scale, zero)
+}
+
+// checkQuantRows panics unless x and dst hold m rows of k with their
+// leading dimensions.
+func checkQuantRows(fn string, x []float32, m, k, ldx int, dst []uint8, ldd int) {
+	switch {
+	case m < 0 || k < 0 || ldx < k || ldd < k:
+		panic(fmt.Sprintf("kernels.%s: bad dims m=%d k=%d ldx=%d ldd=%d", fn, m, k, ldx, ldd))
+	case m > 0 && len(x) < (m-1)*ldx+k:
+		panic(fmt.Sprintf("kernels.%s: x has %d floats, want >= %d", fn, len(x), (m-1)*ldx+k))
+	case m > 0 && len(dst) < (m-1)*ldd+k:
+		panic(fmt.Sprintf("kernels.%s: dst has %d bytes, want >= %d", fn, len(dst), (m-1)*ldd+k))
+	}
 }
 
 // quantizeRowsU8 is the per-row loop of both, on checked arguments.
@@ -226,14 +233,7 @@ func quantizeRowsU8(x []float32, m, k, ldx int, dst []uint8, ldd int, reduceRang
 // not enter the min/max and quantize to 0. Only x[i*ldx+j] and
 // dst[i*ldd+j] with j < k are accessed. It panics on inconsistent sizes.
 func QuantizeRowsDynamicU8(x []float32, m, k, ldx int, dst []uint8, ldd int, perRow, reduceRange bool) ActQuant {
-	switch {
-	case m < 0 || k < 0 || ldx < k || ldd < k:
-		panic(fmt.Sprintf("kernels.QuantizeRowsDynamicU8: bad dims m=%d k=%d ldx=%d ldd=%d", m, k, ldx, ldd))
-	case m > 0 && len(x) < (m-1)*ldx+k:
-		panic(fmt.Sprintf("kernels.QuantizeRowsDynamicU8: x has %d floats, want >= %d", len(x), (m-1)*ldx+k))
-	case m > 0 && len(dst) < (m-1)*ldd+k:
-		panic(fmt.Sprintf("kernels.QuantizeRowsDynamicU8: dst has %d bytes, want >= %d", len(dst), (m-1)*ldd+k))
-	}
+	checkQuantRows("QuantizeRowsDynamicU8", x, m, k, ldx, dst, ldd)
 	if perRow {
 		aq := ActQuant{RowScale: make([]float32, m), RowZero: make([]int32, m)}
 		quantizeRowsU8(x, m, k, ldx, dst, ldd, reduceRange, aq.RowScale, aq.RowZero)

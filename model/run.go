@@ -104,6 +104,30 @@ func (r *Runner) observe(layer string, in, out Mat, b *Batch) {
 	}
 }
 
+// poolBatch pools every bag of table t in b into out (row i, leading
+// dimension ldo), spread over the threads, then calls the table's Release.
+func (r *Runner) poolBatch(b *Batch, t int, out []float32, ldo int) error {
+	tb := r.net.Tables[t]
+	var mu sync.Mutex
+	bad := -1
+	r.parallel(b.N, 1, func(lo, hi int) {
+		if p := poolRows(tb, b, t, out, ldo, lo, hi); p >= 0 {
+			mu.Lock()
+			if bad < 0 || p < bad {
+				bad = p
+			}
+			mu.Unlock()
+		}
+	})
+	if tb.Release != nil {
+		tb.Release()
+	}
+	if bad >= 0 {
+		return badIndex(tb, b, t, bad)
+	}
+	return nil
+}
+
 // checkBatch verifies the batch has the shape the network expects.
 func (r *Runner) checkBatch(b *Batch) error {
 	n := r.net
@@ -182,27 +206,9 @@ func (r *Runner) Forward(b *Batch) ([]float32, error) {
 			continue
 		}
 		upstream = true
-		var w []float32
-		if b.Weights != nil {
-			w = b.Weights[t]
-		}
 		out := Mat{Rows: N, Cols: tb.Dim, Stride: featW, Data: r.feat[col:]}
-		var mu sync.Mutex
-		firstBad := -1
-		r.parallel(N, 1, func(lo, hi int) {
-			if p := tb.Pool(b.Indices[t], b.Offsets[t], w, out.Data, featW, lo, hi); p >= 0 {
-				mu.Lock()
-				if firstBad < 0 || p < firstBad {
-					firstBad = p
-				}
-				mu.Unlock()
-			}
-		})
-		if tb.Release != nil {
-			tb.Release()
-		}
-		if firstBad >= 0 {
-			return nil, fmt.Errorf("%s: index %d (batch position %d) is outside the table's %d rows", tb.Name, b.Indices[t][firstBad], firstBad, tb.Rows)
+		if err := r.poolBatch(b, t, out.Data, featW); err != nil {
+			return nil, err
 		}
 		r.observe(tb.Name, Mat{}, out, b)
 		col += tb.Dim

@@ -88,22 +88,8 @@ func (r *Runner) forwardStream(b *Batch) ([]float32, error) {
 		r.feat = grow(r.feat, N*featW)
 		col := n.Bottom[len(n.Bottom)-1].Out
 		for t, tb := range n.Tables {
-			bad := -1
-			var mu sync.Mutex
-			r.parallel(N, 1, func(lo, hi int) {
-				if p := poolRows(tb, b, t, r.feat[col:], featW, lo, hi); p >= 0 {
-					mu.Lock()
-					if bad < 0 || p < bad {
-						bad = p
-					}
-					mu.Unlock()
-				}
-			})
-			if tb.Release != nil {
-				tb.Release()
-			}
-			if bad >= 0 {
-				return nil, badIndex(tb, b, t, bad)
+			if err := r.poolBatch(b, t, r.feat[col:], featW); err != nil {
+				return nil, err
 			}
 			col += tb.Dim
 		}
