@@ -61,6 +61,23 @@ func rowAddr(i, disp int) string {
 	return fmt.Sprintf("%d(%s)%s", disp, base, idx)
 }
 
+// prefetchC requests the block's C tile (mr rows of 128 bytes at DX,
+// ldc R12) before the k loop: where C is larger than the caches (a
+// 2048 x 1024 fp32 output is 8 MiB), each of the tile's stores would
+// otherwise miss at the end of the block, all at once, with no work left
+// to hide them behind. Prefetches never fault, so columns past N are
+// harmless. Clobbers AX.
+func prefetchC(mr int) {
+	p("\tMOVQ DX, AX")
+	for i := 0; i < mr; i++ {
+		p("\tPREFETCHT0 (AX)")
+		p("\tPREFETCHT0 64(AX)")
+		if i < mr-1 {
+			p("\tADDQ R12, AX")
+		}
+	}
+}
+
 func rowPointers(mr int) {
 	p("\tMOVQ SI, R11")
 	if mr > 4 {
@@ -176,6 +193,7 @@ func gen512(mr int) {
 		p("\tVPXORD Z%d, Z%d, Z%d", r, r, r)
 	}
 	rowPointers(mr)
+	prefetchC(mr)
 	step := func(u int) {
 		s := u % ns
 		p("\tVMOVDQU32 %d(BX), Z24", u*pstep)
