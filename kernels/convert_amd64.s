@@ -140,3 +140,21 @@ bf16tof32_loop:
 	JNE  bf16tof32_loop
 	VZEROUPPER
 	RET
+
+// func widenF16x512(dst *float32, src *uint16, n int)
+TEXT ·widenF16x512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $4, CX
+	JEQ  widenf16_done
+widenf16_loop:
+	VCVTPH2PS (SI), Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $32, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNE  widenf16_loop
+widenf16_done:
+	VZEROUPPER
+	RET

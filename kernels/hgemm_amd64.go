@@ -183,7 +183,7 @@ func hgemmAVX512(p *PackedF16, m int, a []float32, lda int, c []float32, ldc int
 		for j0 := 0; j0 < n; j0 += panelW {
 			mask := uint64(1)<<min(panelW, n-j0) - 1
 			if widen {
-				F16ToF32Slice(wbuf, p.data[j0*k:(j0+panelW)*k])
+				widenF16x512(&wbuf[0], &p.data[j0*k], panelW*k)
 				if nfull > 0 {
 					sgemm512x12(&ab[0], ldab, &wbuf[0], k, &cb[j0], ldc, bp(j0), mask, relu, nfull)
 				}
