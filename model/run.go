@@ -154,6 +154,9 @@ func (r *Runner) Forward(b *Batch) ([]float32, error) {
 	if err := r.checkBatch(b); err != nil {
 		return nil, err
 	}
+	if b.N == 0 {
+		return r.pred[:0], nil
+	}
 	if r.streams() {
 		return r.forwardStream(b)
 	}

@@ -275,3 +275,19 @@ func TestForwardReleasesTables(t *testing.T) {
 		t.Errorf("Release called %d times over 3 batches, want 3", calls)
 	}
 }
+
+// TestForwardEmptyBatch: a batch of no rows gives no predictions, on
+// either schedule, rather than a panic.
+func TestForwardEmptyBatch(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	net := randNet(rng, Dot, 4, []int{8}, []int64{10, 20}, []int{8, 8}, []int{4, 1})
+	b := randBatch(rng, net, 0, 2, false)
+	for _, obs := range [][]Observer{nil, {ObserverFunc(func(Event) {})}} {
+		for _, th := range []int{1, 2} {
+			p, err := NewRunner(net, th, obs...).Forward(b)
+			if err != nil || len(p) != 0 {
+				t.Fatalf("threads %d, %d observers: %v, %v", th, len(obs), p, err)
+			}
+		}
+	}
+}
