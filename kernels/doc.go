@@ -15,7 +15,8 @@
 //   - Embedding bags (embbag.go) over fp32, fp16 and 8/4/2-bit row-wise
 //     tables in FBGEMM's fused layouts (rowwise.go quantizes rows bit for bit
 //     as PyTorch's embedding_bag_*_prepack), sum or mean, per-sample
-//     weights, prefetching.
+//     weights, prefetching; PrefetchBags asks for the rows of bags to be
+//     pooled later (prefetch_amd64.s).
 //   - The DLRM dot interaction (interact.go) and fp16/bf16 conversions.
 //
 // Each kernel family has a pure-Go implementation whose doc comment is the

@@ -3,10 +3,13 @@
 // the top MLP.
 //
 // A Network is built by modelio from a model file; a Runner executes it on
-// Batches (from dataset) with a fixed number of threads, spreading each layer
-// over the threads (so results do not depend on the thread count), and
-// reports every layer's input and output to Observers (calibration, the
-// numeric debugger, golden-file tests). Layer names are the tensor prefixes of
+// Batches (from dataset) with a fixed number of threads, and results do not
+// depend on the thread count. With Observers (calibration, the numeric
+// debugger, golden-file tests), which see every layer's input and output
+// for the whole batch, it runs layer by layer, each layer spread over the
+// threads. Without them it carries chunks of rows through the whole
+// network so activations stay in cache (stream.go), with the same results
+// bit for bit. Layer names are the tensor prefixes of
 // the source model (emb_l.3, bot_l.0, top_l.4) plus "interaction".
 //
 // The numeric work is delegated to package kernels; model knows shapes,
