@@ -160,6 +160,9 @@ func (r *Runner) Forward(b *Batch) ([]float32, error) {
 	if r.streams() {
 		return r.forwardStream(b)
 	}
+	if r.streamsFeatures() {
+		return r.forwardBatchWide(b)
+	}
 	n, N := r.net, b.N
 	d := n.EmbDim()
 	f := n.NumFeatures()

@@ -174,22 +174,10 @@ func (r *Runner) forwardRows(b *Batch, lo, hi, featW int, prePooled bool, cb *ch
 		in = out
 	}
 
-	if !prePooled {
-		col := n.Bottom[len(n.Bottom)-1].Out
-		for t, tb := range n.Tables {
-			if p := poolChunk(tb, b, t, feat[col:], featW, lo, hi); p >= 0 {
-				return t, p
-			}
-			col += tb.Dim
-		}
-	}
-
 	width := n.Top[0].In
 	cb.top = grow(cb.top, rows*width)
-	if n.Interaction == Cat {
-		copy(cb.top, feat)
-	} else {
-		kernels.InteractDot(feat, featW, n.NumFeatures(), n.EmbDim(), n.Interaction == DotSelf, cb.top, width, 0, rows)
+	if t, p := r.features(b, lo, hi, feat, featW, !prePooled, cb.top, width); p >= 0 {
+		return t, p
 	}
 
 	in = Mat{Rows: rows, Cols: width, Stride: width, Data: cb.top}
@@ -203,6 +191,126 @@ func (r *Runner) forwardRows(b *Batch, lo, hi, featW int, prePooled bool, cb *ch
 		r.pred[lo+i] = in.Data[i*in.Stride]
 	}
 	return -1, -1
+}
+
+// features completes the feature rows of rows [lo, hi) in feat (row 0 is
+// row lo; the bottom MLP's output is in place), pooling the bags when pool
+// is set, and writes the interaction into top (leading dimension width).
+// It returns the table and index position of the first index out of
+// range, or -1, -1.
+func (r *Runner) features(b *Batch, lo, hi int, feat []float32, featW int, pool bool, top []float32, width int) (int, int) {
+	n := r.net
+	if pool {
+		col := n.Bottom[len(n.Bottom)-1].Out
+		for t, tb := range n.Tables {
+			if p := poolChunk(tb, b, t, feat[col:], featW, lo, hi); p >= 0 {
+				return t, p
+			}
+			col += tb.Dim
+		}
+	}
+	rows := hi - lo
+	if n.Interaction == Cat {
+		copy(top[:rows*width], feat) // featW == width
+	} else {
+		kernels.InteractDot(feat, featW, n.NumFeatures(), n.EmbDim(), n.Interaction == DotSelf, top, width, 0, rows)
+	}
+	return -1, -1
+}
+
+// streamsFeatures reports whether a network that cannot stream whole (a
+// layer takes statistics over the batch: per-tensor dynamic quantization)
+// may still build its feature rows chunk by chunk: the bags and the
+// interaction are row-wise whatever the layers are. Observers see the
+// whole batch's feature rows, replay starts from recorded ones, and a
+// table with a Release is pooled for the whole batch at once.
+func (r *Runner) streamsFeatures() bool {
+	if len(r.observers) > 0 || r.replay != nil {
+		return false
+	}
+	for _, t := range r.net.Tables {
+		if t.Release != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// forwardBatchWide is Forward for networks with batch-wide layers: the
+// MLPs run layer by layer over the whole batch, but the feature rows,
+// 28 MiB for a batch of the MLPerf model, are built and consumed by the
+// interaction chunk by chunk in cache, their table rows prefetched.
+func (r *Runner) forwardBatchWide(b *Batch) ([]float32, error) {
+	n, N := r.net, b.N
+	d := n.Bottom[len(n.Bottom)-1].Out
+	featW := d
+	for _, t := range n.Tables {
+		featW += t.Dim
+	}
+	in := Mat{Rows: N, Cols: n.NumDense, Stride: n.NumDense, Data: b.Dense}
+	for i, l := range n.Bottom {
+		r.act[i&1] = grow(r.act[i&1], N*l.Out)
+		out := Mat{Rows: N, Cols: l.Out, Stride: l.Out, Data: r.act[i&1]}
+		r.linear(l, in, out)
+		in = out
+	}
+	bot := in
+
+	width := n.Top[0].In
+	r.top = grow(r.top, N*width)
+	chunks := (N + streamRows - 1) / streamRows
+	workers := min(r.threads, chunks)
+	for len(r.chunk) < workers {
+		r.chunk = append(r.chunk, new(chunkBufs))
+	}
+	var mu sync.Mutex
+	bad, badTable := -1, -1
+	work := func(w int) {
+		cb := r.chunk[w]
+		for c := w; c < chunks; c += workers {
+			lo, hi := c*streamRows, min((c+1)*streamRows, N)
+			rows := hi - lo
+			for t, tb := range n.Tables {
+				tb.Prefetch(b.Indices[t], b.Offsets[t], lo, hi)
+			}
+			cb.feat = grow(cb.feat, rows*featW)
+			for i := range rows {
+				copy(cb.feat[i*featW:i*featW+d], bot.Row(lo+i))
+			}
+			if t, p := r.features(b, lo, hi, cb.feat, featW, true, r.top[lo*width:hi*width], width); p >= 0 {
+				mu.Lock()
+				if bad < 0 || t < badTable || t == badTable && p < bad {
+					bad, badTable = p, t
+				}
+				mu.Unlock()
+			}
+		}
+	}
+	if workers <= 1 {
+		work(0)
+	} else {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() { work(w) })
+		}
+		wg.Wait()
+	}
+	if bad >= 0 {
+		return nil, badIndex(n.Tables[badTable], b, badTable, bad)
+	}
+
+	in = Mat{Rows: N, Cols: width, Stride: width, Data: r.top}
+	for i, l := range n.Top {
+		r.act[i&1] = grow(r.act[i&1], N*l.Out)
+		out := Mat{Rows: N, Cols: l.Out, Stride: l.Out, Data: r.act[i&1]}
+		r.linear(l, in, out)
+		in = out
+	}
+	r.pred = grow(r.pred, N)
+	for i := range N {
+		r.pred[i] = in.Data[i*in.Stride]
+	}
+	return r.pred, nil
 }
 
 // poolRows pools bags [lo, hi) of table t into out, whose row i is bag i.

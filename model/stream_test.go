@@ -184,3 +184,63 @@ func TestStreamBadIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchWideStreamsFeatures: a network with per-tensor dynamic layers
+// runs its MLPs layer by layer but builds its feature rows chunk by chunk;
+// the predictions are the layer-by-layer schedule's bit for bit, and a bad
+// index is reported the same way.
+func TestBatchWideStreamsFeatures(t *testing.T) {
+	rng := rand.New(rand.NewPCG(37, 38))
+	for _, op := range []InteractionOp{Dot, DotSelf, Cat} {
+		base := randNet(rng, op, 13, []int{32, 8}, []int64{500, 40, 3000}, []int{8, 8, 8}, []int{24, 1})
+		if op == Cat {
+			base = randNet(rng, op, 3, []int{8}, []int64{11, 13}, []int{6, 2}, []int{5, 1})
+		}
+		nets := map[string]*Network{
+			"per-tensor": withKernels(t, base, int8Kernel(false, false)),
+			"mixed": withKernels(t, base, func(l *Linear) FCKernel {
+				if l.Name == "top_l.0" {
+					return int8Kernel(false, false)(l)
+				}
+				return int8Kernel(false, true)(l)
+			}),
+		}
+		for name, net := range nets {
+			for _, rows := range []int{1, streamRows + 1, 2*streamRows + 37} {
+				b := randBatch(rng, net, rows, 3, true)
+				want, err := NewRunner(net, 2, ObserverFunc(func(Event) {})).Forward(b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = append([]float32(nil), want...)
+				for _, threads := range []int{1, 3} {
+					run := NewRunner(net, threads)
+					if run.streams() || !run.streamsFeatures() {
+						t.Fatalf("%v %s: streams %v, streams features %v", op, name, run.streams(), run.streamsFeatures())
+					}
+					got, err := run.Forward(b)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i := range want {
+						if got[i] != want[i] {
+							t.Fatalf("%v %s, %d rows, %d threads: row %d is %v, layer by layer %v", op, name, rows, threads, i, got[i], want[i])
+						}
+					}
+				}
+				// A bad index in a late chunk.
+				p := b.Offsets[1][rows-1]
+				if b.Offsets[1][rows] > p {
+					saved := b.Indices[1][p]
+					b.Indices[1][p] = 1 << 40
+					_, werr := NewRunner(net, 2, ObserverFunc(func(Event) {})).Forward(b)
+					_, err := NewRunner(net, 3).Forward(b)
+					if werr == nil || err == nil || err.Error() != werr.Error() {
+						t.Errorf("%v %s: bad index gives %v, layer by layer %v", op, name, err, werr)
+					}
+					b.Indices[1][p] = saved
+				}
+			}
+		}
+	}
+}
