@@ -9,7 +9,10 @@ import (
 	"github.com/rqtools/rq/kernels"
 )
 
-// threaded splits rows like a Runner (serial is in stream.go).
+// serial runs fn over all rows on the calling goroutine; threaded splits
+// rows like a Runner.
+func serial(n, _ int, fn func(lo, hi int)) { fn(0, n) }
+
 func threaded(threads int) Parallel {
 	r := &Runner{threads: threads}
 	return r.parallel
