@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 )
@@ -89,10 +90,10 @@ func TestRunInterleaves(t *testing.T) {
 	}
 	// warm-ups fb, fa, then three rounds of fb, fa: runs of one kernel
 	// are merged in the log, so the pair alternates throughout.
-	if want := []string{"fb", "fa", "fb", "fa", "fb", "fa", "fb", "fa"}; !equalStrings(gemm, want) {
+	if want := []string{"fb", "fa", "fb", "fa", "fb", "fa", "fb", "fa"}; !slices.Equal(gemm, want) {
 		t.Errorf("GEMM kernels ran %v, want %v", gemm, want)
 	}
-	if want := []string{"ba", "bb"}; !equalStrings(bags, want) {
+	if want := []string{"ba", "bb"}; !slices.Equal(bags, want) {
 		t.Errorf("bags ran %v, want one after the other %v", bags, want)
 	}
 	var got []string // bags have their own shapes: one entry per run of a kernel
@@ -101,22 +102,10 @@ func TestRunInterleaves(t *testing.T) {
 			got = append(got, r.Kernel)
 		}
 	}
-	if want := []string{"fb", "fa", "ba", "bb"}; !equalStrings(got, want) {
+	if want := []string{"fb", "fa", "ba", "bb"}; !slices.Equal(got, want) {
 		t.Errorf("results in order %v, want %v", got, want)
 	}
 	if rs[0].VsFP32 <= 0 {
 		t.Errorf("fb has no ratio against fa: %+v", rs[0])
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
