@@ -23,6 +23,9 @@ type F16FC struct {
 // Precision is "fp16".
 func (k *F16FC) Precision() string { return "fp16" }
 
+// RowWise is true: each output row depends on its input row alone.
+func (k *F16FC) RowWise() bool { return true }
+
 // Bytes counts fp16 weights and the fp32 bias.
 func (k *F16FC) Bytes() int64 { return 2*int64(k.In)*int64(k.Out) + 4*int64(k.Out) }
 
@@ -75,6 +78,10 @@ func (k *Int8FC) Precision() string {
 	}
 	return "int8-dynamic"
 }
+
+// RowWise is false only for per-tensor dynamic activations, whose scale
+// comes from the whole batch.
+func (k *Int8FC) RowWise() bool { return k.Static || k.PerRow }
 
 // Bytes counts int8 weights, scales, bias and static activation parameters.
 func (k *Int8FC) Bytes() int64 {
@@ -182,6 +189,9 @@ type FakeQuantFC struct {
 // Precision is the simulated layer's, with "-sim".
 func (k *FakeQuantFC) Precision() string { return k.Q.Precision() + "-sim" }
 
+// RowWise is the simulated layer's.
+func (k *FakeQuantFC) RowWise() bool { return k.Q.RowWise() }
+
 // Bytes is the simulated layer's.
 func (k *FakeQuantFC) Bytes() int64 { return k.Q.Bytes() }
 
@@ -222,6 +232,9 @@ type BF16FC struct {
 
 // Precision is "bf16".
 func (k *BF16FC) Precision() string { return "bf16" }
+
+// RowWise is true: each output row depends on its input row alone.
+func (k *BF16FC) RowWise() bool { return true }
 
 // Bytes counts bf16 weights and the fp32 bias.
 func (k *BF16FC) Bytes() int64 { return 2*int64(k.In)*int64(k.Out) + 4*int64(k.Out) }

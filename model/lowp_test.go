@@ -9,10 +9,7 @@ import (
 	"github.com/rqtools/rq/kernels"
 )
 
-// serial runs fn over all rows on the calling goroutine; threaded splits
-// rows like a Runner.
-func serial(n, _ int, fn func(lo, hi int)) { fn(0, n) }
-
+// threaded splits rows like a Runner (serial is in stream.go).
 func threaded(threads int) Parallel {
 	r := &Runner{threads: threads}
 	return r.parallel

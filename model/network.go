@@ -76,7 +76,8 @@ type Parallel func(n, align int, fn func(lo, hi int))
 // FCKernel computes a fully connected layer at some precision: out =
 // act(in·Wᵀ + bias) for all in.Rows rows, spreading the work with par. It
 // sees the whole batch, so per-batch (dynamic) activation quantization
-// can take its statistics before splitting the rows.
+// can take its statistics before splitting the rows, unless it implements
+// RowWise: then the Runner may hand it a chunk of rows at a time.
 type FCKernel interface {
 	Precision() string
 	// Bytes is the size of the layer's parameters as stored (weights,

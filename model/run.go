@@ -37,11 +37,11 @@ type ObserverFunc func(ev Event)
 // Observe calls f(ev).
 func (f ObserverFunc) Observe(ev Event) { f(ev) }
 
-// Runner executes a Network layer by layer, each layer spread over Threads
-// goroutines by rows. Without observers it builds the feature rows (bags
-// and interaction) in chunks of rows shared out to the goroutines instead
-// (stream.go). Either way the results are the same, bit for bit, for any
-// thread count. A Runner reuses
+// Runner executes a Network. Without observers, and when every layer is
+// row-wise, it carries chunks of rows through the whole network, the
+// chunks shared out to Threads goroutines (stream.go); otherwise it runs
+// layer by layer, each layer spread over the goroutines by rows. Either
+// way the results are the same, bit for bit, for any thread count. A Runner reuses
 // its buffers between calls and is not safe for concurrent use; make one per
 // goroutine.
 type Runner struct {
@@ -57,7 +57,7 @@ type Runner struct {
 	top  []float32    // interaction output [N x width]
 	pred []float32
 
-	chunk []*chunkBufs // per worker, when streaming the features (stream.go)
+	chunk []*chunkBufs // per worker, when streaming (stream.go)
 }
 
 // NewRunner makes a Runner with threads goroutines (at least 1).
@@ -157,8 +157,11 @@ func (r *Runner) Forward(b *Batch) ([]float32, error) {
 	if b.N == 0 {
 		return r.pred[:0], nil
 	}
+	if r.streams() {
+		return r.forwardStream(b)
+	}
 	if r.streamsFeatures() {
-		return r.forwardFeatures(b)
+		return r.forwardBatchWide(b)
 	}
 	n, N := r.net, b.N
 	d := n.EmbDim()

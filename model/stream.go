@@ -3,43 +3,227 @@ package model
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rqtools/rq/kernels"
 )
 
-// Streaming the feature rows: the bags and the interaction a few rows at a
-// time.
+// Streaming: carrying a few rows through the whole network at a time.
 //
-// Over a batch of 2048 the MLPerf model's feature rows (bottom output and
-// 26 pooled embeddings) take 28 MiB: pooled in one pass and read back by
-// the interaction in another, they went to memory and back. Built for
-// streamRows rows at a time they stay in L2 between the two, and the
-// chunk's table rows are prefetched before it is pooled.
+// Layer by layer over a batch of 2048, every activation (8 MiB for a
+// 1024-wide fp32 layer, 28 MiB of feature rows on the MLPerf model) lives
+// in L3 or memory, and each pass over it (the GEMM's output, the dynamic
+// quantizer's min/max and rounding, the interaction) streams it again. A
+// chunk of streamRows rows keeps those in L2. The GEMMs lose nothing: they
+// already sweep their weights once per L2-sized block of rows.
 //
-// The MLPs stay layer by layer over the whole batch. Carrying chunks
-// through the whole network was tried and measured: against this
-// schedule it was no faster for int8 (5 interleaved pairs, 0-8% slower)
-// and 7% slower in fp32 and fp16, whose GEMMs re-read their weights for
-// every chunk. It also lets per-tensor dynamic quantization (PyTorch's
-// recipe) take its statistics over the whole batch as before.
-//
-// The results are the layer-by-layer schedule's bit for bit: the bags and
-// the interaction compute a row from that row alone, and the chunk
-// boundaries do not depend on the thread count.
+// The results are Forward's layer-by-layer results bit for bit: every
+// kernel computes a row from that row alone, and the float GEMMs give the
+// same bits for any split of the rows at multiples of GemmRowAlign
+// (streamRows is one). Chunk boundaries do not depend on the thread count,
+// so neither do the results.
 
-// streamRows is the rows of one chunk.
+// streamRows is the rows of one chunk: at 96 rows a 1024-wide fp32
+// activation is 384 KiB, and a pair of them plus the u8 copy and the
+// packed weights' panel fit the 1 MiB L2 of the machines we target.
 const streamRows = 8 * kernels.GemmRowAlign
+
+// RowWise is implemented by FC kernels whose output row i depends on input
+// row i alone (static, per-row dynamic, float weights). Kernels that take
+// statistics over the whole batch (per-tensor dynamic quantization) do not
+// implement it or return false, and keep the layer-by-layer schedule.
+type RowWise interface {
+	RowWise() bool
+}
+
+// streams reports whether Forward may run b in chunks of rows: nothing
+// observes the layers (observers see whole-batch activations), no replay,
+// and every kernel is row-wise.
+func (r *Runner) streams() bool {
+	if len(r.observers) > 0 || r.replay != nil {
+		return false
+	}
+	for _, ls := range [][]*Linear{r.net.Bottom, r.net.Top} {
+		for _, l := range ls {
+			if l.Kernel == nil {
+				continue
+			}
+			if rw, ok := l.Kernel.(RowWise); !ok || !rw.RowWise() {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // chunkBufs are one worker's buffers for a chunk.
 type chunkBufs struct {
+	act  [2][]float32
 	feat []float32
+	top  []float32
 }
 
-// streamsFeatures reports whether Forward may build the feature rows chunk
-// by chunk: observers see the whole batch's feature rows, replay starts
-// from recorded ones, and a table with a Release is pooled for the whole
-// batch at once, one table after the other, so that releasing it after
-// each bounds the resident memory.
+// serial runs fn over all rows on the calling goroutine: within a chunk,
+// layers do not spread further (the chunks are spread instead).
+func serial(n, _ int, fn func(lo, hi int)) { fn(0, n) }
+
+// forwardStream is Forward in chunks of streamRows rows, the chunks shared
+// out to the threads. Tables with a Release are pooled first, for the
+// whole batch and one table at a time as the layer-by-layer schedule does,
+// so that releasing after each table still bounds the resident memory; the
+// other tables are pooled chunk by chunk.
+func (r *Runner) forwardStream(b *Batch) ([]float32, error) {
+	n, N := r.net, b.N
+	featW := n.Bottom[len(n.Bottom)-1].Out
+	for _, t := range n.Tables {
+		featW += t.Dim
+	}
+	r.pred = grow(r.pred, N)
+
+	prePooled := false
+	for _, t := range n.Tables {
+		prePooled = prePooled || t.Release != nil
+	}
+	if prePooled {
+		r.feat = grow(r.feat, N*featW)
+		col := n.Bottom[len(n.Bottom)-1].Out
+		for t, tb := range n.Tables {
+			if err := r.poolBatch(b, t, r.feat[col:], featW); err != nil {
+				return nil, err
+			}
+			col += tb.Dim
+		}
+	}
+
+	chunks := (N + streamRows - 1) / streamRows
+	workers := min(r.threads, chunks)
+	for len(r.chunk) < workers {
+		r.chunk = append(r.chunk, new(chunkBufs))
+	}
+	var next atomic.Int64
+	var mu sync.Mutex
+	bad, badTable := -1, -1
+	work := func(cb *chunkBufs) {
+		for {
+			c := int(next.Add(1)) - 1
+			if c >= chunks {
+				return
+			}
+			lo := c * streamRows
+			hi := min(lo+streamRows, N)
+			if t, p := r.forwardRows(b, lo, hi, featW, prePooled, cb); p >= 0 {
+				mu.Lock()
+				if bad < 0 || t < badTable || t == badTable && p < bad {
+					bad, badTable = p, t
+				}
+				mu.Unlock()
+			}
+		}
+	}
+	if workers <= 1 {
+		work(r.chunk[0])
+	} else {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() { work(r.chunk[w]) })
+		}
+		wg.Wait()
+	}
+	if bad >= 0 {
+		return nil, badIndex(n.Tables[badTable], b, badTable, bad)
+	}
+	return r.pred, nil
+}
+
+// forwardRows runs rows [lo, hi) of b through the network into r.pred,
+// on the calling goroutine. With prePooled the tables are in r.feat
+// already. It returns the table and index position of the first index out
+// of range (the lowest table, then position), or -1, -1.
+func (r *Runner) forwardRows(b *Batch, lo, hi, featW int, prePooled bool, cb *chunkBufs) (int, int) {
+	n := r.net
+	rows := hi - lo
+	var feat []float32
+	if prePooled {
+		feat = r.feat[lo*featW : hi*featW]
+	} else {
+		cb.feat = grow(cb.feat, rows*featW)
+		feat = cb.feat
+	}
+
+	if !prePooled {
+		// The chunk's table rows start on their way now and arrive while
+		// the bottom MLP runs: a lookup that misses the caches is the
+		// pooling's whole cost, and the bag kernels' own prefetching runs
+		// only a few dozen rows ahead, most of a chunk.
+		for t, tb := range n.Tables {
+			tb.Prefetch(b.Indices[t], b.Offsets[t], lo, hi)
+		}
+	}
+
+	// Bottom MLP, the last layer into the feature rows.
+	in := Mat{Rows: rows, Cols: n.NumDense, Stride: n.NumDense, Data: b.Dense[lo*n.NumDense : hi*n.NumDense]}
+	for i, l := range n.Bottom {
+		var out Mat
+		if i == len(n.Bottom)-1 {
+			out = Mat{Rows: rows, Cols: l.Out, Stride: featW, Data: feat}
+		} else {
+			cb.act[i&1] = grow(cb.act[i&1], rows*l.Out)
+			out = Mat{Rows: rows, Cols: l.Out, Stride: l.Out, Data: cb.act[i&1]}
+		}
+		linearOn(serial, l, in, out)
+		in = out
+	}
+
+	width := n.Top[0].In
+	cb.top = grow(cb.top, rows*width)
+	if t, p := r.features(b, lo, hi, feat, featW, !prePooled, cb.top, width); p >= 0 {
+		return t, p
+	}
+
+	in = Mat{Rows: rows, Cols: width, Stride: width, Data: cb.top}
+	for i, l := range n.Top {
+		cb.act[i&1] = grow(cb.act[i&1], rows*l.Out)
+		out := Mat{Rows: rows, Cols: l.Out, Stride: l.Out, Data: cb.act[i&1]}
+		linearOn(serial, l, in, out)
+		in = out
+	}
+	for i := range rows {
+		r.pred[lo+i] = in.Data[i*in.Stride]
+	}
+	return -1, -1
+}
+
+// features completes the feature rows of rows [lo, hi) in feat (row 0 is
+// row lo; the bottom MLP's output is in place), pooling the bags when pool
+// is set, and writes the interaction into top (leading dimension width).
+// It returns the table and index position of the first index out of
+// range, or -1, -1.
+func (r *Runner) features(b *Batch, lo, hi int, feat []float32, featW int, pool bool, top []float32, width int) (int, int) {
+	n := r.net
+	if pool {
+		col := n.Bottom[len(n.Bottom)-1].Out
+		for t, tb := range n.Tables {
+			if p := poolChunk(tb, b, t, feat[col:], featW, lo, hi); p >= 0 {
+				return t, p
+			}
+			col += tb.Dim
+		}
+	}
+	rows := hi - lo
+	if n.Interaction == Cat {
+		copy(top[:rows*width], feat) // featW == width
+	} else {
+		kernels.InteractDot(feat, featW, n.NumFeatures(), n.EmbDim(), n.Interaction == DotSelf, top, width, 0, rows)
+	}
+	return -1, -1
+}
+
+// streamsFeatures reports whether a network that cannot stream whole (a
+// layer takes statistics over the batch: per-tensor dynamic quantization)
+// may still build its feature rows chunk by chunk: the bags and the
+// interaction are row-wise whatever the layers are. Observers see the
+// whole batch's feature rows, replay starts from recorded ones, and a
+// table with a Release is pooled for the whole batch at once.
 func (r *Runner) streamsFeatures() bool {
 	if len(r.observers) > 0 || r.replay != nil {
 		return false
@@ -52,11 +236,11 @@ func (r *Runner) streamsFeatures() bool {
 	return true
 }
 
-// forwardFeatures is Forward with the feature rows streamed: the MLPs run
-// layer by layer over the whole batch, the bags and the interaction chunk
-// by chunk, their table rows prefetched, the chunks shared out to the
-// threads (worker w takes chunks w, w+workers, ...).
-func (r *Runner) forwardFeatures(b *Batch) ([]float32, error) {
+// forwardBatchWide is Forward for networks with batch-wide layers: the
+// MLPs run layer by layer over the whole batch, but the feature rows,
+// 28 MiB for a batch of the MLPerf model, are built and consumed by the
+// interaction chunk by chunk in cache, their table rows prefetched.
+func (r *Runner) forwardBatchWide(b *Batch) ([]float32, error) {
 	n, N := r.net, b.N
 	d := n.Bottom[len(n.Bottom)-1].Out
 	featW := d
@@ -93,7 +277,7 @@ func (r *Runner) forwardFeatures(b *Batch) ([]float32, error) {
 			for i := range rows {
 				copy(cb.feat[i*featW:i*featW+d], bot.Row(lo+i))
 			}
-			if t, p := r.features(b, lo, hi, cb.feat, featW, r.top[lo*width:hi*width], width); p >= 0 {
+			if t, p := r.features(b, lo, hi, cb.feat, featW, true, r.top[lo*width:hi*width], width); p >= 0 {
 				mu.Lock()
 				if bad < 0 || t < badTable || t == badTable && p < bad {
 					bad, badTable = p, t
@@ -127,28 +311,6 @@ func (r *Runner) forwardFeatures(b *Batch) ([]float32, error) {
 		r.pred[i] = in.Data[i*in.Stride]
 	}
 	return r.pred, nil
-}
-
-// features completes the feature rows of rows [lo, hi) in feat (row 0 is
-// row lo; the bottom MLP's output is in place) by pooling the bags, and
-// writes the interaction into top (leading dimension width). It returns
-// the table and index position of the first index out of range, or -1, -1.
-func (r *Runner) features(b *Batch, lo, hi int, feat []float32, featW int, top []float32, width int) (int, int) {
-	n := r.net
-	col := n.Bottom[len(n.Bottom)-1].Out
-	for t, tb := range n.Tables {
-		if p := poolChunk(tb, b, t, feat[col:], featW, lo, hi); p >= 0 {
-			return t, p
-		}
-		col += tb.Dim
-	}
-	rows := hi - lo
-	if n.Interaction == Cat {
-		copy(top[:rows*width], feat) // featW == width
-	} else {
-		kernels.InteractDot(feat, featW, n.NumFeatures(), n.EmbDim(), n.Interaction == DotSelf, top, width, 0, rows)
-	}
-	return -1, -1
 }
 
 // poolRows pools bags [lo, hi) of table t into out, whose row i is bag i.

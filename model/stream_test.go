@@ -47,10 +47,10 @@ func int8Kernel(static, perRow bool) func(l *Linear) FCKernel {
 	}
 }
 
-// TestStreamEqualsLayers: building the feature rows in chunks (no
-// observers) gives the plain layer-by-layer schedule's predictions (an
-// observer forces it) bit for bit, for every kernel, batch sizes around
-// the chunk size, and any thread count.
+// TestStreamEqualsLayers: running a batch in chunks of rows through the
+// whole network (no observers) gives the layer-by-layer schedule's
+// predictions (an observer forces it) bit for bit, for every row-wise
+// kernel, batch sizes around the chunk size, and any thread count.
 func TestStreamEqualsLayers(t *testing.T) {
 	rng := rand.New(rand.NewPCG(31, 32))
 	base := randNet(rng, Dot, 13, []int{64, 16}, []int64{500, 40, 3000}, []int{16, 16, 16}, []int{48, 24, 1})
@@ -82,7 +82,7 @@ func TestStreamEqualsLayers(t *testing.T) {
 			for _, weighted := range []bool{false, true} {
 				b := randBatch(rng, c.net, rows, 3, weighted)
 				layered := NewRunner(c.net, 2, noop)
-				if layered.streamsFeatures() {
+				if layered.streams() {
 					t.Fatal("a runner with an observer streams")
 				}
 				want, err := layered.Forward(b)
@@ -91,7 +91,7 @@ func TestStreamEqualsLayers(t *testing.T) {
 				}
 				for _, threads := range []int{1, 2, 3} {
 					run := NewRunner(c.net, threads)
-					if !run.streamsFeatures() {
+					if !run.streams() {
 						t.Fatalf("%s: does not stream", c.name)
 					}
 					got, err := run.Forward(b)
@@ -106,6 +106,31 @@ func TestStreamEqualsLayers(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestStreamKeepsBatchWideLayers: a per-tensor dynamic layer takes its
+// scale from the whole batch, so such a network is run layer by layer.
+func TestStreamKeepsBatchWideLayers(t *testing.T) {
+	rng := rand.New(rand.NewPCG(33, 34))
+	net := randNet(rng, Dot, 4, []int{8}, []int64{10, 20}, []int{8, 8}, []int{4, 1})
+	if !NewRunner(net, 1).streams() {
+		t.Fatal("an fp32 network does not stream")
+	}
+	low := withKernels(t, net, func(l *Linear) FCKernel {
+		if l.Name == "top_l.0" {
+			return int8Kernel(false, false)(l)
+		}
+		return nil
+	})
+	if NewRunner(low, 1).streams() {
+		t.Fatal("a network with a per-tensor dynamic layer streams")
+	}
+	sim := withKernels(t, net, func(l *Linear) FCKernel {
+		return &FakeQuantFC{Q: int8Kernel(false, false)(l).(*Int8FC)}
+	})
+	if NewRunner(sim, 1).streams() {
+		t.Fatal("a simulated per-tensor dynamic network streams")
 	}
 }
 
@@ -161,9 +186,9 @@ func TestStreamBadIndex(t *testing.T) {
 }
 
 // TestBatchWideStreamsFeatures: a network with per-tensor dynamic layers
-// (statistics over the whole batch) also builds its feature rows chunk by
-// chunk; the predictions are the layer-by-layer schedule's bit for bit,
-// and a bad index is reported the same way.
+// runs its MLPs layer by layer but builds its feature rows chunk by chunk;
+// the predictions are the layer-by-layer schedule's bit for bit, and a bad
+// index is reported the same way.
 func TestBatchWideStreamsFeatures(t *testing.T) {
 	rng := rand.New(rand.NewPCG(37, 38))
 	for _, op := range []InteractionOp{Dot, DotSelf, Cat} {
@@ -190,8 +215,8 @@ func TestBatchWideStreamsFeatures(t *testing.T) {
 				want = append([]float32(nil), want...)
 				for _, threads := range []int{1, 3} {
 					run := NewRunner(net, threads)
-					if !run.streamsFeatures() {
-						t.Fatalf("%v %s: does not stream its features", op, name)
+					if run.streams() || !run.streamsFeatures() {
+						t.Fatalf("%v %s: streams %v, streams features %v", op, name, run.streams(), run.streamsFeatures())
 					}
 					got, err := run.Forward(b)
 					if err != nil {
