@@ -244,3 +244,34 @@ func TestBatchWideStreamsFeatures(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamNeedsSmallMLP: an MLP whose weights exceed
+// streamMaxWeightBytes runs layer by layer, its feature rows streamed, with
+// the same predictions.
+func TestStreamNeedsSmallMLP(t *testing.T) {
+	rng := rand.New(rand.NewPCG(39, 40))
+	net := randNet(rng, Dot, 4, []int{8}, []int64{10, 20}, []int{8, 8}, []int{1100, 1000, 1})
+	run := NewRunner(net, 2)
+	if run.streams() || !run.streamsFeatures() {
+		t.Fatalf("an MLP of %d weights: streams %v, streams features %v", 17*1100+1100*1000+1000, run.streams(), run.streamsFeatures())
+	}
+	small := randNet(rng, Dot, 4, []int{8}, []int64{10, 20}, []int{8, 8}, []int{16, 1})
+	if !NewRunner(small, 2).streams() {
+		t.Fatal("a small MLP does not stream")
+	}
+	b := randBatch(rng, net, streamRows+7, 2, false)
+	want, err := NewRunner(net, 2, ObserverFunc(func(Event) {})).Forward(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append([]float32(nil), want...)
+	got, err := run.Forward(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("row %d: %v, layer by layer %v", i, got[i], want[i])
+		}
+	}
+}
