@@ -313,6 +313,16 @@ func (n *Network) Prepare() {
 	}
 }
 
+// featWidth is the width of a feature row: the bottom MLP's output, then
+// each table's pooled embedding.
+func (n *Network) featWidth() int {
+	w := n.Bottom[len(n.Bottom)-1].Out
+	for _, t := range n.Tables {
+		w += t.Dim
+	}
+	return w
+}
+
 // Params is the total parameter count.
 func (n *Network) Params() int64 {
 	var p int64

@@ -37,13 +37,13 @@ type ObserverFunc func(ev Event)
 // Observe calls f(ev).
 func (f ObserverFunc) Observe(ev Event) { f(ev) }
 
-// Runner executes a Network. Without observers, and when every layer is
-// row-wise, it carries chunks of rows through the whole network, the
-// chunks shared out to Threads goroutines (stream.go); otherwise it runs
-// layer by layer, each layer spread over the goroutines by rows. Either
-// way the results are the same, bit for bit, for any thread count. A Runner reuses
-// its buffers between calls and is not safe for concurrent use; make one per
-// goroutine.
+// Runner executes a Network. Without observers it carries chunks of rows,
+// shared out to Threads goroutines, through a small row-wise network whole,
+// or through the bags and the interaction of any other (stream.go); with
+// observers it runs layer by layer, each layer spread over the goroutines
+// by rows. Either way the results are the same, bit for bit, for any
+// thread count. A Runner reuses its buffers between calls and is not safe
+// for concurrent use; make one per goroutine.
 type Runner struct {
 	net       *Network
 	threads   int
@@ -170,10 +170,7 @@ func (r *Runner) Forward(b *Batch) ([]float32, error) {
 		// Cat allows tables of other widths: lay them out back to back.
 		d = 0
 	}
-	featW := n.Bottom[len(n.Bottom)-1].Out
-	for _, t := range n.Tables {
-		featW += t.Dim
-	}
+	featW := n.featWidth()
 	r.feat = grow(r.feat, N*featW)
 
 	// Bottom MLP; the last layer writes straight into the feature rows.

@@ -3,19 +3,21 @@ package model
 import (
 	"fmt"
 	"sync"
-	"sync/atomic"
 
 	"github.com/rqtools/rq/kernels"
 )
 
-// Streaming: carrying a few rows through the whole network at a time.
+// Streaming: carrying a few rows through the network at a time.
 //
 // Layer by layer over a batch of 2048, every activation (8 MiB for a
 // 1024-wide fp32 layer, 28 MiB of feature rows on the MLPerf model) lives
 // in L3 or memory, and each pass over it (the GEMM's output, the dynamic
 // quantizer's min/max and rounding, the interaction) streams it again. A
-// chunk of streamRows rows keeps those in L2. The GEMMs lose nothing: they
-// already sweep their weights once per L2-sized block of rows.
+// chunk of streamRows rows keeps those in L2. Each chunk reads every
+// layer's weights again, so only small MLPs are carried through whole
+// (streamMaxWeightBytes); larger ones, and layers that take statistics over
+// the whole batch, run layer by layer with only the feature rows (bags and
+// interaction) built chunk by chunk (forwardBatchWide).
 //
 // The results are Forward's layer-by-layer results bit for bit: every
 // kernel computes a row from that row alone, and the float GEMMs give the
@@ -57,13 +59,6 @@ func (r *Runner) streams() bool {
 	for _, ls := range [][]*Linear{r.net.Bottom, r.net.Top} {
 		for _, l := range ls {
 			weights += l.Bytes()
-		}
-	}
-	if weights > streamMaxWeightBytes {
-		return false
-	}
-	for _, ls := range [][]*Linear{r.net.Bottom, r.net.Top} {
-		for _, l := range ls {
 			if l.Kernel == nil {
 				continue
 			}
@@ -72,7 +67,7 @@ func (r *Runner) streams() bool {
 			}
 		}
 	}
-	return true
+	return weights <= streamMaxWeightBytes
 }
 
 // chunkBufs are one worker's buffers for a chunk.
@@ -93,10 +88,7 @@ func serial(n, _ int, fn func(lo, hi int)) { fn(0, n) }
 // other tables are pooled chunk by chunk.
 func (r *Runner) forwardStream(b *Batch) ([]float32, error) {
 	n, N := r.net, b.N
-	featW := n.Bottom[len(n.Bottom)-1].Out
-	for _, t := range n.Tables {
-		featW += t.Dim
-	}
+	featW := n.featWidth()
 	r.pred = grow(r.pred, N)
 
 	prePooled := false
@@ -113,45 +105,51 @@ func (r *Runner) forwardStream(b *Batch) ([]float32, error) {
 			col += tb.Dim
 		}
 	}
+	if t, p := r.eachChunk(N, func(cb *chunkBufs, lo, hi int) (int, int) {
+		return r.forwardRows(b, lo, hi, featW, prePooled, cb)
+	}); p >= 0 {
+		return nil, badIndex(n.Tables[t], b, t, p)
+	}
+	return r.pred, nil
+}
 
-	chunks := (N + streamRows - 1) / streamRows
+// eachChunk runs fn on the chunks of streamRows rows of an n-row batch,
+// shared out to the threads (worker w takes chunks w, w+workers, ...),
+// each worker with its own buffers. fn returns the table and index
+// position of the first index out of range in its chunk, or -1, -1;
+// eachChunk returns the lowest such table, then position, over all chunks,
+// so errors do not depend on the thread count.
+func (r *Runner) eachChunk(n int, fn func(cb *chunkBufs, lo, hi int) (int, int)) (int, int) {
+	chunks := (n + streamRows - 1) / streamRows
 	workers := min(r.threads, chunks)
 	for len(r.chunk) < workers {
 		r.chunk = append(r.chunk, new(chunkBufs))
 	}
-	var next atomic.Int64
 	var mu sync.Mutex
 	bad, badTable := -1, -1
-	work := func(cb *chunkBufs) {
-		for {
-			c := int(next.Add(1)) - 1
-			if c >= chunks {
-				return
+	work := func(w int) {
+		for c := w; c < chunks; c += workers {
+			t, p := fn(r.chunk[w], c*streamRows, min((c+1)*streamRows, n))
+			if p < 0 {
+				continue
 			}
-			lo := c * streamRows
-			hi := min(lo+streamRows, N)
-			if t, p := r.forwardRows(b, lo, hi, featW, prePooled, cb); p >= 0 {
-				mu.Lock()
-				if bad < 0 || t < badTable || t == badTable && p < bad {
-					bad, badTable = p, t
-				}
-				mu.Unlock()
+			mu.Lock()
+			if bad < 0 || t < badTable || t == badTable && p < bad {
+				bad, badTable = p, t
 			}
+			mu.Unlock()
 		}
 	}
 	if workers <= 1 {
-		work(r.chunk[0])
+		work(0)
 	} else {
 		var wg sync.WaitGroup
 		for w := range workers {
-			wg.Go(func() { work(r.chunk[w]) })
+			wg.Go(func() { work(w) })
 		}
 		wg.Wait()
 	}
-	if bad >= 0 {
-		return nil, badIndex(n.Tables[badTable], b, badTable, bad)
-	}
-	return r.pred, nil
+	return badTable, bad
 }
 
 // forwardRows runs rows [lo, hi) of b through the network into r.pred,
@@ -262,10 +260,7 @@ func (r *Runner) streamsFeatures() bool {
 func (r *Runner) forwardBatchWide(b *Batch) ([]float32, error) {
 	n, N := r.net, b.N
 	d := n.Bottom[len(n.Bottom)-1].Out
-	featW := d
-	for _, t := range n.Tables {
-		featW += t.Dim
-	}
+	featW := n.featWidth()
 	in := Mat{Rows: N, Cols: n.NumDense, Stride: n.NumDense, Data: b.Dense}
 	for i, l := range n.Bottom {
 		r.act[i&1] = grow(r.act[i&1], N*l.Out)
@@ -277,45 +272,18 @@ func (r *Runner) forwardBatchWide(b *Batch) ([]float32, error) {
 
 	width := n.Top[0].In
 	r.top = grow(r.top, N*width)
-	chunks := (N + streamRows - 1) / streamRows
-	workers := min(r.threads, chunks)
-	for len(r.chunk) < workers {
-		r.chunk = append(r.chunk, new(chunkBufs))
-	}
-	var mu sync.Mutex
-	bad, badTable := -1, -1
-	work := func(w int) {
-		cb := r.chunk[w]
-		for c := w; c < chunks; c += workers {
-			lo, hi := c*streamRows, min((c+1)*streamRows, N)
-			rows := hi - lo
-			for t, tb := range n.Tables {
-				tb.Prefetch(b.Indices[t], b.Offsets[t], lo, hi)
-			}
-			cb.feat = grow(cb.feat, rows*featW)
-			for i := range rows {
-				copy(cb.feat[i*featW:i*featW+d], bot.Row(lo+i))
-			}
-			if t, p := r.features(b, lo, hi, cb.feat, featW, true, r.top[lo*width:hi*width], width); p >= 0 {
-				mu.Lock()
-				if bad < 0 || t < badTable || t == badTable && p < bad {
-					bad, badTable = p, t
-				}
-				mu.Unlock()
-			}
+	if t, p := r.eachChunk(N, func(cb *chunkBufs, lo, hi int) (int, int) {
+		rows := hi - lo
+		for t, tb := range n.Tables {
+			tb.Prefetch(b.Indices[t], b.Offsets[t], lo, hi)
 		}
-	}
-	if workers <= 1 {
-		work(0)
-	} else {
-		var wg sync.WaitGroup
-		for w := range workers {
-			wg.Go(func() { work(w) })
+		cb.feat = grow(cb.feat, rows*featW)
+		for i := range rows {
+			copy(cb.feat[i*featW:i*featW+d], bot.Row(lo+i))
 		}
-		wg.Wait()
-	}
-	if bad >= 0 {
-		return nil, badIndex(n.Tables[badTable], b, badTable, bad)
+		return r.features(b, lo, hi, cb.feat, featW, true, r.top[lo*width:hi*width], width)
+	}); p >= 0 {
+		return nil, badIndex(n.Tables[t], b, t, p)
 	}
 
 	in = Mat{Rows: N, Cols: width, Stride: width, Data: r.top}
@@ -334,21 +302,21 @@ func (r *Runner) forwardBatchWide(b *Batch) ([]float32, error) {
 
 // poolRows pools bags [lo, hi) of table t into out, whose row i is bag i.
 func poolRows(tb *Table, b *Batch, t int, out []float32, ldo, lo, hi int) int {
-	var w []float32
-	if b.Weights != nil {
-		w = b.Weights[t]
-	}
-	return tb.Pool(b.Indices[t], b.Offsets[t], w, out, ldo, lo, hi)
+	return tb.Pool(b.Indices[t], b.Offsets[t], bagWeights(b, t), out, ldo, lo, hi)
 }
 
 // poolChunk pools bags [lo, hi) of table t into out, whose row 0 is bag
 // lo: the offsets of bags lo..hi still index the whole batch's indices.
 func poolChunk(tb *Table, b *Batch, t int, out []float32, ldo, lo, hi int) int {
-	var w []float32
-	if b.Weights != nil {
-		w = b.Weights[t]
+	return tb.Pool(b.Indices[t], b.Offsets[t][lo:hi+1], bagWeights(b, t), out, ldo, 0, hi-lo)
+}
+
+// bagWeights is table t's per-sample weights in b, or nil.
+func bagWeights(b *Batch, t int) []float32 {
+	if b.Weights == nil {
+		return nil
 	}
-	return tb.Pool(b.Indices[t], b.Offsets[t][lo:hi+1], w, out, ldo, 0, hi-lo)
+	return b.Weights[t]
 }
 
 // badIndex is the error for index position p of table t out of range.

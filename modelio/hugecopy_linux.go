@@ -4,7 +4,6 @@ package modelio
 
 import (
 	"fmt"
-	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -14,7 +13,7 @@ import (
 // MADV_HUGEPAGE, and returns the copy and the function that unmaps it. Page
 // cache pages of a mapped file are 4 KiB, so every random row lookup into a
 // table far larger than the TLB's reach also misses the TLB; on 2 MiB pages
-// it mostly does not (rq eval of an int8-dynamic DLRM: about 12% faster).
+// it mostly does not (rq eval of an int8-dynamic DLRM: about 10% faster).
 // Where the kernel gives no huge pages the copy still works, at 4 KiB.
 func hugeCopy(b []byte) ([]byte, func() error, error) {
 	size := (len(b) + hugePage - 1) &^ (hugePage - 1)
@@ -34,14 +33,7 @@ func hugeCopy(b []byte) ([]byte, func() error, error) {
 // 5.14); older kernels get MADV_WILLNEED, which starts the same reads
 // without waiting for them. Memory outside such a mapping is left alone.
 func populatePages(b []byte) {
-	mappings.RLock()
-	defer mappings.RUnlock()
-	m, off := mappingOf(b)
-	if m == nil {
-		return
-	}
-	lo := off &^ (os.Getpagesize() - 1)
-	if err := unix.Madvise(m[lo:off+len(b)], unix.MADV_POPULATE_READ); err != nil {
-		_ = unix.Madvise(m[lo:off+len(b)], unix.MADV_WILLNEED)
+	if adviseMapped(b, unix.MADV_POPULATE_READ) != nil {
+		_ = adviseMapped(b, unix.MADV_WILLNEED)
 	}
 }

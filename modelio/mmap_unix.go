@@ -81,17 +81,21 @@ func isMapped(b []byte) bool {
 // random read on Linux 6.18 and ext4; MADV_RANDOM does not change that), so
 // a few hundred random table lookups make a whole table resident. Safe to
 // call concurrently with readers of b.
-func releasePages(b []byte) error {
+func releasePages(b []byte) error { return adviseMapped(b, unix.MADV_DONTNEED) }
+
+// adviseMapped applies madvise advice to b, widened to whole pages, when b
+// lies inside a file mapping made by mapFile, and does nothing otherwise.
+// The mapping starts on a page boundary, so rounding the offset down to a
+// page rounds the address down too; madvise rounds the length up. Widening
+// onto neighbouring data is harmless for the advice rq gives (release,
+// read in).
+func adviseMapped(b []byte, advice int) error {
 	mappings.RLock()
 	defer mappings.RUnlock()
 	m, off := mappingOf(b)
 	if m == nil {
 		return nil
 	}
-	// The mapping starts on a page boundary, so rounding the offset down to
-	// a page rounds the address down too; madvise rounds the length up.
-	// Widening onto neighbouring data is harmless: it refaults the same way.
-	ps := os.Getpagesize()
-	lo := off &^ (ps - 1)
-	return unix.Madvise(m[lo:off+len(b)], unix.MADV_DONTNEED)
+	lo := off &^ (os.Getpagesize() - 1)
+	return unix.Madvise(m[lo:off+len(b)], advice)
 }

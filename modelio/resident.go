@@ -80,9 +80,9 @@ const hugeBytesPerLookup = 64
 // Every other table is read in now (MADV_POPULATE_READ): one sequential
 // read where the file is not in the page cache, instead of a random read
 // from disk per lookup in the middle of the run (on this VM the page cache
-// is dropped within minutes, and an int8 evaluation then ran at 40k
-// examples/s instead of 59k), and no page faults during the run where it
-// is.
+// is dropped within minutes, and a cold int8 evaluation ran at 25-44k
+// examples/s, 51k with its tables read in first), and no page faults
+// during the run where it is.
 func (m *Model) PrepareTables(lookups int64) {
 	for _, t := range m.Net.Tables {
 		if t.Release != nil {

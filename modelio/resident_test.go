@@ -142,6 +142,31 @@ func randomBatch(net *model.Network, n int, rng *rand.Rand) *model.Batch {
 	return b
 }
 
+// samePredictions runs batches random batches of rows examples (drawn for
+// ref) through got and want and fails unless every prediction agrees bit
+// for bit; what names got's condition in the message.
+func samePredictions(t *testing.T, got, want, ref *model.Network, batches, rows int, seed int64, what string) {
+	t.Helper()
+	rng := rand.New(rand.NewSource(seed))
+	g, w := model.NewRunner(got, 2), model.NewRunner(want, 2)
+	for range batches {
+		b := randomBatch(ref, rows, rng)
+		wp, err := w.Forward(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gp, err := g.Forward(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range wp {
+			if gp[i] != wp[i] {
+				t.Fatalf("example %d: %v %s, %v from memory", i, gp[i], what, wp[i])
+			}
+		}
+	}
+}
+
 // TestResidentBudget: a loaded model's mapped tables beyond
 // ResidentTableBytes get a Release, which the runner calls after each batch,
 // and predictions stay bit-identical to the same model held in memory.
@@ -174,24 +199,7 @@ func TestResidentBudget(t *testing.T) {
 		}
 	}
 
-	rng := rand.New(rand.NewSource(2))
-	run, refRun := model.NewRunner(m.Net, 2), model.NewRunner(ref, 2)
-	for range 5 {
-		b := randomBatch(ref, 64, rng)
-		got, err := run.Forward(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := refRun.Forward(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range want {
-			if got[i] != want[i] {
-				t.Fatalf("example %d: %v from the released model, %v from memory", i, got[i], want[i])
-			}
-		}
-	}
+	samePredictions(t, m.Net, ref, ref, 5, 64, 2, "from the released model")
 	if mapped && calls != 5*2 {
 		t.Errorf("Release called %d times, want once per batch for each of 2 tables", calls)
 	}
@@ -329,24 +337,7 @@ func TestLoadTorchReleased(t *testing.T) {
 			t.Errorf("%s differs", kept.Tensors[i].Name)
 		}
 	}
-	rng := rand.New(rand.NewSource(4))
-	a, b := model.NewRunner(kept.Net, 2), model.NewRunner(released.Net, 2)
-	for range 3 {
-		batch := randomBatch(kept.Net, 300, rng)
-		want, err := a.Forward(batch)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := b.Forward(batch)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range want {
-			if got[i] != want[i] {
-				t.Fatalf("example %d: %v released, %v kept", i, got[i], want[i])
-			}
-		}
-	}
+	samePredictions(t, released.Net, kept.Net, kept.Net, 3, 300, 4, "released")
 }
 
 // TestPrepareTables: tables within the budget move to anonymous memory
@@ -391,24 +382,7 @@ func TestPrepareTables(t *testing.T) {
 			t.Errorf("%s: mapped %v after PrepareTables, want %v", tb.Name, still, want)
 		}
 	}
-	rng := rand.New(rand.NewSource(3))
-	run, refRun := model.NewRunner(m.Net, 2), model.NewRunner(ref, 2)
-	for range 3 {
-		b := randomBatch(ref, 64, rng)
-		got, err := run.Forward(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := refRun.Forward(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range want {
-			if got[i] != want[i] {
-				t.Fatalf("example %d: %v on huge pages, %v from memory", i, got[i], want[i])
-			}
-		}
-	}
+	samePredictions(t, m.Net, ref, ref, 3, 64, 3, "on huge pages")
 	if err := m.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
