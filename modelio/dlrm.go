@@ -1,6 +1,7 @@
 package modelio
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"slices"
@@ -35,19 +36,92 @@ var schemes = []scheme{
 // BuildNetwork infers a DLRM from a state dict's tensors. Tensors are viewed
 // without copying where possible (F32, aligned), so the network may alias the
 // file's memory: keep the file open while the network is in use.
-// file names the source in errors.
+// file names the source in errors. A top MLP width that fits more than one
+// interaction is an *AmbiguousInteractionError: use BuildNetworkWith.
 func BuildNetwork(file string, tensors []Tensor) (*model.Network, string, error) {
-	return buildNetwork(file, tensors, true)
+	return buildNetwork(file, tensors, true, "")
+}
+
+// BuildNetworkWith is BuildNetwork with the user's choices: o.Interaction,
+// when set, picks the interaction instead of inferring it (it must still fit
+// the top MLP's width).
+func BuildNetworkWith(file string, tensors []Tensor, o LoadOptions) (*model.Network, string, error) {
+	return buildNetwork(file, tensors, true, o.Interaction)
 }
 
 // buildStructure infers the network's layers and shapes only (no weights,
 // no validation of weight lengths): quantized files fill the weights
-// themselves.
-func buildStructure(file string, tensors []Tensor) (*model.Network, string, error) {
-	return buildNetwork(file, tensors, false)
+// themselves. recorded is the interaction the file's metadata names (rq
+// writes rq.interaction), which settles a width that fits several.
+func buildStructure(file string, tensors []Tensor, recorded string) (*model.Network, string, error) {
+	return buildNetwork(file, tensors, false, recorded)
 }
 
-func buildNetwork(file string, tensors []Tensor, withWeights bool) (*model.Network, string, error) {
+// LoadOptions are what a user may choose about how a model file is read.
+// The zero value infers everything.
+type LoadOptions struct {
+	// Interaction is "dot", "dot-self" or "cat" to choose the interaction,
+	// or "" to infer it from the top MLP's input width (an error when the
+	// width fits more than one).
+	Interaction string
+}
+
+type loadOptionsKey struct{}
+
+// WithLoadOptions returns a context carrying o, for loaders that take a
+// context (LoadContext): the choices then reach every model a command
+// loads without each call site passing them.
+func WithLoadOptions(ctx context.Context, o LoadOptions) context.Context {
+	return context.WithValue(ctx, loadOptionsKey{}, o)
+}
+
+// LoadOptionsFrom returns the options WithLoadOptions put in ctx (the zero
+// value when none).
+func LoadOptionsFrom(ctx context.Context) LoadOptions {
+	if ctx == nil {
+		return LoadOptions{}
+	}
+	o, _ := ctx.Value(loadOptionsKey{}).(LoadOptions)
+	return o
+}
+
+// Interactions are the names ParseInteraction accepts, in the order rq
+// tries them.
+var Interactions = []string{"dot", "dot-self", "cat"}
+
+// ParseInteraction maps an interaction's name (as --interaction and the
+// rq.interaction metadata spell it) to its op.
+func ParseInteraction(s string) (model.InteractionOp, error) {
+	for _, op := range []model.InteractionOp{model.Dot, model.DotSelf, model.Cat} {
+		if op.String() == s {
+			return op, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown interaction %q, want one of %s", s, strings.Join(Interactions, ", "))
+}
+
+// AmbiguousInteractionError reports a top MLP whose input width fits more
+// than one interaction: the file does not say which one the model was
+// trained with, and guessing would give a wrong network silently.
+type AmbiguousInteractionError struct {
+	File       string
+	Tensor     string // the top MLP's first weight
+	Width      int
+	Candidates []model.InteractionOp
+}
+
+func (e *AmbiguousInteractionError) Error() string {
+	names := make([]string, len(e.Candidates))
+	for i, op := range e.Candidates {
+		names[i] = op.String()
+	}
+	return fmt.Sprintf("%s: tensor %q: its %d inputs fit the %s interactions alike, and the file does not say which the model was trained with; choose with --interaction %s",
+		e.File, e.Tensor, e.Width, strings.Join(names, " and "), strings.Join(names, "|"))
+}
+
+// buildNetwork infers the network; interaction, when not "", is the
+// interaction to use instead of inferring it.
+func buildNetwork(file string, tensors []Tensor, withWeights bool, interaction string) (*model.Network, string, error) {
 	var sc *scheme
 	for i := range schemes {
 		for j := range tensors {
@@ -184,27 +258,65 @@ func buildNetwork(file string, tensors []Tensor, withWeights bool) (*model.Netwo
 	net.Top[len(net.Top)-1].Act = model.ActSigmoid
 	net.NumDense = net.Bottom[0].In
 
-	// The interaction follows from the top MLP's input width.
+	// The interaction follows from the top MLP's input width, unless the
+	// caller names it. The widths of dot and cat coincide when d = (T+1)/2
+	// (T tables of width d), and those of dot-self and cat when
+	// T*d = (T+1)(T+2)/2: such a width does not tell them apart.
 	d := net.EmbDim()
 	dims := make([]int, len(net.Tables))
+	var odd *model.Table // the first table narrower or wider than d
 	for i, t := range net.Tables {
 		dims[i] = t.Dim
-	}
-	want := net.Top[0].In
-	var found []model.InteractionOp
-	var tried []string
-	for _, op := range []model.InteractionOp{model.Dot, model.DotSelf, model.Cat} {
-		w := model.InteractionWidth(op, d, dims)
-		tried = append(tried, fmt.Sprintf("%s gives %d", op, w))
-		if w == want {
-			found = append(found, op)
+		if t.Dim != d && odd == nil {
+			odd = t
 		}
 	}
-	if len(found) == 0 {
-		return nil, "", &FormatError{File: file, Tensor: net.Top[0].Name + ".weight", Msg: fmt.Sprintf(
-			"takes %d inputs, which fits no interaction of a %d-wide bottom output and %d tables (%s)", want, d, len(dims), strings.Join(tried, ", "))}
+	sameDims := odd == nil
+	want := net.Top[0].In
+	topW := net.Top[0].Name + ".weight"
+	fits := func(op model.InteractionOp) bool {
+		// Dot products need every vector as wide as the bottom output.
+		return model.InteractionWidth(op, d, dims) == want && (op == model.Cat || sameDims)
 	}
-	net.Interaction = found[0]
+	if interaction != "" {
+		op, err := ParseInteraction(interaction)
+		if err != nil {
+			if !withWeights { // the choice came from the file's metadata
+				return nil, "", &FormatError{File: file, Tensor: "__metadata__", Msg: "rq.interaction: " + err.Error()}
+			}
+			return nil, "", &FormatError{File: file, Msg: err.Error()}
+		}
+		if !fits(op) {
+			msg := fmt.Sprintf("takes %d inputs, but the %s interaction of a %d-wide bottom output and %d tables needs %d", want, op, d, len(dims), model.InteractionWidth(op, d, dims))
+			if op != model.Cat && !sameDims {
+				msg = fmt.Sprintf("the %s interaction needs every table as wide as the bottom output (%d), but %s is %d wide", op, d, odd.Name, odd.Dim)
+			}
+			return nil, "", &FormatError{File: file, Tensor: topW, Msg: msg}
+		}
+		net.Interaction = op
+	} else {
+		var found []model.InteractionOp
+		var tried []string
+		for _, op := range []model.InteractionOp{model.Dot, model.DotSelf, model.Cat} {
+			if op != model.Cat && !sameDims {
+				tried = append(tried, fmt.Sprintf("%s needs every table %d wide, but %s is %d", op, d, odd.Name, odd.Dim))
+			} else {
+				tried = append(tried, fmt.Sprintf("%s gives %d", op, model.InteractionWidth(op, d, dims)))
+			}
+			if fits(op) {
+				found = append(found, op)
+			}
+		}
+		switch len(found) {
+		case 0:
+			return nil, "", &FormatError{File: file, Tensor: topW, Msg: fmt.Sprintf(
+				"takes %d inputs, which fits no interaction of a %d-wide bottom output and %d tables (%s)", want, d, len(dims), strings.Join(tried, ", "))}
+		case 1:
+			net.Interaction = found[0]
+		default:
+			return nil, "", &AmbiguousInteractionError{File: file, Tensor: topW, Width: want, Candidates: found}
+		}
+	}
 	if !withWeights {
 		return net, sc.name, nil
 	}

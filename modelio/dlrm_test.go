@@ -1,11 +1,15 @@
 package modelio
 
 import (
+	"errors"
 	"fmt"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/quantize"
 )
 
 // dlrmTensors makes a facebookresearch/dlrm state dict with the given shape:
@@ -144,5 +148,121 @@ func TestLoadFormats(t *testing.T) {
 	}
 	if _, err := Load(dir + "/junk"); err == nil || !strings.Contains(err.Error(), "junk") {
 		t.Errorf("empty model: %v", err)
+	}
+}
+
+// ambiguousCases are shapes whose top MLP width fits two interactions: dot
+// and cat coincide when d = (T+1)/2, dot-self and cat when
+// T*d = (T+1)(T+2)/2 (T tables of width d).
+var ambiguousCases = []struct {
+	name       string
+	bottom     []int
+	rows       []int
+	topIn      int
+	candidates []model.InteractionOp
+	misfit     model.InteractionOp // fits neither: its error names the width it needs
+	misfitNeed string
+}{
+	{"dot or cat", []int{4, 2}, []int{5, 6, 7}, 2 + 6, []model.InteractionOp{model.Dot, model.Cat}, model.DotSelf, "needs 12"},
+	{"dot-self or cat", []int{4, 3}, []int{5, 6}, 3 + 6, []model.InteractionOp{model.DotSelf, model.Cat}, model.Dot, "needs 6"},
+}
+
+func TestBuildNetworkAmbiguousInteraction(t *testing.T) {
+	for _, c := range ambiguousCases {
+		ts := dlrmTensors(c.bottom, c.rows, nil, c.topIn, []int{4, 1})
+		_, _, err := BuildNetwork("amb.safetensors", ts)
+		var amb *AmbiguousInteractionError
+		if !errors.As(err, &amb) {
+			t.Fatalf("%s: BuildNetwork gave %v, want an AmbiguousInteractionError", c.name, err)
+		}
+		if !slices.Equal(amb.Candidates, c.candidates) || amb.Width != c.topIn {
+			t.Errorf("%s: candidates %v width %d, want %v %d", c.name, amb.Candidates, amb.Width, c.candidates, c.topIn)
+		}
+		flag := "--interaction " + c.candidates[0].String() + "|" + c.candidates[1].String()
+		for _, w := range []string{"amb.safetensors", "top_l.0.weight", c.candidates[0].String() + " and " + c.candidates[1].String(), flag} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not mention %q", c.name, err, w)
+			}
+		}
+
+		// Each candidate builds its own network, and they compute different things.
+		var preds [][]float32
+		for _, op := range c.candidates {
+			net, _, err := BuildNetworkWith("amb.safetensors", dlrmTensors(c.bottom, c.rows, nil, c.topIn, []int{4, 1}), LoadOptions{Interaction: op.String()})
+			if err != nil {
+				t.Fatalf("%s: --interaction %s: %v", c.name, op, err)
+			}
+			if net.Interaction != op {
+				t.Errorf("%s: --interaction %s built %s", c.name, op, net.Interaction)
+			}
+			b := tinyBatch(net)
+			for i := range b.Dense {
+				b.Dense[i] = float32(i + 1)
+			}
+			p, err := model.NewRunner(net, 1).Forward(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			preds = append(preds, p)
+		}
+		if slices.Equal(preds[0], preds[1]) {
+			t.Errorf("%s: %v and %v give the same predictions %v; the test cannot tell them apart", c.name, c.candidates[0], c.candidates[1], preds[0])
+		}
+
+		// A choice that does not fit names the width it needs.
+		_, _, err = BuildNetworkWith("amb.safetensors", ts, LoadOptions{Interaction: c.misfit.String()})
+		if err == nil || !strings.Contains(err.Error(), c.misfitNeed) || !strings.Contains(err.Error(), "top_l.0.weight") || !strings.Contains(err.Error(), fmt.Sprintf("takes %d inputs", c.topIn)) {
+			t.Errorf("%s: --interaction %s: %v, want an error saying it %s", c.name, c.misfit, err, c.misfitNeed)
+		}
+	}
+	// An unambiguous width accepts the op that fits and names the need of one that does not.
+	ts := dlrmTensors([]int{13, 32, 8}, []int{10, 20, 30}, nil, 8+6, []int{16, 1})
+	if net, _, err := BuildNetworkWith("m", ts, LoadOptions{Interaction: "dot"}); err != nil || net.Interaction != model.Dot {
+		t.Errorf("dot on a dot model: %v", err)
+	}
+	if _, _, err := BuildNetworkWith("m", ts, LoadOptions{Interaction: "cat"}); err == nil || !strings.Contains(err.Error(), "needs 32") {
+		t.Errorf("cat on a dot model: %v", err)
+	}
+	if _, _, err := BuildNetworkWith("m", ts, LoadOptions{Interaction: "sum"}); err == nil || !strings.Contains(err.Error(), `"sum"`) {
+		t.Errorf("unknown interaction: %v", err)
+	}
+	// Tables narrower than the bottom output rule the dot products out.
+	ts = dlrmTensors([]int{13, 8}, []int{10, 20, 30}, []int{8, 8, 2}, 8+6, []int{1})
+	if _, _, err := BuildNetworkWith("m", ts, LoadOptions{Interaction: "dot"}); err == nil || !strings.Contains(err.Error(), "emb_l.2 is 2 wide") {
+		t.Errorf("dot with a 2-wide table: %v", err)
+	}
+}
+
+// TestQuantizedRecordsInteraction: a quantized cat model whose width also
+// fits dot reads back as cat, from the rq.interaction it records.
+func TestQuantizedRecordsInteraction(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range ambiguousCases {
+		for _, op := range c.candidates {
+			net, _, err := BuildNetworkWith("amb", dlrmTensors(c.bottom, c.rows, nil, c.topIn, []int{4, 1}), LoadOptions{Interaction: op.String()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan, err := quantize.Preset("int8-dynamic", net)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, err := quantize.Apply(net, plan, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dir, op.String()+".safetensors")
+			if err := WriteQuantized(p, q, nil, QuantInfo{SourceSHA256: "00"}); err != nil {
+				t.Fatal(err)
+			}
+			m, err := Load(p)
+			if err != nil {
+				t.Fatalf("%s, %s: %v", c.name, op, err)
+			}
+			if m.Net.Interaction != op {
+				t.Errorf("%s: wrote %s, read back %s", c.name, op, m.Net.Interaction)
+			}
+			m.Close()
+		}
 	}
 }

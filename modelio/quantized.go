@@ -373,7 +373,7 @@ func buildQuantized(file string, f *SafetensorsFile) (*model.Network, error) {
 		}
 		skeleton = append(skeleton, Tensor{Name: t.Name, DType: F32, Shape: t.Shape})
 	}
-	net, _, err := buildStructure(file, skeleton)
+	net, _, err := buildStructure(file, skeleton, meta["rq.interaction"])
 	if err != nil {
 		return nil, err
 	}
