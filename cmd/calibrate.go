@@ -87,6 +87,9 @@ type calibrationRow struct {
 }
 
 func runCalibrate(ctx context.Context, opts *calibrateOptions) error {
+	if err := opts.paths().check(); err != nil {
+		return err
+	}
 	m, err := modelio.Load(opts.model)
 	if err != nil {
 		return err

@@ -89,6 +89,9 @@ type debugOutput struct {
 }
 
 func runDebug(ctx context.Context, opts *debugOptions) error {
+	if err := opts.paths().check(); err != nil {
+		return err
+	}
 	m, err := modelio.Load(opts.model)
 	if err != nil {
 		return err

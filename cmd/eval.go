@@ -94,6 +94,9 @@ table fit for a CI job summary.`,
 }
 
 func runEval(ctx context.Context, opts *evalOptions) error {
+	if err := opts.paths().check(); err != nil {
+		return err
+	}
 	m, err := modelio.Load(opts.model)
 	if err != nil {
 		return err

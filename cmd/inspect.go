@@ -41,6 +41,9 @@ its shape, dtypes, activation, parameter count and bytes.`,
 }
 
 func runInspect(ctx context.Context, opts *inspectOptions) error {
+	if err := opts.paths().check(); err != nil {
+		return err
+	}
 	m, err := modelio.Load(opts.model)
 	if err != nil {
 		return err

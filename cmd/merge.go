@@ -77,6 +77,9 @@ See docs/sharding.md.`,
 }
 
 func runMerge(ctx context.Context, opts *mergeOptions) error {
+	if err := opts.paths().check(); err != nil {
+		return err
+	}
 	first, err := os.ReadFile(opts.files[0])
 	if err != nil {
 		return err

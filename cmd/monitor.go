@@ -132,6 +132,9 @@ type monitorJSON struct {
 }
 
 func runMonitor(ctx context.Context, opts *monitorOptions) error {
+	if err := opts.paths().check(); err != nil {
+		return err
+	}
 	plan, err := quantize.ReadPlan(opts.plan)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/rqtools/rq/calibrate"
@@ -103,6 +104,9 @@ func loadRanges(path, modelSHA, modelPath string) (*calibrate.Ranges, error) {
 }
 
 func runQuantize(ctx context.Context, opts *quantizeOptions) error {
+	if err := opts.paths().check(); err != nil {
+		return err
+	}
 	m, err := modelio.Load(opts.model)
 	if err != nil {
 		return err
@@ -147,6 +151,12 @@ func runQuantize(ctx context.Context, opts *quantizeOptions) error {
 	}
 	if err := modelio.WriteQuantizedContext(ctx, opts.output, qnet, tables, modelio.QuantInfo{SourceSHA256: sha, Plan: plan.Encode()}); err != nil {
 		return err
+	}
+	if fi, err := os.Stat(opts.output); err == nil && !fi.Mode().IsRegular() {
+		// Written through to a device or a pipe (-o /dev/null): there is
+		// no file to read back.
+		fmt.Fprintf(opts.stdout, "quantized model written to %s (%s: not read back)\n", opts.output, fileKind(fi))
+		return nil
 	}
 	out, err := modelio.Load(opts.output)
 	if err != nil {

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -85,18 +83,24 @@ Data: the DLRM processed .npz (X_int, X_cat, y) and raw Criteo TSV.
 	return root
 }
 
-// Execute runs rq with the process's arguments and returns its exit code.
-// Errors are printed as one line on stderr.
-func Execute() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+// execute runs rq in this process, stopping on SIGINT, SIGTERM and SIGHUP
+// as interrupt.go describes.
+func execute(args []string) int {
+	ctx, release := interruptContext(context.Background(), os.Stderr, os.Exit)
+	defer release()
+	return run(ctx, args, os.Stdout, os.Stderr)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := NewRootCmd(stdout, stderr)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
+	if ie, ok := interruptCause(ctx); ok {
+		// Stopped by a signal: whatever the command returned (its error
+		// is most likely the cancellation), say so and exit 128+signal.
+		fmt.Fprintf(stderr, "rq: %s\n", ie.Error())
+		return ie.exitCode()
+	}
 	if err != nil {
 		// cobra reports unknown commands and wrong argument counts as plain errors.
 		msg := err.Error()

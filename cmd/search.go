@@ -96,6 +96,9 @@ records every plan evaluated; --resume continues from it.`,
 }
 
 func runSearch(ctx context.Context, opts *searchOptions) error {
+	if err := opts.paths().check(); err != nil {
+		return err
+	}
 	m, err := modelio.Load(opts.model)
 	if err != nil {
 		return err

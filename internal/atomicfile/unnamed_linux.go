@@ -5,6 +5,7 @@ package atomicfile
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,7 +20,7 @@ func openUnnamed(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return os.NewFile(uintptr(fd), dir+"/(unnamed)"), nil
+	return os.NewFile(uintptr(fd), filepath.Join(dir, unnamedSuffix)), nil
 }
 
 // linkUnnamed gives the unnamed file f the name name, through its

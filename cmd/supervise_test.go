@@ -1,0 +1,115 @@
+//go:build linux
+
+package cmd
+
+import (
+	"bytes"
+	"compress/gzip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// rqProcess starts the test binary as a real, supervised rq process.
+func rqProcess(t *testing.T, env []string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	c := exec.Command(os.Args[0], "-test.run=^$")
+	c.Env = append(append(os.Environ(), "RQ_TEST_AS_RQ=1", "RQ_TEST_ARGS="+strings.Join(args, "\n")), env...)
+	var stderr bytes.Buffer
+	c.Stderr = &stderr
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return c, &stderr
+}
+
+func exitOf(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// TestSupervisedExitCodes: a runtime death of the working process (an
+// unrecovered panic exits 2 in Go) is reported as exit 1, and usage errors
+// keep exit 2.
+func TestSupervisedExitCodes(t *testing.T) {
+	c, stderr := rqProcess(t, []string{"RQ_TEST_CRASH=boom in a worker"}, "inspect", "x")
+	if code := exitOf(c.Wait()); code != ExitError || !strings.Contains(stderr.String(), "runtime failure") || !strings.Contains(stderr.String(), "boom in a worker") {
+		t.Errorf("runtime death: exit %d, stderr %q; want 1, the panic and \"runtime failure\"", code, stderr.String())
+	}
+	c, stderr = rqProcess(t, nil, "eval", "--no-such-flag")
+	if code := exitOf(c.Wait()); code != ExitUsage || !strings.Contains(stderr.String(), "unknown flag") {
+		t.Errorf("usage error: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// writeNewlines writes a gzip of n empty lines: a click log whose every row
+// is malformed, which rq eval --bad-rows skip reads for a long time.
+func writeNewlines(t *testing.T, path string, n int) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw, _ := gzip.NewWriterLevel(f, gzip.BestSpeed)
+	line := bytes.Repeat([]byte("\n"), 1<<20)
+	for i := 0; i < n; i += len(line) {
+		zw.Write(line[:min(len(line), n-i)])
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
+
+// TestStopSignals: SIGTERM or SIGINT during a long command (here a skip loop
+// over 400 M malformed rows) stops rq within a second with 128+signal, and
+// the previous output stays as it was; a second signal stops it at once.
+func TestStopSignals(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "newlines.tsv.gz")
+	writeNewlines(t, data, 400<<20)
+	model := filepath.Join("testdata", "demo", "model.safetensors")
+	for _, tc := range []struct {
+		sigs []syscall.Signal
+		code int
+		want string
+	}{
+		{[]syscall.Signal{syscall.SIGTERM}, 143, "interrupted by SIGTERM"},
+		{[]syscall.Signal{syscall.SIGINT}, 130, "interrupted by SIGINT"},
+		{[]syscall.Signal{syscall.SIGTERM, syscall.SIGTERM}, 143, "again: stopping now"},
+	} {
+		state := filepath.Join(dir, "state.json")
+		os.WriteFile(state, []byte("previous"), 0o644)
+		c, stderr := rqProcess(t, nil, "eval", "--model", model, "--data", data, "--data-format", "tsv", "--bad-rows", "skip", "--state-out", state, "-q")
+		time.Sleep(500 * time.Millisecond) // well into the skip loop
+		start := time.Now()
+		for i, sig := range tc.sigs {
+			if i > 0 {
+				time.Sleep(sameSignalWindow + 50*time.Millisecond)
+			}
+			c.Process.Signal(sig)
+		}
+		code := exitOf(c.Wait())
+		took := time.Since(start)
+		t.Logf("%v: exit %d after %v", tc.sigs, code, took)
+		if code != tc.code || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.sigs, code, stderr.String(), tc.code, tc.want)
+		}
+		// The bound is a second; 1.5 s leaves room for a loaded machine.
+		if took > 1500*time.Millisecond {
+			t.Errorf("%v: rq took %v to stop", tc.sigs, took)
+		}
+		if b, _ := os.ReadFile(state); string(b) != "previous" {
+			t.Errorf("%v: the previous --state-out was changed", tc.sigs)
+		}
+	}
+}
