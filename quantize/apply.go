@@ -87,7 +87,9 @@ func QuantizeLinear(l *model.Linear, lp LayerPlan, ranges RangeSource) (*model.L
 }
 
 // QuantizeTable returns t under lp: t itself for fp32, else a copy whose
-// rows are quantized in memory into a kernels.BagTable.
+// rows are quantized in memory into a kernels.BagTable. A NaN or infinite
+// value in the table is a *NonFiniteRowError: its row's range, scale and
+// every code would be meaningless.
 func QuantizeTable(t *model.Table, lp LayerPlan) (*model.Table, error) {
 	if lp.Precision == FP32 {
 		return t, nil
@@ -99,6 +101,9 @@ func QuantizeTable(t *model.Table, lp LayerPlan) (*model.Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", t.Name, err)
 	}
+	if err := CheckRows(t.Name+".weight", t.Weight, 0, int(t.Rows), t.Dim); err != nil {
+		return nil, err
+	}
 	data := make([]byte, t.Rows*int64(f.RowBytes(t.Dim)))
 	QuantizeTableRows(f, lp.Greedy, t.Weight, int(t.Rows), t.Dim, data)
 	bt, err := kernels.NewBagTable(f, t.Rows, t.Dim, data)
@@ -106,6 +111,33 @@ func QuantizeTable(t *model.Table, lp LayerPlan) (*model.Table, error) {
 		return nil, fmt.Errorf("%s: %w", t.Name, err)
 	}
 	return &model.Table{Name: t.Name, Rows: t.Rows, Dim: t.Dim, Weight: t.Weight, Kernel: bt}, nil
+}
+
+// NonFiniteRowError reports a NaN or infinite value in an embedding table
+// row that was to be quantized.
+type NonFiniteRowError struct {
+	Tensor string // the table's tensor, e.g. emb_l.3.weight
+	Row    int64
+	Col    int
+	Value  float32
+}
+
+func (e *NonFiniteRowError) Error() string {
+	return fmt.Sprintf("tensor %q: row %d holds %v (column %d); a row with a non-finite value has no quantization range", e.Tensor, e.Row, e.Value, e.Col)
+}
+
+// CheckRows returns a *NonFiniteRowError for the first NaN or ±Inf among
+// rows x dim values w, the block of table tensor's rows that starts at row
+// first. It costs one pass over values the encoder reads anyway, so
+// callers that quantize a table block by block check each block as they go.
+func CheckRows(tensor string, w []float32, first int64, rows, dim int) error {
+	for i, v := range w[:rows*dim] {
+		// Exponent all ones: infinite or NaN.
+		if math.Float32bits(v)&0x7f800000 == 0x7f800000 {
+			return &NonFiniteRowError{Tensor: tensor, Row: first + int64(i/dim), Col: i % dim, Value: v}
+		}
+	}
+	return nil
 }
 
 // TableFormat maps a table precision to its storage format.
