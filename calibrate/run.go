@@ -106,7 +106,7 @@ func Run(ctx context.Context, net *model.Network, rd dataset.Reader, opts Option
 		}
 	}
 	if rows == 0 {
-		return nil, fmt.Errorf("no rows to calibrate on (check --rows)")
+		return nil, dataset.NoRowsError(rd, "calibrate on")
 	}
 	return obs.Ranges(opts)
 }

@@ -106,7 +106,7 @@ func runCalibrate(ctx context.Context, opts *calibrateOptions) error {
 	if err != nil {
 		return err
 	}
-	rd, err := dataset.Open(opts.data.path, dopts)
+	rd, err := dataset.OpenContext(ctx, opts.data.path, dopts)
 	if err != nil {
 		return err
 	}

@@ -134,7 +134,7 @@ func runDebug(ctx context.Context, opts *debugOptions) error {
 	if err != nil {
 		return err
 	}
-	rd, err := dataset.Open(opts.data.path, dopts)
+	rd, err := dataset.OpenContext(ctx, opts.data.path, dopts)
 	if err != nil {
 		return err
 	}

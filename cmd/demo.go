@@ -100,7 +100,7 @@ func runDemo(ctx context.Context, opts *demoOptions) error {
 	}
 	defer m.Close()
 	open := func(name string) (dataset.Reader, error) {
-		return dataset.Open(filepath.Join(dir, name), dataset.Options{BatchSize: 2048, NumDense: m.Net.NumDense, TableRows: m.Net.TableRows(), Rows: dataset.Range{End: -1}})
+		return dataset.OpenContext(ctx, filepath.Join(dir, name), dataset.Options{BatchSize: 2048, NumDense: m.Net.NumDense, TableRows: m.Net.TableRows(), Rows: dataset.Range{End: -1}})
 	}
 	say := func(format string, args ...any) {
 		if !opts.json {

@@ -127,7 +127,7 @@ func runEval(ctx context.Context, opts *evalOptions) error {
 		}
 		shadow = m.Net
 	}
-	rd, err := dataset.Open(opts.data.path, dopts)
+	rd, err := dataset.OpenContext(ctx, opts.data.path, dopts)
 	if err != nil {
 		return err
 	}

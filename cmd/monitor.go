@@ -246,7 +246,7 @@ func monitorSnapshot(ctx context.Context, opts *monitorOptions, cfg monitor.Conf
 	if err != nil {
 		return nil, err
 	}
-	wins, err := monitorWindows(opts, m.Net.NumDense, m.Net.TableRows())
+	wins, err := monitorWindows(ctx, opts, m.Net.NumDense, m.Net.TableRows())
 	if err != nil {
 		return nil, err
 	}
@@ -263,9 +263,9 @@ func monitorSnapshot(ctx context.Context, opts *monitorOptions, cfg monitor.Conf
 }
 
 // monitorWindows builds the data windows for a model's input shape.
-func monitorWindows(opts *monitorOptions, numDense int, tableRows []int64) ([]monitor.Window, error) {
+func monitorWindows(ctx context.Context, opts *monitorOptions, numDense int, tableRows []int64) ([]monitor.Window, error) {
 	open := func(path string, o dataset.Options) func() (dataset.Reader, error) {
-		return func() (dataset.Reader, error) { return dataset.Open(path, o) }
+		return func() (dataset.Reader, error) { return dataset.OpenContext(ctx, path, o) }
 	}
 	if len(opts.windowFiles) > 0 {
 		var out []monitor.Window
@@ -284,7 +284,7 @@ func monitorWindows(opts *monitorOptions, numDense int, tableRows []int64) ([]mo
 	if err != nil {
 		return nil, err
 	}
-	rd, err := dataset.Open(opts.data.path, o)
+	rd, err := dataset.OpenContext(ctx, opts.data.path, o)
 	if err != nil {
 		return nil, err
 	}

@@ -137,7 +137,7 @@ func runSearch(ctx context.Context, opts *searchOptions) error {
 	if err != nil {
 		return err
 	}
-	rd, err := dataset.Open(opts.data.path, dopts)
+	rd, err := dataset.OpenContext(ctx, opts.data.path, dopts)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -262,11 +263,15 @@ type config struct {
 	numDense  int // 0: take the file's
 	tableRows []int64
 	numSparse int // -1: take the file's
+	// ctx stops long loops inside one Next (skipping malformed rows or
+	// rows before --rows): a log of millions of bad rows must not hold a
+	// stop signal for minutes.
+	ctx context.Context
 }
 
 func (o Options) resolve() (config, error) {
 	c := config{rows: o.Rows, batch: o.BatchSize, transform: o.DenseTransform, badRows: o.BadRows,
-		numDense: o.NumDense, tableRows: o.TableRows, numSparse: -1}
+		numDense: o.NumDense, tableRows: o.TableRows, numSparse: -1, ctx: context.Background()}
 	if c.rows.IsAll() {
 		c.rows = AllRows
 	}
@@ -313,6 +318,12 @@ func (o Options) resolve() (config, error) {
 // as Criteo TSV, with a ".npz" name forcing npz so a damaged archive gets a zip
 // error rather than a TSV one.
 func Open(path string, opts Options) (Reader, error) {
+	return OpenContext(context.Background(), path, opts)
+}
+
+// OpenContext is Open whose reader stops, with ctx's error, when ctx is done:
+// also inside one Next, in the loops that skip rows.
+func OpenContext(ctx context.Context, path string, opts Options) (Reader, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -322,7 +333,7 @@ func Open(path string, opts Options) (Reader, error) {
 		f.Close()
 		return nil, err
 	}
-	r, err := openFrom(path, f, st.Size(), f, opts)
+	r, err := openFromContext(ctx, path, f, st.Size(), f, opts)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -338,10 +349,15 @@ func Open(path string, opts Options) (Reader, error) {
 // the extension. closer, if not nil, is closed by the reader's Close (but not
 // when openFrom fails).
 func openFrom(name string, ra io.ReaderAt, size int64, closer io.Closer, opts Options) (Reader, error) {
+	return openFromContext(context.Background(), name, ra, size, closer, opts)
+}
+
+func openFromContext(ctx context.Context, name string, ra io.ReaderAt, size int64, closer io.Closer, opts Options) (Reader, error) {
 	cfg, err := opts.resolve()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	cfg.ctx = ctx
 	format := strings.ToLower(opts.Format)
 	if format == "" {
 		format = sniff(name, ra)
@@ -470,3 +486,18 @@ func quote(b []byte) string {
 	}
 	return strconv.Quote(string(b))
 }
+
+// NoRowsError is the error for a reader that handed out no rows at all:
+// when --bad-rows skip dropped every row it says so, with the first bad
+// row, rather than blaming the row range.
+func NoRowsError(rd Reader, what string) error {
+	st := rd.Stats()
+	if st.Skipped > 0 {
+		return fmt.Errorf("no rows to %s: all %d rows read were malformed and skipped (--bad-rows skip); the first: %s", what, st.Skipped, st.FirstSkipped)
+	}
+	return fmt.Errorf("no rows to %s: the data has no rows in the selected range (check --rows and --shard)", what)
+}
+
+// checkEvery is how many rows a loop inside Next goes between looks at
+// its context (a look costs about as much as one row).
+const checkEvery = 1 << 14

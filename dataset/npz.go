@@ -557,6 +557,9 @@ func (r *npzReader) Next() (*model.Batch, error) {
 	b := newBatch(int(capN), r.nd, r.ns)
 	n := 0
 	for n < int(capN) && r.next < r.end {
+		if err := r.cfg.ctx.Err(); err != nil {
+			return nil, err
+		}
 		k := int(min(capN-int64(n), r.end-r.next))
 		for _, a := range []*npzArray{r.xint, r.xcat, r.y} {
 			if err := a.src.read(k, a.buf); err != nil {

@@ -294,6 +294,11 @@ func (r *tsvReader) Next() (*model.Batch, error) {
 			return nil, r.err
 		}
 		r.lines++
+		if r.lines%checkEvery == 0 {
+			if err := cfg.ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
 		src := r.lines - 1
 		if src < cfg.rows.Start {
 			continue // not selected: not even parsed

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rqtools/rq/dataset"
 	"io"
 	"math"
 	"sort"
@@ -104,6 +105,9 @@ func Analyze(ctx context.Context, ref, q *model.Network, src Source, opts Option
 		}
 	}
 	if a.rows == 0 {
+		if rd, ok := src.(dataset.Reader); ok {
+			return nil, dataset.NoRowsError(rd, "analyze")
+		}
 		return nil, fmt.Errorf("no rows to analyze (check --rows)")
 	}
 	return a.report(ctx)

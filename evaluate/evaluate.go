@@ -25,6 +25,19 @@ type Options struct {
 	// model's predictions are from it (ShadowMaxAbsDiff): rq eval
 	// --simulate compares the fake-quant simulation with the real kernels.
 	Shadow *model.Network
+	// ModelFile and BaselineFile name the models in errors (optional).
+	ModelFile, BaselineFile string
+	// AllowNonFinite: a prediction that is not a probability (NaN, ±Inf)
+	// is counted (Report.NonFinite) instead of stopping the run, and the
+	// metrics it makes undefined (NE, log loss, AUC, calibration, accuracy)
+	// are reported as NaN. Without it such a prediction is a
+	// *NonFinitePredictionError naming its cause. Either way Acc and
+	// BaselineAcc hold the finite predictions only.
+	AllowNonFinite bool
+	// Warn, when set, is told once at the end of a run with non-finite
+	// predictions (AllowNonFinite) how many there were and the first one's
+	// diagnosis.
+	Warn func(msg string)
 }
 
 // Report is an evaluation's outcome.
@@ -45,6 +58,10 @@ type Report struct {
 	ShadowMaxAbsDiff float64
 	// Acc and BaselineAcc hold the metrics' mergeable state (NewState).
 	Acc, BaselineAcc *metrics.Accumulator
+	// NonFinite and BaselineNonFinite count the predictions that were not
+	// probabilities (AllowNonFinite only); when either is non-zero the
+	// merged state of Acc would misstate the metrics.
+	NonFinite, BaselineNonFinite int64
 }
 
 // Delta compares a result with its baseline.
@@ -82,6 +99,8 @@ func Run(ctx context.Context, rd dataset.Reader, opts Options) (*Report, error) 
 		shadow = model.NewRunner(opts.Shadow, opts.Threads)
 	}
 	var acc, baseAcc metrics.Accumulator
+	main := &predictions{acc: &acc, net: opts.Model, file: opts.ModelFile, allow: opts.AllowNonFinite}
+	baseline := &predictions{acc: &baseAcc, net: opts.Baseline, file: opts.BaselineFile, allow: opts.AllowNonFinite, what: "baseline "}
 	var fwd time.Duration
 	rep := &Report{}
 	for {
@@ -101,8 +120,8 @@ func Run(ctx context.Context, rd dataset.Reader, opts Options) (*Report, error) 
 		if err != nil {
 			return nil, fmt.Errorf("rows from %d: %w", b.Row, err)
 		}
-		if err := acc.Add(p, b.Labels); err != nil {
-			return nil, fmt.Errorf("rows from %d: %w", b.Row, err)
+		if err := main.add(p, b, rd); err != nil {
+			return nil, err
 		}
 		if base != nil {
 			q, err := base.Forward(b)
@@ -112,8 +131,8 @@ func Run(ctx context.Context, rd dataset.Reader, opts Options) (*Report, error) 
 			for i := range p {
 				rep.MaxAbsPredDiff = max(rep.MaxAbsPredDiff, abs(float64(p[i])-float64(q[i])))
 			}
-			if err := baseAcc.Add(q, b.Labels); err != nil {
-				return nil, fmt.Errorf("baseline, rows from %d: %w", b.Row, err)
+			if err := baseline.add(q, b, rd); err != nil {
+				return nil, err
 			}
 		}
 		if shadow != nil {
@@ -129,11 +148,22 @@ func Run(ctx context.Context, rd dataset.Reader, opts Options) (*Report, error) 
 			opts.Progress(acc.Count())
 		}
 	}
-	res, err := acc.Result()
+	res, err := main.result()
 	if err != nil {
-		return nil, fmt.Errorf("no rows to evaluate (check --rows): %w", err)
+		if acc.Count() == 0 {
+			return nil, dataset.NoRowsError(rd, "evaluate")
+		}
+		return nil, err
 	}
 	rep.Result = res
+	rep.NonFinite, rep.BaselineNonFinite = main.bad, baseline.bad
+	if opts.Warn != nil {
+		for _, pr := range []*predictions{main, baseline} {
+			if pr.bad > 0 {
+				opts.Warn(fmt.Sprintf("%d of %d %spredictions are not finite, so NE, log loss, AUC, calibration and accuracy are NaN; the first: %v", pr.bad, pr.bad+pr.acc.Count(), pr.what, pr.first))
+			}
+		}
+	}
 	rep.Acc = &acc
 	rep.Data = rd.Stats()
 	rep.ForwardSeconds = fwd.Seconds()
@@ -141,7 +171,7 @@ func Run(ctx context.Context, rd dataset.Reader, opts Options) (*Report, error) 
 		rep.ExamplesPerSec = float64(res.Examples) / fwd.Seconds()
 	}
 	if base != nil {
-		br, err := baseAcc.Result()
+		br, err := baseline.result()
 		if err != nil {
 			return nil, err
 		}

@@ -74,6 +74,9 @@ func ReadBatches(ctx context.Context, rd dataset.Reader) ([]*model.Batch, error)
 		}
 		b, err := rd.Next()
 		if errors.Is(err, io.EOF) {
+			if len(out) == 0 {
+				return nil, dataset.NoRowsError(rd, "search on")
+			}
 			return out, nil
 		}
 		if err != nil {
