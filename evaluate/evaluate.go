@@ -145,15 +145,12 @@ func Run(ctx context.Context, rd dataset.Reader, opts Options) (*Report, error) 
 			}
 		}
 		if opts.Progress != nil {
-			opts.Progress(acc.Count())
+			opts.Progress(acc.Count() + main.bad)
 		}
 	}
 	res, err := main.result()
 	if err != nil {
-		if acc.Count() == 0 {
-			return nil, dataset.NoRowsError(rd, "evaluate")
-		}
-		return nil, err
+		return nil, fmt.Errorf("no rows to evaluate (check --rows): %w", err)
 	}
 	rep.Result = res
 	rep.NonFinite, rep.BaselineNonFinite = main.bad, baseline.bad

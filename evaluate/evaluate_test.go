@@ -2,6 +2,7 @@ package evaluate
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/rqtools/rq/dataset"
+	"github.com/rqtools/rq/kernels"
 	"github.com/rqtools/rq/model"
 )
 
@@ -91,5 +93,71 @@ func TestRunErrors(t *testing.T) {
 	_, err := Run(context.Background(), &sliceReader{bad}, Options{Model: tinyNet(1)})
 	if err == nil || !strings.Contains(err.Error(), "rows from 4") || !strings.Contains(err.Error(), "emb_l.0") {
 		t.Errorf("bad index: %v", err)
+	}
+}
+
+// TestRunNonFinite: a NaN prediction names the model file and its cause
+// (the table row it looked up), or, when allowed, gives NaN metrics.
+func TestRunNonFinite(t *testing.T) {
+	nanRow := func() *model.Network {
+		n := tinyNet(1)
+		n.Tables[0].Weight = []float32{-1, -0.5, float32(math.NaN()), 1}
+		return n
+	}
+	// Example 2 of every batch looks up row 2; the first is data row 2.
+	_, err := Run(context.Background(), &sliceReader{batches()}, Options{Model: nanRow(), ModelFile: "m.pt", Threads: 1})
+	var nf *NonFinitePredictionError
+	if !errors.As(err, &nf) || nf.Tensor != "emb_l.0.weight" || nf.TableRow != 2 || nf.Row != 2 || !nf.Exact {
+		t.Fatalf("NaN table row: %v", err)
+	}
+	for _, w := range []string{"m.pt", "data row 2", `"emb_l.0.weight" row 2`, "NaN"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
+
+	// The same NaN in a baseline names the baseline's file.
+	_, err = Run(context.Background(), &sliceReader{batches()}, Options{Model: tinyNet(1), Baseline: nanRow(), ModelFile: "m.pt", BaselineFile: "base.pt", Threads: 1})
+	if err == nil || !strings.Contains(err.Error(), "base.pt: baseline prediction for data row 2") {
+		t.Errorf("NaN in the baseline: %v", err)
+	}
+
+	// A quantized table whose row 1 has a NaN scale.
+	q := tinyNet(1)
+	data := make([]byte, 4*kernels.TableQ8.RowBytes(1))
+	kernels.QuantizeRows8(q.Tables[0].Weight, 4, 1, data)
+	rb := kernels.TableQ8.RowBytes(1)
+	binary.LittleEndian.PutUint32(data[rb+1:], math.Float32bits(float32(math.NaN()))) // row 1: code, then the fp32 scale
+	bt, err := kernels.NewBagTable(kernels.TableQ8, 4, 1, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Tables[0] = &model.Table{Name: "emb_l.0", Rows: 4, Dim: 1, Kernel: bt}
+	_, err = Run(context.Background(), &sliceReader{batches()}, Options{Model: q, ModelFile: "q.safetensors", Threads: 1})
+	if !errors.As(err, &nf) || nf.TableRow != 1 || nf.Row != 1 {
+		t.Errorf("NaN scale in row 1: %v", err)
+	}
+
+	// No cause among the inputs: the FC layers made it.
+	fc := tinyNet(1)
+	fc.Top[0].Bias[0] = float32(math.NaN())
+	_, err = Run(context.Background(), &sliceReader{batches()}, Options{Model: fc, Threads: 1})
+	if err == nil || !strings.Contains(err.Error(), "data row 0 is NaN") || !strings.Contains(err.Error(), "an FC layer made it") {
+		t.Errorf("NaN bias: %v", err)
+	}
+
+	// Allowed: the run completes, counts them and reports NaN metrics.
+	var warned []string
+	rep, err := Run(context.Background(), &sliceReader{batches()}, Options{Model: nanRow(), ModelFile: "m.pt", Threads: 1, AllowNonFinite: true,
+		Warn: func(s string) { warned = append(warned, s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Result
+	if rep.NonFinite != 3 || r.Examples != 12 || !math.IsNaN(r.NE) || !math.IsNaN(r.AUC) || !math.IsNaN(r.LogLoss) || r.CTR != 0.5 || rep.Acc.Count() != 9 {
+		t.Errorf("allowed: non-finite %d, result %+v", rep.NonFinite, r)
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], "3 of 12 predictions") || !strings.Contains(warned[0], "emb_l.0.weight") {
+		t.Errorf("warnings %q", warned)
 	}
 }
