@@ -150,7 +150,10 @@ func Run(ctx context.Context, rd dataset.Reader, opts Options) (*Report, error) 
 	}
 	res, err := main.result()
 	if err != nil {
-		return nil, fmt.Errorf("no rows to evaluate (check --rows): %w", err)
+		if acc.Count() == 0 {
+			return nil, dataset.NoRowsError(rd, "evaluate")
+		}
+		return nil, err
 	}
 	rep.Result = res
 	rep.NonFinite, rep.BaselineNonFinite = main.bad, baseline.bad
