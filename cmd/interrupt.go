@@ -34,6 +34,10 @@ const gracePeriod = 700 * time.Millisecond
 // request to stop.
 const sameSignalWindow = 250 * time.Millisecond
 
+// freezeOutputs is atomicfile.Freeze; tests that send signals to their own
+// process replace it, so that later tests can still write files.
+var freezeOutputs = atomicfile.Freeze
+
 // interruptedError is the cause of a context cancelled by a signal.
 type interruptedError struct{ sig syscall.Signal }
 
@@ -80,7 +84,7 @@ func interruptContext(parent context.Context, stderr io.Writer, exit func(int)) 
 				sig := s.(syscall.Signal)
 				if first == nil {
 					first, firstAt = &interruptedError{sig: sig}, time.Now()
-					atomicfile.Freeze()
+					freezeOutputs()
 					cancel(first)
 					force = time.After(gracePeriod)
 					continue
