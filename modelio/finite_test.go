@@ -3,10 +3,12 @@ package modelio
 import (
 	"errors"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/rqtools/rq/kernels"
 	"github.com/rqtools/rq/quantize"
 )
 
@@ -127,5 +129,31 @@ func TestCheckFiniteQuantized(t *testing.T) {
 	var nf *NonFiniteError
 	if err := CheckFinite(m); !errors.As(err, &nf) || nf.Tensor != "top_l.0.weight" || nf.Index != 13 || !strings.Contains(err.Error(), "row 1, col 2") {
 		t.Errorf("fp16 -Inf weight: %v", err)
+	}
+}
+
+// TestWriteQuantizedCheck: a table streamed to a quantized file is checked
+// block by block, and a non-finite row stops the write before any file
+// appears.
+func TestWriteQuantizedCheck(t *testing.T) {
+	ts := dlrmTensors([]int{4, 8}, []int{5, 40000}, nil, 8+3, []int{6, 1})
+	poke(ts, "emb_l.1.weight", 8*(encodeRowsBlock+7)+2, float32(math.Inf(1))) // in the second block
+	net, _, err := BuildNetwork("src", ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := TableEncoding{Format: kernels.TableQ8,
+		Encode: func(w []float32, rows, dim int, dst []byte) { kernels.QuantizeRows8(w, rows, dim, dst) },
+		Check: func(w []float32, first int64, rows, dim int) error {
+			return quantize.CheckRows("emb_l.1.weight", w, first, rows, dim)
+		}}
+	p := filepath.Join(t.TempDir(), "q.safetensors")
+	err = WriteQuantized(p, net, map[string]TableEncoding{"emb_l.0": enc, "emb_l.1": enc}, QuantInfo{SourceSHA256: "00"})
+	var nf *quantize.NonFiniteRowError
+	if !errors.As(err, &nf) || nf.Row != encodeRowsBlock+7 || nf.Col != 2 || !strings.Contains(err.Error(), `"emb_l.1.weight"`) {
+		t.Fatalf("Inf in row %d: %v", encodeRowsBlock+7, err)
+	}
+	if _, err := os.Stat(p); !os.IsNotExist(err) {
+		t.Errorf("a file was left at %s: %v", p, err)
 	}
 }

@@ -40,6 +40,9 @@ type layerMeta struct {
 type TableEncoding struct {
 	Format kernels.TableFormat
 	Encode func(w []float32, rows, dim int, dst []byte)
+	// Check, when set, vets each block of source rows (the first is row
+	// first) before it is encoded; its error stops the write.
+	Check func(w []float32, first int64, rows, dim int) error
 }
 
 // QuantInfo is the provenance written into a quantized file.
@@ -233,6 +236,11 @@ func streamTableSpec(name string, t *model.Table, enc TableEncoding) TensorSpec 
 		for r := int64(0); r < t.Rows; r += encodeRowsBlock {
 			n := int(min(encodeRowsBlock, t.Rows-r))
 			src := t.Weight[r*int64(t.Dim) : (r+int64(n))*int64(t.Dim)]
+			if enc.Check != nil {
+				if err := enc.Check(src, r, n, t.Dim); err != nil {
+					return err
+				}
+			}
 			enc.Encode(src, n, t.Dim, buf[:n*rb])
 			releasePages(kernels.F32Bytes(src))
 			if _, err := w.Write(buf[:n*rb]); err != nil {
