@@ -16,9 +16,17 @@ func FuzzDecodePlan(f *testing.F) {
 	f.Add([]byte(`{"version":1,"layers":{"bot_l.0":{"precision":"int8","activation":"static"}}}`))
 	f.Add([]byte(`{"version":1,"layers":{"emb_l.0":{"precision":"int4","greedy":true}}}`))
 	f.Add([]byte(`{"version":1}`))
+	// Hostile near misses (each refused).
+	f.Add([]byte(`{"version":1,"layers":{"top_l.0":{"precision":"int8","precision":"fp32"}}}`))
+	f.Add([]byte(`{"version":1,"layers":{"top_l.0":{"Precision":"int8"}}}`))
+	f.Add([]byte(`{"version":1,"layers":{}} {}`))
+	f.Add([]byte(`{"version":2,"layers":{}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := DecodePlan(strings.NewReader(string(data)))
 		if err != nil {
+			if !strings.HasPrefix(err.Error(), "plan: ") {
+				t.Fatalf("error does not name the document: %v", err)
+			}
 			return
 		}
 		if p.Validate(net) != nil {

@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 
 	"github.com/rqtools/rq/internal/atomicfile"
+	"github.com/rqtools/rq/internal/strictjson"
 	"github.com/rqtools/rq/model"
 )
 
@@ -270,37 +270,40 @@ func Preset(name string, net *model.Network) (*Plan, error) {
 	return p, p.Validate(net)
 }
 
+// PlanMaxBytes caps a plan file. A plan names each layer in about 150
+// bytes, so this is room for some 100,000 layers; rq's plans for the
+// MLPerf DLRM (34 layers) are under 6 KB.
+const PlanMaxBytes = 16 << 20
+
+var planOptions = strictjson.Options{Kind: "plan", Versions: []int{PlanVersion}, MaxBytes: PlanMaxBytes}
+
 // ReadPlan reads and decodes a plan file (it is validated against a
-// network by Validate). Unknown fields are errors, so a typo is not
-// silently ignored.
+// network by Validate). The JSON is read strictly (internal/strictjson): a
+// key given twice, an unknown or wrongly cased field name, data after the
+// object or an unknown version is an error naming the file and the JSON
+// path, so a typo or a second "precision" is never silently ignored.
 func ReadPlan(path string) (*Plan, error) {
-	f, err := os.Open(path)
-	if err != nil {
+	var p Plan
+	if err := strictjson.ReadFile(path, &p, planOptions); err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	p, err := DecodePlan(io.LimitReader(f, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return p, nil
+	return p.init(), nil
 }
 
-// DecodePlan decodes plan JSON.
+// DecodePlan decodes plan JSON, as ReadPlan; errors name it "plan".
 func DecodePlan(r io.Reader) (*Plan, error) {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
 	var p Plan
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("not a valid plan: %w", err)
+	if err := strictjson.Read("plan", r, &p, planOptions); err != nil {
+		return nil, err
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("not a valid plan: data after the JSON object")
-	}
+	return p.init(), nil
+}
+
+func (p *Plan) init() *Plan {
 	if p.Layers == nil {
 		p.Layers = map[string]LayerPlan{}
 	}
-	return &p, nil
+	return p
 }
 
 // Encode returns the plan as indented JSON with sorted keys (deterministic).

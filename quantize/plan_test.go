@@ -1,6 +1,9 @@
 package quantize
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -92,5 +95,67 @@ func TestValidateErrors(t *testing.T) {
 	}
 	if p.Layer("top_l.0").Precision != FP32 {
 		t.Error("unnamed layer is not fp32")
+	}
+}
+
+// The plan reader is strict: each of these documents was accepted before
+// (encoding/json takes the last of two keys and matches field names
+// ignoring case), and each now fails with the file, the JSON path and what
+// was wrong.
+func TestReadPlanStrict(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name, doc, want string
+	}{
+		{"duplicate precision", `{"version":1,"layers":{"top_l.0":{"precision":"int8","precision":"fp32"}}}`,
+			`layers["top_l.0"].precision: duplicate key`},
+		{"duplicate layer", `{"version":1,"layers":{"top_l.0":{"precision":"int8"},"top_l.0":{"precision":"fp32"}}}`,
+			`layers["top_l.0"]: duplicate key`},
+		{"duplicate layers", `{"version":1,"layers":{"top_l.0":{"precision":"int8"}},"layers":{}}`, `layers: duplicate key`},
+		{"case-folded field", `{"version":1,"layers":{"top_l.0":{"Precision":"int8"}}}`,
+			`layers["top_l.0"].Precision: unknown key: field names are case-sensitive, did you mean "precision"?`},
+		{"case-folded top field", `{"VERSION":1,"version":1,"layers":{}}`, `VERSION: unknown key: field names are case-sensitive, did you mean "version"?`},
+		{"unknown nested field", `{"version":1,"layers":{"bot_l.0":{"precision":"int8","methd":"l2"}}}`,
+			`layers["bot_l.0"].methd: unknown key (want one of activation, granularity, greedy, method, precision, reduce_range, weight_range, weights)`},
+		{"trailing data", `{"version":1,"layers":{}} {"version":1,"layers":{}}`, `line 1, column 27: data after the end of the JSON object`},
+		{"version 2", `{"version":2,"layers":{}}`, `version 2: this rq reads plan version 1`},
+		{"no version", `{"layers":{}}`, `no "version"`},
+		{"type", `{"version":1,"layers":{"bot_l.0":{"precision":"int8","reduce_range":"yes"}}}`,
+			`layers["bot_l.0"].reduce_range: got a JSON string, want true or false`},
+	}
+	for _, c := range cases {
+		p := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "_")+".json")
+		if err := os.WriteFile(p, []byte(c.doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadPlan(p)
+		if err == nil {
+			t.Errorf("%s: accepted", c.name)
+			continue
+		}
+		if want := p + ": " + c.want; !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s: error\n %v\nwant\n %s", c.name, err, want)
+		}
+	}
+	// Size cap: a plan padded with whitespace past PlanMaxBytes.
+	big := filepath.Join(dir, "big.json")
+	if err := os.WriteFile(big, []byte(`{"version":1,"layers":{}}`+strings.Repeat(" ", PlanMaxBytes)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadPlan(big); err == nil || !strings.Contains(err.Error(), "the most a plan may have") {
+		t.Errorf("oversized plan: %v", err)
+	}
+	// What rq writes reads back.
+	pl, _ := Preset("int8-int4", testNet())
+	good := filepath.Join(dir, "good.json")
+	if err := pl.Write(good); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadPlan(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(back.Encode(), pl.Encode()) {
+		t.Error("a written plan reads back different")
 	}
 }
