@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/rqtools/rq/internal/mapfault"
 	"github.com/spf13/cobra"
 )
 
@@ -94,7 +95,7 @@ func execute(args []string) int {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := NewRootCmd(stdout, stderr)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	err := executeGuarded(ctx, root)
 	if ie, ok := interruptCause(ctx); ok {
 		// Stopped by a signal: whatever the command returned (its error
 		// is most likely the cancellation), say so and exit 128+signal.
@@ -116,6 +117,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	return ExitOK
+}
+
+// executeGuarded runs the command with memory faults turned into panics, and
+// a fault inside a mapped model file into an error naming the file (exit 1)
+// rather than a crash and a goroutine dump (internal/mapfault).
+func executeGuarded(ctx context.Context, root *cobra.Command) (err error) {
+	defer mapfault.Guard()()
+	defer mapfault.Catch(&err)
+	return root.ExecuteContext(ctx)
 }
 
 // oneLine folds a multi-line message so every error is one line on stderr.

@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"runtime/debug"
 	"sync"
 
 	"github.com/rqtools/rq/kernels"
@@ -86,16 +87,42 @@ func SplitRows(threads, n, align int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
+	parts := (n + per - 1) / per
+	concurrently(parts, func(i int) {
+		lo := i * per
+		fn(lo, min(lo+per, n))
+	})
+}
+
+// concurrently runs fn(0..k-1) on k goroutines and waits for them. A panic
+// in one would end the process at once, whatever the caller guards, so the
+// first one is handed to the caller instead and re-raised there: that is
+// how a fault reading a mapped model file truncated underneath becomes an
+// error naming the file (internal/mapfault; memory faults panic rather than
+// crash under SetPanicOnFault, which is per goroutine).
+func concurrently(k int, fn func(i int)) {
 	var wg sync.WaitGroup
-	for lo := 0; lo < n; lo += per {
-		hi := min(lo+per, n)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
+	var mu sync.Mutex
+	var panicked any
+	for i := range k {
+		wg.Go(func() {
+			defer func() {
+				if r := recover(); r != nil {
+					mu.Lock()
+					if panicked == nil {
+						panicked = r
+					}
+					mu.Unlock()
+				}
+			}()
+			defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+			fn(i)
+		})
 	}
 	wg.Wait()
+	if panicked != nil {
+		panic(panicked)
+	}
 }
 
 func (r *Runner) observe(layer string, in, out Mat, b *Batch) {

@@ -143,11 +143,7 @@ func (r *Runner) eachChunk(n int, fn func(cb *chunkBufs, lo, hi int) (int, int))
 	if workers <= 1 {
 		work(0)
 	} else {
-		var wg sync.WaitGroup
-		for w := range workers {
-			wg.Go(func() { work(w) })
-		}
-		wg.Wait()
+		concurrently(workers, work)
 	}
 	return badTable, bad
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/rqtools/rq/internal/mapfault"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,7 +40,11 @@ func mapFile(f *os.File, size int64) (data []byte, release func() error, err err
 	mappings.Lock()
 	mappings.live = append(mappings.live, data)
 	mappings.Unlock()
+	// A read past the end of a file truncated underneath us faults; the
+	// registry lets that fault name the file (internal/mapfault).
+	unregister := mapfault.Register(data, f.Name())
 	return data, func() error {
+		unregister()
 		mappings.Lock()
 		defer mappings.Unlock()
 		mappings.live = slices.DeleteFunc(mappings.live, func(m []byte) bool { return unsafe.SliceData(m) == unsafe.SliceData(data) })
