@@ -61,4 +61,5 @@ func TestCatchOtherFaults(t *testing.T) {
 	}()
 	readAfterTruncate(t, path, false)
 }
+
 var sink byte
