@@ -86,6 +86,9 @@ func runBench(ctx context.Context, opts *benchOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := bench.CheckShapes(shapes); err != nil {
+		return usageErrorf("--shapes: %v", err)
+	}
 	for _, t := range opts.threads {
 		if t < 1 || t > 1024 {
 			return usageErrorf("--threads: %d is not between 1 and 1024", t)
