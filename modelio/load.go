@@ -59,10 +59,12 @@ func Sniff(path string) (Format, error) {
 	switch {
 	case n >= 4 && bytes.Equal(head[:4], []byte("PK\x03\x04")):
 		return FormatTorch, nil
+	case n == 9 && head[8] == '{':
+		// Before the pickle test: a safetensors header of 384 bytes
+		// starts 0x80 0x01, like a protocol-1 pickle.
+		return FormatSafetensors, nil
 	case n >= 2 && head[0] == 0x80 && head[1] <= 5:
 		return "", &UnsupportedError{File: path, What: "legacy (pre-1.6) PyTorch checkpoint; re-save it with torch.save(obj, path) from PyTorch >= 1.6"}
-	case n == 9 && head[8] == '{':
-		return FormatSafetensors, nil
 	}
 	return "", &FormatError{File: path, Msg: "neither a safetensors file nor a PyTorch checkpoint (zip)"}
 }
