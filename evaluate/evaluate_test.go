@@ -161,3 +161,21 @@ func TestRunNonFinite(t *testing.T) {
 		t.Errorf("warnings %q", warned)
 	}
 }
+
+func TestCheckPredictions(t *testing.T) {
+	net := tinyNet(1)
+	net.Tables[0].Weight[3] = float32(math.NaN())
+	b := batches()[1] // rows 4..7; example 3 (row 7) looks up row 3
+	p, err := model.NewRunner(net, 1).Forward(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = CheckPredictions("m.pt", net, b, p, &sliceReader{})
+	var nf *NonFinitePredictionError
+	if !errors.As(err, &nf) || nf.Row != 7 || nf.TableRow != 3 || !strings.Contains(err.Error(), "m.pt: prediction for data row 7") {
+		t.Errorf("Inf in row 3: %v (predictions %v)", err, p)
+	}
+	if err := CheckPredictions("m.pt", tinyNet(1), b, []float32{0, 0.5, 1, 0.25}, &sliceReader{}); err != nil {
+		t.Errorf("probabilities: %v", err)
+	}
+}

@@ -118,6 +118,21 @@ func (pr *predictions) result() (metrics.Result, error) {
 	return metrics.Result{Examples: n, CTR: pos / float64(n), NE: nan, LogLoss: nan, AUC: nan, Calibration: nan, Accuracy: nan}, nil
 }
 
+// CheckPredictions returns a *NonFinitePredictionError naming file and the
+// cause of the first prediction in p (net's predictions for batch b from
+// rd) that is not a probability, or nil. It is for loops that run the
+// model without evaluating it (calibration), so that a NaN there is
+// reported as rq eval reports it rather than silently counted.
+func CheckPredictions(file string, net *model.Network, b *model.Batch, p []float32, rd dataset.Reader) error {
+	i := firstBad(p)
+	if i < 0 {
+		return nil
+	}
+	e := diagnose(net, b, i, p[i], rd)
+	e.File = file
+	return e
+}
+
 // firstBad is the index of the first prediction that is not a
 // probability, or -1.
 func firstBad(p []float32) int {
