@@ -25,7 +25,8 @@ const exitCodesHelp = `Exit codes:
   3  an accuracy budget was broken (eval --max-ne-delta/--max-auc-drop, search),
      or monitor raised an alert (RECALIBRATE or RESEARCH)
   130, 143, 129  stopped by SIGINT (Ctrl-C), SIGTERM or SIGHUP: within a second,
-     with no output put in place after the signal; a second signal stops at once`
+     with no output put in place after the signal; a second signal stops at once
+  141  standard output was closed early (rq ... | head), as for any program`
 
 // exitError carries an exit code with its error.
 type exitError struct {

@@ -104,6 +104,10 @@ func childExit(err error, ps *os.ProcessState, stopped *interruptedError) int {
 	case ws.Signaled() && stopped != nil:
 		fmt.Fprintf(os.Stderr, "rq: %s\n", stopped.Error())
 		return stopped.exitCode()
+	case ws.Signaled() && ws.Signal() == syscall.SIGPIPE:
+		// Its output's reader went away (rq inspect m | head): quietly,
+		// as a Go program writing to a closed pipe on stdout ends.
+		return 128 + int(syscall.SIGPIPE)
 	case ws.Signaled():
 		fmt.Fprintf(os.Stderr, "rq: runtime failure: the process was killed by %s (out of memory? the kernel log says); no output was replaced\n", signalName(ws.Signal()))
 		return ExitError

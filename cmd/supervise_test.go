@@ -46,6 +46,21 @@ func TestSupervisedExitCodes(t *testing.T) {
 	if code := exitOf(c.Wait()); code != ExitError || !strings.Contains(stderr.String(), "runtime failure") || !strings.Contains(stderr.String(), "boom in a worker") {
 		t.Errorf("runtime death: exit %d, stderr %q; want 1, the panic and \"runtime failure\"", code, stderr.String())
 	}
+	// A closed stdout (rq inspect m | head): 141 and no "runtime failure".
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	c = exec.Command(os.Args[0], "-test.run=^$")
+	c.Env = append(os.Environ(), "RQ_TEST_AS_RQ=1", "RQ_TEST_ARGS="+strings.Join([]string{"inspect", filepath.Join("testdata", "demo", "model.safetensors")}, "\n"))
+	c.Stdout = w
+	var pipeErr bytes.Buffer
+	c.Stderr = &pipeErr
+	if code := exitOf(c.Run()); code != 141 || pipeErr.Len() != 0 {
+		t.Errorf("closed stdout: exit %d, stderr %q; want 141 and nothing", code, pipeErr.String())
+	}
+	w.Close()
 	c, stderr = rqProcess(t, nil, "eval", "--no-such-flag")
 	if code := exitOf(c.Wait()); code != ExitUsage || !strings.Contains(stderr.String(), "unknown flag") {
 		t.Errorf("usage error: exit %d, stderr %q", code, stderr.String())
