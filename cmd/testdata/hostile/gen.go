@@ -1,0 +1,140 @@
+//go:build ignore
+
+// Command gen writes the small hostile inputs that cmd's TestHostileCorpus
+// runs rq on (issue 12): tiny DLRM models with a non-finite weight, an
+// ambiguous interaction, a click log whose every row is malformed, and the
+// valid tiny model and data the path and JSON cases start from. Every byte
+// comes from constants, so a run writes the same files:
+//
+//	cd cmd/testdata/hostile && go run gen.go
+//
+// The large cases (pickle and header bombs) are written by
+// modelio/testdata/hostile/gen.go; cases that need the file system (FIFOs,
+// links) or rq's own outputs (ranges, states) are made by the test itself.
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log"
+	"math"
+	"os"
+	"strings"
+
+	"github.com/rqtools/rq/modelio"
+)
+
+func main() {
+	// A facebookresearch/dlrm state dict: 13 dense -> 4, 26 tables of 8
+	// rows x 4, dot interaction (4 + 27*26/2 = 355 wide), 355 -> 2 -> 1.
+	tiny := dlrm(13, 4, 26, 8, false)
+	write("tiny.safetensors", tiny, nil)
+	// The same with a NaN in top_l.0.weight at flat index 357 (row 1, col 2).
+	write("nan_weight.safetensors", tiny, map[string]int{"top_l.0.weight": 357})
+	// An Inf in table 5, row 3, col 1: eval and quantize meet it.
+	write("inf_table.safetensors", tiny, map[string]int{"emb_l.5.weight": 3*4 + 1})
+	// 3 tables and a 2-wide bottom: dot (2 + 4*3/2 = 8) and cat (4*2 = 8)
+	// give the same top width.
+	write("ambiguous.safetensors", dlrm(13, 2, 3, 8, false), nil)
+
+	// 20 rows of tiny-model data, every id within 8 rows, table 5 id 3 in
+	// row 7 (so the Inf is met).
+	var tsv strings.Builder
+	for r := 0; r < 20; r++ {
+		fmt.Fprintf(&tsv, "%d", r%2)
+		for i := 0; i < 13; i++ {
+			fmt.Fprintf(&tsv, "\t%d", (r*7+i)%11)
+		}
+		for t := 0; t < 26; t++ {
+			id := (r*3 + t) % 8
+			if t == 5 {
+				id = 0
+				if r == 7 {
+					id = 3
+				}
+			}
+			fmt.Fprintf(&tsv, "\t%x", id)
+		}
+		tsv.WriteString("\n")
+	}
+	writeFile("tiny.tsv", []byte(tsv.String()))
+
+	// 100,000 empty lines, gzipped: every row malformed.
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	zw.Write(bytes.Repeat([]byte("\n"), 100000))
+	zw.Close()
+	writeFile("allbad.tsv.gz", gz.Bytes())
+}
+
+// dlrm builds the tensors of a small DLRM with deterministic weights.
+func dlrm(dense, d, tables, rows int, _ bool) []modelio.TensorSpec {
+	v := uint32(1)
+	vals := func(n int, scale float32) []float32 {
+		out := make([]float32, n)
+		for i := range out {
+			v = v*1664525 + 1013904223
+			out[i] = scale * (float32(v>>8)/float32(1<<24)*2 - 1)
+		}
+		return out
+	}
+	var specs []modelio.TensorSpec
+	add := func(name string, shape []int, scale float32) {
+		n := 1
+		for _, s := range shape {
+			n *= s
+		}
+		specs = append(specs, modelio.TensorSpec{Name: name, DType: modelio.F32, Shape: shape, Write: floats(vals(n, scale))})
+	}
+	add("bot_l.0.weight", []int{d, dense}, 0.3)
+	add("bot_l.0.bias", []int{d}, 0.1)
+	for t := 0; t < tables; t++ {
+		add(fmt.Sprintf("emb_l.%d.weight", t), []int{rows, d}, 0.5)
+	}
+	in := d + (tables+1)*tables/2
+	add("top_l.0.weight", []int{2, in}, 0.2)
+	add("top_l.0.bias", []int{2}, 0.1)
+	add("top_l.2.weight", []int{1, 2}, 0.5)
+	add("top_l.2.bias", []int{1}, 0.1)
+	return specs
+}
+
+func floats(v []float32) func(io.Writer) error {
+	return func(w io.Writer) error { return binary.Write(w, binary.LittleEndian, v) }
+}
+
+// write writes specs to name with one value per poisoned tensor set to NaN
+// (weights) or +Inf (tables).
+func write(name string, specs []modelio.TensorSpec, poison map[string]int) {
+	out := make([]modelio.TensorSpec, len(specs))
+	copy(out, specs)
+	for i, s := range out {
+		at, ok := poison[s.Name]
+		if !ok {
+			continue
+		}
+		var buf bytes.Buffer
+		if err := s.Write(&buf); err != nil {
+			log.Fatal(err)
+		}
+		v := make([]float32, buf.Len()/4)
+		binary.Read(&buf, binary.LittleEndian, v)
+		v[at] = float32(math.NaN())
+		if strings.HasPrefix(s.Name, "emb_l.") {
+			v[at] = float32(math.Inf(1))
+		}
+		out[i].Write = floats(v)
+	}
+	if err := modelio.WriteSafetensors(name, out, nil); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func writeFile(name string, b []byte) {
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		log.Fatal(err)
+	}
+}
