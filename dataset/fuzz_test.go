@@ -94,7 +94,9 @@ func FuzzTSVRow(f *testing.F) {
 
 // FuzzTSVFile: whole files (plain or gzip), in both bad-row modes.
 func FuzzTSVFile(f *testing.F) {
-	for _, p := range []string{"testdata/small.tsv", "testdata/odd.tsv", "testdata/small_crlf.tsv", "testdata/small.tsv.gz"} {
+	for _, p := range []string{"testdata/small.tsv", "testdata/odd.tsv", "testdata/small_crlf.tsv", "testdata/small.tsv.gz",
+		// The hostile corpus's logs (cmd/testdata/hostile/gen.go).
+		"../cmd/testdata/hostile/tiny.tsv", "../cmd/testdata/hostile/allbad.tsv.gz"} {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)
