@@ -2,6 +2,7 @@ package modelio
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -72,6 +73,18 @@ func Sniff(path string) (Format, error) {
 // Load reads a model file (safetensors or PyTorch checkpoint, told apart by
 // content, not by name) and infers its network.
 func Load(path string) (*Model, error) {
+	return LoadContext(context.Background(), path)
+}
+
+// LoadContext is Load, cancellable: the parsers check ctx as they go (every
+// few thousand pickle opcodes, header entries, or MiB checked or inflated),
+// and when ctx is done the load stops with ctx's error wrapped with the
+// file's name (errors.Is(err, context.Canceled) holds). Files past the
+// budgets in budget.go give a *LimitError in bounded time and memory.
+func LoadContext(ctx context.Context, path string) (*Model, error) {
+	if err := ctxErr(ctx, path); err != nil {
+		return nil, err
+	}
 	format, err := Sniff(path)
 	if err != nil {
 		return nil, err
@@ -79,7 +92,7 @@ func Load(path string) (*Model, error) {
 	m := &Model{Path: path, Format: format}
 	switch format {
 	case FormatSafetensors:
-		f, err := OpenSafetensors(path)
+		f, err := OpenSafetensorsContext(ctx, path)
 		if err != nil {
 			return nil, err
 		}
@@ -99,13 +112,13 @@ func Load(path string) (*Model, error) {
 			return m, nil
 		}
 	case FormatTorch:
-		c, err := ReadTorch(path)
+		c, err := ReadTorchContext(ctx, path)
 		if err != nil {
 			return nil, err
 		}
 		m.Tensors, m.Meta, m.close = c.Tensors, c.Meta, c.Close
 	}
-	net, scheme, err := BuildNetwork(path, m.Tensors)
+	net, scheme, err := BuildNetworkWith(path, m.Tensors, LoadOptionsFrom(ctx))
 	if err != nil {
 		m.Close()
 		return nil, err

@@ -10,8 +10,11 @@ package modelio
 //
 // Hostile bytes must give an error, never a panic, a hang or unbounded memory:
 // every pop is checked, every length is checked against the input before
-// anything is allocated, and allocations and work are charged against budgets
-// proportional to the input length.
+// anything is allocated, and objects, allocations and work are charged
+// against absolute budgets (budget.go): a budget that grew with the input
+// would let a small zip that inflates to a huge pickle buy gigabytes. Values
+// are charged what Go really spends on them (costs below), and the context
+// is checked every few thousand opcodes so a load can be cancelled.
 //
 // Values the machine produces:
 //
@@ -22,7 +25,9 @@ package modelio
 //	torch storages and tensors, ...).
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
@@ -94,22 +99,55 @@ func (e *pickleGlobalError) Error() string {
 
 // pickleLimits bounds what one load may cost.
 type pickleLimits struct {
-	maxMarks int   // open MARKs (nesting of containers under construction)
-	maxDepth int   // recursion depth of value walks (dict keys, conversions)
-	maxAlloc int64 // bytes of values created
-	maxWork  int64 // abstract work units (opcodes, bytes hashed, items copied)
+	maxMarks   int   // open MARKs (nesting of containers under construction)
+	maxDepth   int   // recursion depth of value walks (dict keys, conversions)
+	maxObjects int64 // values pushed on the stack (each new value is pushed once)
+	maxAlloc   int64 // bytes of values created, at the costs below
+	maxWork    int64 // abstract work units (opcodes, bytes hashed, items copied)
 }
 
-// defaultPickleLimits scales the budgets with the input: a legitimate pickle
-// creates a few dozen bytes of Go values per input byte at most.
-func defaultPickleLimits(n int) pickleLimits {
+// defaultPickleLimits are the documented budgets (budget.go); they do not
+// depend on the input's size.
+func defaultPickleLimits() pickleLimits {
 	return pickleLimits{
-		maxMarks: 4096,
-		maxDepth: 200,
-		maxAlloc: 64<<20 + 64*int64(n),
-		maxWork:  16<<20 + 64*int64(n),
+		maxMarks:   4096,
+		maxDepth:   200,
+		maxObjects: MaxPickleObjects,
+		maxAlloc:   MaxPickleValueBytes,
+		maxWork:    MaxPickleSteps,
 	}
 }
+
+// What values cost in Go memory (amd64, Go's allocation size classes),
+// charged against maxAlloc. They are upper estimates: TestPickleCharges
+// measures the heap each kind of value really takes and fails if the
+// charge falls short.
+const (
+	// A stack slot: an interface value (16 bytes) in a slice that grows
+	// by 1.25x, so its array is up to 1.25x the stack and, while append
+	// copies it, the old array is live too.
+	costSlot   = 32
+	costBox8   = 8  // an int64 (beyond 0..255) or float64 boxed in an interface
+	costString = 16 // a string header boxed in an interface (the bytes are charged too)
+	costSlice  = 24 // a []byte or tuple header boxed in an interface
+	costList   = 32 // a pyList
+	costDict   = 80 // a pyDict; its hash index is allocated on the first key
+	costSet    = 48 // a pySet, likewise
+	costObject = 64 // any other value (a rebuilt tensor, a numpy dtype, ...)
+	// A map's header and first group of 8 slots, allocated with its first
+	// key (a dict's first entry costs this on top of costDictEntry).
+	costMapFirst = 272
+	// One dict entry: its key and value slots in two slices that grow by
+	// doubling (so up to twice 2 x 16 bytes), and a hash slot of 24 bytes
+	// in a table kept at most 7/8 full that also grows by doubling.
+	costDictEntry = 128
+	costSetEntry  = 96 // likewise, with a 16-byte hash slot and one slice
+	costMemo      = 64 // a memo entry (map[uint64]any slot, with growth)
+	costMark      = 16 // an open MARK (an int in a slice that grows by doubling)
+	costItemCopy  = 32 // an item appended to a list (slice growth doubles it)
+	costBigInt    = 64 // a big.Int's header, beyond its words
+	costEncodedKy = 32 // a non-string dict key's encoded form, beyond its bytes
+)
 
 // unpickler is one load: the input, the machine state and its budgets.
 type unpickler struct {
@@ -126,6 +164,11 @@ type unpickler struct {
 	persistentLoad func(u *unpickler, pid any) (any, error)
 	lim            pickleLimits
 	alloc, work    int64
+	objects        int64
+	// ctx cancels the load; file and entry name the checkpoint and its
+	// pickle in limit errors ("" for a bare pickle).
+	ctx         context.Context
+	file, entry string
 }
 
 // newUnpickler prepares a load of data resolving globals through globals
@@ -135,7 +178,8 @@ func newUnpickler(data []byte, globals map[string]*pyGlobal) *unpickler {
 		data:    data,
 		memo:    map[uint64]any{},
 		globals: globals,
-		lim:     defaultPickleLimits(len(data)),
+		lim:     defaultPickleLimits(),
+		ctx:     context.Background(),
 	}
 }
 
@@ -149,10 +193,24 @@ func (u *unpickler) errf(format string, args ...any) error {
 	return &pickleError{pos: u.opPos, op: u.op, msg: fmt.Sprintf(format, args...)}
 }
 
+// limitErr reports a passed budget, naming the file, the pickle and where
+// in it the budget ran out.
+func (u *unpickler) limitErr(what string, limit int64, unit string) error {
+	file, entry := u.file, u.entry
+	if file == "" {
+		file = "pickle"
+	}
+	if entry == "" {
+		entry = "the pickle"
+	}
+	return &LimitError{File: file, Limit: limit, Unit: unit,
+		What: fmt.Sprintf("%s built by %s (at byte %d, opcode %s)", what, entry, u.opPos, opName(u.op))}
+}
+
 // charge accounts for n bytes of new values.
 func (u *unpickler) charge(n int64) error {
 	if n < 0 || n > u.lim.maxAlloc-u.alloc {
-		return u.errf("pickle builds more than %d bytes of values for %d bytes of input; refusing (hostile or corrupt file?)", u.lim.maxAlloc, len(u.data))
+		return u.limitErr("the values", u.lim.maxAlloc, "bytes")
 	}
 	u.alloc += n
 	return nil
@@ -161,7 +219,7 @@ func (u *unpickler) charge(n int64) error {
 // spend accounts for n units of work.
 func (u *unpickler) spend(n int64) error {
 	if n < 0 || n > u.lim.maxWork-u.work {
-		return u.errf("pickle needs more than %d steps for %d bytes of input; refusing (hostile or corrupt file?)", u.lim.maxWork, len(u.data))
+		return u.limitErr("the steps (opcodes, bytes hashed and items copied) needed for the values", u.lim.maxWork, "")
 	}
 	u.work += n
 	return nil
@@ -204,10 +262,49 @@ func (u *unpickler) readLine() ([]byte, error) {
 
 // --- stack ---
 
+// push puts a new value on the stack, counting it as an object and
+// charging its slot and what boxing it in an interface allocates. Values
+// built elsewhere (by a container opcode or an allow-listed function)
+// have the rest of their cost charged there.
 func (u *unpickler) push(v any) error {
-	if err := u.charge(16); err != nil {
+	c := int64(costSlot)
+	switch x := v.(type) {
+	case nil, bool, *pyGlobal:
+	case int64:
+		if x < 0 || x > 255 { // Go boxes 0..255 without allocating
+			c += costBox8
+		}
+	case float64:
+		c += costBox8
+	case string:
+		c += costString
+	case []byte, pyTuple:
+		c += costSlice
+	case *pyList:
+		c += costList
+	case *pyDict:
+		c += costDict
+	case *pySet:
+		c += costSet
+	case *big.Int:
+		// charged with its words where it is decoded
+	default:
+		c += costObject
+	}
+	return u.pushRef(v, c)
+}
+
+// pushRef puts a value on the stack at cost c; with c = costSlot it pushes
+// a value that exists already (DUP, GET): each push still counts as an
+// object, so the stack itself stays within maxObjects slots.
+func (u *unpickler) pushRef(v any, c int64) error {
+	if u.objects >= u.lim.maxObjects {
+		return u.limitErr("the objects", u.lim.maxObjects, "")
+	}
+	if err := u.charge(c); err != nil {
 		return err
 	}
+	u.objects++
 	u.stack = append(u.stack, v)
 	return nil
 }
@@ -365,7 +462,9 @@ func (u *unpickler) encodeKey(sb *strings.Builder, k any, depth int) error {
 	return nil
 }
 
-func newPyDict() *pyDict { return &pyDict{index: map[any]int{}} }
+// newPyDict makes an empty dict. Its index is made with the first key: an
+// empty map costs 48 bytes, and hostile pickles are made of empty dicts.
+func newPyDict() *pyDict { return &pyDict{} }
 
 // set assigns d[k] = v; a repeated key keeps its first position, as in Python.
 func (u *unpickler) dictSet(d *pyDict, k, v any) error {
@@ -377,13 +476,32 @@ func (u *unpickler) dictSet(d *pyDict, k, v any) error {
 		d.vals[i] = v
 		return nil
 	}
-	if err := u.charge(64); err != nil {
+	c := int64(costDictEntry) + keyCost(hk)
+	if d.index == nil {
+		c += costMapFirst
+	}
+	if err := u.charge(c); err != nil {
 		return err
+	}
+	if d.index == nil {
+		d.index = map[any]int{}
 	}
 	d.index[hk] = len(d.keys)
 	d.keys = append(d.keys, k)
 	d.vals = append(d.vals, v)
 	return nil
+}
+
+// keyCost is what a hash key allocates beyond its slot: nothing for a
+// string key (the dict shares the key's string), the encoded form for others.
+func keyCost(hk any) int64 {
+	switch k := hk.(type) {
+	case pyTupleKey:
+		return costEncodedKy + int64(len(k))
+	case pyScalarKey:
+		return costEncodedKy + int64(len(k))
+	}
+	return 0
 }
 
 // get looks up a string key.
@@ -405,8 +523,15 @@ func (u *unpickler) setAdd(s *pySet, v any) error {
 	if _, ok := s.index[hk]; ok {
 		return nil
 	}
-	if err := u.charge(48); err != nil {
+	c := int64(costSetEntry) + keyCost(hk)
+	if s.index == nil {
+		c += costMapFirst
+	}
+	if err := u.charge(c); err != nil {
 		return err
+	}
+	if s.index == nil {
+		s.index = map[any]struct{}{}
 	}
 	s.index[hk] = struct{}{}
 	s.items = append(s.items, v)
@@ -520,7 +645,12 @@ func opName(op byte) string {
 }
 
 func (u *unpickler) run() (any, error) {
-	for u.pos < len(u.data) {
+	for n := 0; u.pos < len(u.data); n++ {
+		if n%ctxEvery == 0 {
+			if err := ctxErr(u.ctx, u.fileName()); err != nil {
+				return nil, err
+			}
+		}
 		u.opPos = u.pos
 		u.op = u.data[u.pos]
 		u.pos++
@@ -536,6 +666,14 @@ func (u *unpickler) run() (any, error) {
 	}
 	u.opPos, u.op = u.pos, opStop
 	return nil, u.errf("pickle ends without STOP (truncated?)")
+}
+
+// fileName names the load in a cancellation error.
+func (u *unpickler) fileName() string {
+	if u.file == "" {
+		return "pickle"
+	}
+	return u.file
 }
 
 func (u *unpickler) step() error {
@@ -564,7 +702,7 @@ func (u *unpickler) step() error {
 			return u.errf("more than %d nested MARKs", u.lim.maxMarks)
 		}
 		u.marks = append(u.marks, len(u.stack))
-		return u.charge(8)
+		return u.charge(costMark)
 	case opPop:
 		if len(u.stack) > u.base() {
 			_, err := u.pop()
@@ -581,7 +719,7 @@ func (u *unpickler) step() error {
 		if err != nil {
 			return err
 		}
-		return u.push(v)
+		return u.pushRef(v, costSlot)
 
 	case opNone:
 		return u.push(nil)
@@ -654,7 +792,7 @@ func (u *unpickler) step() error {
 		if err != nil {
 			return err
 		}
-		if err := u.charge(int64(n) + 32); err != nil {
+		if err := u.charge(int64(n) + costBigInt); err != nil {
 			return err
 		}
 		return u.push(decodeLong(b))
@@ -788,13 +926,13 @@ func (u *unpickler) step() error {
 		}
 		return u.push(d)
 	case opEmptySet:
-		return u.push(&pySet{index: map[any]struct{}{}})
+		return u.push(&pySet{})
 	case opFrozenSet:
 		items, err := u.popMark()
 		if err != nil {
 			return err
 		}
-		s := &pySet{index: map[any]struct{}{}, frozen: true}
+		s := &pySet{frozen: true}
 		for _, it := range items {
 			if err := u.setAdd(s, it); err != nil {
 				return err
@@ -815,7 +953,7 @@ func (u *unpickler) step() error {
 		if !ok {
 			return u.errf("APPEND to a %s, not a list", pyTypeName(t))
 		}
-		if err := u.charge(16); err != nil {
+		if err := u.charge(costItemCopy); err != nil {
 			return err
 		}
 		l.items = append(l.items, v)
@@ -832,6 +970,9 @@ func (u *unpickler) step() error {
 		l, ok := t.(*pyList)
 		if !ok {
 			return u.errf("APPENDS to a %s, not a list", pyTypeName(t))
+		}
+		if err := u.charge(costItemCopy * int64(len(items))); err != nil {
+			return err
 		}
 		l.items = append(l.items, items...)
 		return nil
@@ -904,7 +1045,7 @@ func (u *unpickler) step() error {
 		if !ok {
 			return u.errf("memo key %d was never stored", idx)
 		}
-		return u.push(v)
+		return u.pushRef(v, costSlot)
 	case opPut, opBinPut, opLongBinPut:
 		idx, err := u.memoIndex()
 		if err != nil {
@@ -1071,7 +1212,7 @@ func (u *unpickler) memoPut(idx uint64) error {
 		return err
 	}
 	if _, ok := u.memo[idx]; !ok {
-		if err := u.charge(48); err != nil {
+		if err := u.charge(costMemo); err != nil {
 			return err
 		}
 	}
@@ -1116,6 +1257,10 @@ func (u *unpickler) callPush(f any, args pyTuple) error {
 		}
 		if _, ok := err.(*pickleGlobalError); ok {
 			return err
+		}
+		var le *LimitError
+		if errors.As(err, &le) {
+			return le // a budget passed inside the call: report the budget
 		}
 		return u.errf("%s: %v", g, err)
 	}
@@ -1396,7 +1541,7 @@ func callOrderedDict(u *unpickler, args pyTuple) (any, error) {
 }
 
 func callSet(u *unpickler, args pyTuple, frozen bool) (any, error) {
-	s := &pySet{index: map[any]struct{}{}, frozen: frozen}
+	s := &pySet{frozen: frozen}
 	if len(args) == 0 {
 		return s, nil
 	}

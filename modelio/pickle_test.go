@@ -429,18 +429,21 @@ func TestUnpickleBudgets(t *testing.T) {
 	}
 	b = append(b, '.')
 	u := newUnpickler(append(slices.Clone(b[:len(b)-1-4*29000]), '.'), nil)
+	u.lim.maxWork = 16 << 20
 	if _, err := u.run(); err != nil {
 		t.Fatal(err) // 1000 uses: within budget
 	}
 	u = newUnpickler(b, nil)
-	if _, err := u.run(); err == nil || !strings.Contains(err.Error(), "steps") {
+	u.lim.maxWork = 16 << 20
+	var le *LimitError
+	if _, err := u.run(); !errors.As(err, &le) || !strings.Contains(err.Error(), "steps") {
 		t.Fatalf("work budget not enforced: %v", err)
 	}
 	// DUP a million times: 16 bytes charged per push.
 	in := "N" + strings.Repeat("2", 1000000) + "."
 	u = newUnpickler([]byte(in), nil)
 	u.lim.maxAlloc = 1 << 20
-	if _, err := u.run(); err == nil || !strings.Contains(err.Error(), "bytes of values") {
+	if _, err := u.run(); !errors.As(err, &le) || !strings.Contains(err.Error(), "values") {
 		t.Fatalf("alloc budget not enforced: %v", err)
 	}
 }
@@ -490,6 +493,9 @@ func FuzzUnpickle(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
+		f.Add(b)
+	}
+	for _, b := range hostilePickles(f) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -14,6 +14,7 @@ package modelio
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -54,26 +55,32 @@ func (c *Checkpoint) Close() error {
 }
 
 // torchLimits bounds what reading one checkpoint may allocate beyond the
-// file itself.
+// file itself (the documented values are in budget.go).
 type torchLimits struct {
-	maxPickle    int64 // bytes of data.pkl
-	inflateRatio int64 // a compressed entry may expand this much ...
-	inflateFloor int64 // ... or to this size, whichever is larger
-	maxGather    int64 // bytes of non-contiguous copies, beyond 4x the file size
+	maxPickle    int64 // bytes of data.pkl, counted as inflated
+	inflateRatio int64 // deflated storages may inflate to this times the file size ...
+	inflateFloor int64 // ... plus this, in total
+	maxGather    int64 // bytes copied for views larger than their storage; other non-contiguous views may add the file size
 }
 
 func defaultTorchLimits() torchLimits {
 	return torchLimits{
-		maxPickle:    1 << 30,
-		inflateRatio: 64,
-		inflateFloor: 1 << 30,
-		maxGather:    1 << 30,
+		maxPickle:    MaxPickleBytes,
+		inflateRatio: 8,
+		inflateFloor: MaxInflatedStorageBytes,
+		maxGather:    MaxViewCopyBytes,
 	}
 }
 
 // ReadTorch reads a torch.save checkpoint, memory-mapping the file so that
 // stored (uncompressed) tensors are not copied: models can be tens of GB.
 func ReadTorch(path string) (*Checkpoint, error) {
+	return ReadTorchContext(context.Background(), path)
+}
+
+// ReadTorchContext is ReadTorch, stopping with ctx's error (wrapped, so
+// errors.Is(err, context.Canceled) holds) when ctx is done before it ends.
+func ReadTorchContext(ctx context.Context, path string) (*Checkpoint, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -93,9 +100,9 @@ func ReadTorch(path string) (*Checkpoint, error) {
 	data, release, err := mapFile(f, size)
 	if err != nil {
 		// Some filesystems cannot be mapped: read the tensors instead.
-		return parseTorch(path, f, size, nil, defaultTorchLimits())
+		return parseTorchContext(ctx, path, f, size, nil, defaultTorchLimits())
 	}
-	c, err := parseTorch(path, bytes.NewReader(data), size, data, defaultTorchLimits())
+	c, err := parseTorchContext(ctx, path, bytes.NewReader(data), size, data, defaultTorchLimits())
 	if err != nil {
 		release()
 		return nil, err
@@ -110,8 +117,15 @@ func ParseTorch(name string, r io.ReaderAt, size int64) (*Checkpoint, error) {
 	return parseTorch(name, r, size, nil, defaultTorchLimits())
 }
 
+// ParseTorchContext is ParseTorch, stopping with ctx's error when ctx is
+// done before it ends.
+func ParseTorchContext(ctx context.Context, name string, r io.ReaderAt, size int64) (*Checkpoint, error) {
+	return parseTorchContext(ctx, name, r, size, nil, defaultTorchLimits())
+}
+
 // torchReader is one checkpoint being read.
 type torchReader struct {
+	ctx     context.Context
 	name    string
 	r       io.ReaderAt
 	size    int64
@@ -124,14 +138,22 @@ type torchReader struct {
 	storages     map[string]*torchStorage // persistent ids seen, by key and type
 	storageBytes map[string][]byte        // storage contents read, by key
 	readLeft     int64                    // bytes left to read into buffers (unmapped stored entries)
-	inflateLeft  int64                    // bytes left to decompress
+	inflateLeft  int64                    // bytes left to inflate for deflated storages
 	gatherLeft   int64                    // bytes left for non-contiguous copies
+	expandLeft   int64                    // bytes left for copies of views larger than their storage
 }
 
 // The pre-1.6 format: a pickled magic number first.
 var torchLegacyMagic = []byte{0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19}
 
 func parseTorch(name string, r io.ReaderAt, size int64, mapped []byte, lim torchLimits) (*Checkpoint, error) {
+	return parseTorchContext(context.Background(), name, r, size, mapped, lim)
+}
+
+func parseTorchContext(ctx context.Context, name string, r io.ReaderAt, size int64, mapped []byte, lim torchLimits) (*Checkpoint, error) {
+	if err := ctxErr(ctx, name); err != nil {
+		return nil, err
+	}
 	if size < 0 {
 		return nil, &FormatError{File: name, Msg: "negative size"}
 	}
@@ -153,20 +175,26 @@ func parseTorch(name string, r io.ReaderAt, size int64, mapped []byte, lim torch
 	if err != nil {
 		return nil, &FormatError{File: name, Msg: fmt.Sprintf("reading the zip archive: %v (truncated or corrupt?)", err)}
 	}
+	if size > (math.MaxInt64-lim.inflateFloor)/max(lim.inflateRatio, 1) || size > math.MaxInt64-lim.maxGather {
+		return nil, &FormatError{File: name, Msg: "file too large"}
+	}
 	tr := &torchReader{
-		name: name, r: r, size: size, mapped: mapped, lim: lim,
+		ctx: ctx, name: name, r: r, size: size, mapped: mapped, lim: lim,
 		entries:      make(map[string]*zip.File, len(zr.File)),
 		storages:     map[string]*torchStorage{},
 		storageBytes: map[string][]byte{},
 		readLeft:     size,
 		inflateLeft:  lim.inflateFloor + lim.inflateRatio*size,
-		gatherLeft:   lim.maxGather + 4*size,
-	}
-	if size > (math.MaxInt64-lim.inflateFloor)/max(lim.inflateRatio, 1) || size > (math.MaxInt64-lim.maxGather)/4 {
-		return nil, &FormatError{File: name, Msg: "file too large"}
+		gatherLeft:   lim.maxGather + size,
+		expandLeft:   lim.maxGather,
 	}
 	var pkls []string
-	for _, f := range zr.File {
+	for i, f := range zr.File {
+		if i%ctxEvery == 0 {
+			if err := ctxErr(ctx, name); err != nil {
+				return nil, err
+			}
+		}
 		if _, dup := tr.entries[f.Name]; dup {
 			return nil, &FormatError{File: name, Msg: fmt.Sprintf("zip entry %q appears twice", truncForMsg([]byte(f.Name)))}
 		}
@@ -194,7 +222,7 @@ func parseTorch(name string, r io.ReaderAt, size int64, mapped []byte, lim torch
 	// Storages are read as little-endian; torch records the writer's byte
 	// order since 1.12 (no record means little-endian).
 	if f, ok := tr.entries[tr.prefix+"byteorder"]; ok {
-		b, err := tr.readEntry(f, 16, -1)
+		b, err := tr.readEntry(f, 16, -1, false)
 		if err != nil {
 			return nil, err
 		}
@@ -207,18 +235,24 @@ func parseTorch(name string, r io.ReaderAt, size int64, mapped []byte, lim torch
 		}
 	}
 
-	pkl, err := tr.readEntry(tr.entries[tr.pklName], lim.maxPickle, -1)
+	pkl, err := tr.readEntry(tr.entries[tr.pklName], lim.maxPickle, -1, false)
 	if err != nil {
 		return nil, err
 	}
 	u := newUnpickler(pkl, torchGlobals)
 	u.persistentLoad = tr.persistentLoad
+	u.ctx, u.file, u.entry = ctx, name, tr.pklName
 	obj, err := u.run()
 	if err != nil {
 		var ge *pickleGlobalError
 		var fe *FormatError
 		var ue *UnsupportedError
+		var le *LimitError
 		switch {
+		case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+			return nil, err
+		case errors.As(err, &le):
+			return nil, le
 		case errors.As(err, &ge):
 			hint := "; if the checkpoint holds a whole model object, re-save its state dict: torch.save(model.state_dict(), path)"
 			if ge.module == "torch" || ge.module == "torch._utils" || ge.module == "torch._tensor" {
@@ -239,8 +273,9 @@ func parseTorch(name string, r io.ReaderAt, size int64, mapped []byte, lim torch
 // not negative, is the size the pickle says the entry must have. Stored
 // entries of a mapped file are sliced from the mapping; others are read into
 // a buffer. The CRC is checked either way: a flipped bit in a weight would
-// otherwise go unnoticed.
-func (tr *torchReader) readEntry(f *zip.File, limit, want int64) ([]byte, error) {
+// otherwise go unnoticed. A deflated storage (storage set) is also charged
+// to the checkpoint's inflate budget.
+func (tr *torchReader) readEntry(f *zip.File, limit, want int64, storage bool) ([]byte, error) {
 	usize, csize := f.UncompressedSize64, f.CompressedSize64
 	if usize > math.MaxInt64 || csize > math.MaxInt64 {
 		return nil, &FormatError{File: tr.name, Msg: fmt.Sprintf("zip entry %s has an impossible size", f.Name)}
@@ -249,7 +284,7 @@ func (tr *torchReader) readEntry(f *zip.File, limit, want int64) ([]byte, error)
 		return nil, &FormatError{File: tr.name, Msg: fmt.Sprintf("zip entry %s holds %d bytes, the checkpoint expects %d", f.Name, usize, want)}
 	}
 	if int64(usize) > limit {
-		return nil, &UnsupportedError{File: tr.name, What: fmt.Sprintf("zip entry %s of %d bytes is larger than the %d this reader accepts", f.Name, usize, limit)}
+		return nil, &LimitError{File: tr.name, What: fmt.Sprintf("the %d bytes zip entry %s declares", usize, f.Name), Limit: limit, Unit: "bytes"}
 	}
 	switch f.Method {
 	case zip.Store:
@@ -283,28 +318,43 @@ func (tr *torchReader) readEntry(f *zip.File, limit, want int64) ([]byte, error)
 		// A checkpoint within the resident budget stays mapped after the
 		// check, as the model will be used whole; a larger one is released
 		// as it is checked (only part of it can stay resident anyway).
-		if checksum(b, int64(len(tr.mapped)) > ResidentTableBytes) != f.CRC32 {
+		sum, err := checksumContext(tr.ctx, tr.name, b, int64(len(tr.mapped)) > ResidentTableBytes)
+		if err != nil {
+			return nil, err
+		}
+		if sum != f.CRC32 {
 			return nil, &FormatError{File: tr.name, Msg: fmt.Sprintf("zip entry %s fails its CRC check (corrupt file)", f.Name)}
 		}
 		return b, nil
 	case zip.Deflate:
 		n := int64(usize)
-		// Refuse zip bombs before inflating anything.
-		if n > tr.lim.inflateFloor && n/max(int64(csize), 1) > tr.lim.inflateRatio {
-			return nil, &FormatError{File: tr.name, Msg: fmt.Sprintf("zip entry %s claims to expand %d bytes to %d; refusing (zip bomb?)", f.Name, csize, n)}
+		// Refuse zip bombs before inflating anything. The entry's declared
+		// size is what is read (below) and at most limit.
+		if storage {
+			if n > tr.inflateLeft {
+				return nil, &LimitError{File: tr.name, What: fmt.Sprintf("the bytes deflated storages inflate to (%d, up to zip entry %s of %d bytes compressed to %d)", tr.lim.inflateFloor+tr.lim.inflateRatio*tr.size-tr.inflateLeft+n, f.Name, n, csize), Limit: tr.lim.inflateFloor + tr.lim.inflateRatio*tr.size, Unit: "bytes"}
+			}
+			tr.inflateLeft -= n
 		}
-		if n > tr.inflateLeft {
-			return nil, &FormatError{File: tr.name, Msg: fmt.Sprintf("zip entry %s: compressed entries expand to more than %d bytes in total; refusing (zip bomb?)", f.Name, tr.lim.inflateFloor+tr.lim.inflateRatio*tr.size)}
-		}
-		tr.inflateLeft -= n
 		rc, err := f.Open()
 		if err != nil {
 			return nil, &FormatError{File: tr.name, Msg: fmt.Sprintf("zip entry %s: %v", f.Name, err)}
 		}
 		defer rc.Close()
+		// Inflate exactly the declared size, in blocks so a cancelled load
+		// stops here too; archive/zip fails an entry that inflates to more
+		// than its header says, and the read of one byte more below makes
+		// it check, so a lying header cannot get past limit either.
 		b := make([]byte, n)
-		if _, err := io.ReadFull(rc, b); err != nil {
-			return nil, &FormatError{File: tr.name, Msg: fmt.Sprintf("inflating zip entry %s: %v", f.Name, err)}
+		for off := int64(0); off < n; {
+			if err := ctxErr(tr.ctx, tr.name); err != nil {
+				return nil, err
+			}
+			k := min(n-off, inflateBlock)
+			if _, err := io.ReadFull(rc, b[off:off+k]); err != nil {
+				return nil, &FormatError{File: tr.name, Msg: fmt.Sprintf("inflating zip entry %s: %v", f.Name, err)}
+			}
+			off += k
 		}
 		// Reading past the end makes archive/zip check the size and CRC.
 		var one [1]byte
@@ -319,8 +369,12 @@ func (tr *torchReader) readEntry(f *zip.File, limit, want int64) ([]byte, error)
 	return nil, &UnsupportedError{File: tr.name, What: fmt.Sprintf("zip entry %s uses compression method %d (only stored and deflate are read)", f.Name, f.Method)}
 }
 
-// crcBlock is how many bytes checksum reads between releases.
-const crcBlock = 8 << 20
+// crcBlock is how many bytes checksum reads between releases and checks
+// of the context; inflateBlock likewise for inflating.
+const (
+	crcBlock     = 8 << 20
+	inflateBlock = 1 << 20
+)
 
 // checksum is crc32.ChecksumIEEE(b). With release, b's pages are released
 // block by block as they are read, when b is memory-mapped (releasePages):
@@ -329,17 +383,26 @@ const crcBlock = 8 << 20
 // set before any work began, although each command then needs only a part
 // of it at a time.
 func checksum(b []byte, release bool) uint32 {
-	if !release {
-		return crc32.ChecksumIEEE(b)
-	}
+	sum, _ := checksumContext(context.Background(), "", b, release)
+	return sum
+}
+
+// checksumContext is checksum, checking ctx between blocks: the CRC of a
+// model of many GB takes seconds.
+func checksumContext(ctx context.Context, file string, b []byte, release bool) (uint32, error) {
 	var sum uint32
 	for len(b) > 0 {
+		if err := ctxErr(ctx, file); err != nil {
+			return 0, err
+		}
 		k := min(len(b), crcBlock)
 		sum = crc32.Update(sum, crc32.IEEETable, b[:k])
-		releasePages(b[:k])
+		if release {
+			releasePages(b[:k])
+		}
 		b = b[k:]
 	}
-	return sum
+	return sum, nil
 }
 
 // --- pickle values for torch objects ---
@@ -368,6 +431,9 @@ type torchTensor struct {
 }
 
 func (*torchTensor) pyTypeName() string { return "torch tensor" }
+
+// costTensor is a torchTensor's struct, as charged to the unpickler.
+const costTensor = 128
 
 // The torch storage classes and dtypes, with rq's DType ("" = known to torch
 // but not read by rq: refused only if a state-dict tensor uses it).
@@ -412,9 +478,9 @@ var torchGlobals = func() map[string]*pyGlobal {
 	for n := range torchDTypes {
 		add("torch."+n, nil)
 	}
-	add("torch._utils._rebuild_tensor", func(u *unpickler, a pyTuple) (any, error) { return rebuildTensor(a, 4, false) })
-	add("torch._utils._rebuild_tensor_v2", func(u *unpickler, a pyTuple) (any, error) { return rebuildTensor(a, 6, false) })
-	add("torch._utils._rebuild_tensor_v3", func(u *unpickler, a pyTuple) (any, error) { return rebuildTensor(a, 7, true) })
+	add("torch._utils._rebuild_tensor", func(u *unpickler, a pyTuple) (any, error) { return rebuildTensor(u, a, 4, false) })
+	add("torch._utils._rebuild_tensor_v2", func(u *unpickler, a pyTuple) (any, error) { return rebuildTensor(u, a, 6, false) })
+	add("torch._utils._rebuild_tensor_v3", func(u *unpickler, a pyTuple) (any, error) { return rebuildTensor(u, a, 7, true) })
 	add("torch._utils._rebuild_parameter", rebuildParameter)
 	add("torch._utils._rebuild_parameter_with_state", rebuildParameter)
 	add("torch._tensor._rebuild_from_type_v2", rebuildFromType)
@@ -512,7 +578,7 @@ func intTuple(v any, what string) ([]int64, error) {
 // _v2 (..., requires_grad, backward_hooks[, metadata]) and _v3 (...,
 // backward_hooks, dtype[, metadata]). Only the structure is checked here; the
 // view is checked against the storage when its bytes are read.
-func rebuildTensor(a pyTuple, nargs int, hasDType bool) (any, error) {
+func rebuildTensor(u *unpickler, a pyTuple, nargs int, hasDType bool) (any, error) {
 	if len(a) < nargs || len(a) > nargs+1 {
 		return nil, fmt.Errorf("takes %d or %d arguments, got %d", nargs, nargs+1, len(a))
 	}
@@ -534,6 +600,11 @@ func rebuildTensor(a pyTuple, nargs int, hasDType bool) (any, error) {
 	}
 	if len(stride) != len(shape) {
 		return nil, fmt.Errorf("size has %d dimensions but stride has %d", len(shape), len(stride))
+	}
+	// The tensor's struct and its shape and stride (two copies of the
+	// shape: intTuple's and t.shape).
+	if err := u.charge(costTensor + 24*int64(len(shape))); err != nil {
+		return nil, err
 	}
 	t := &torchTensor{storage: st, dtype: st.dtype, dtypeName: st.typeName, offset: off, stride: stride}
 	t.shape = make([]int, len(shape))
@@ -574,6 +645,9 @@ func rebuildParameter(u *unpickler, a pyTuple) (any, error) {
 	t, ok := a[0].(*torchTensor)
 	if !ok {
 		return nil, fmt.Errorf("data argument is a %s, not a tensor", pyTypeName(a[0]))
+	}
+	if err := u.charge(costTensor); err != nil {
+		return nil, err
 	}
 	p := *t
 	p.param = true
@@ -817,21 +891,38 @@ func (tr *torchReader) tensorData(name string, t *torchTensor) ([]byte, error) {
 	if contiguous {
 		return stBytes[t.offset*es : (t.offset+numel)*es : (t.offset+numel)*es], nil
 	}
+	// A non-contiguous view is copied. One with more elements than its
+	// storage (a stride-0 or overlapping view: x.expand(), as_strided)
+	// makes data the file does not hold, from a few bytes of pickle: those
+	// copies share a small absolute budget. Other views copy at most what
+	// the file holds, unless several share a storage; all copies together
+	// stay within that budget plus the file's size.
 	n := numel * es
+	if numel > avail {
+		if n > tr.expandLeft {
+			return nil, &LimitError{File: tr.name, What: fmt.Sprintf("copies of tensor views larger than their storage (tensor %q: shape %v, strides %v over %d stored elements, %d bytes)", name, t.shape, t.stride, avail, n), Limit: tr.lim.maxGather, Unit: "bytes"}
+		}
+		tr.expandLeft -= n
+	}
 	if n > tr.gatherLeft {
-		return nil, &UnsupportedError{File: tr.name, What: fmt.Sprintf("tensor %q is a non-contiguous view of %d bytes; copying it would exceed %d bytes of copies (re-save it with .contiguous())", name, n, tr.lim.maxGather+4*tr.size)}
+		return nil, &LimitError{File: tr.name, What: fmt.Sprintf("copies of non-contiguous tensor views (tensor %q: %d bytes, with those before it; re-save it with .contiguous())", name, n), Limit: tr.lim.maxGather + tr.size, Unit: "bytes"}
 	}
 	tr.gatherLeft -= n
-	return gatherStrided(stBytes, es, t.offset, t.shape, t.stride, n), nil
+	return gatherStrided(tr.ctx, tr.name, stBytes, es, t.offset, t.shape, t.stride, n)
 }
 
 // gatherStrided copies a strided view (already bounds-checked) into C order.
-func gatherStrided(src []byte, es, offset int64, shape []int, stride []int64, n int64) []byte {
+func gatherStrided(ctx context.Context, file string, src []byte, es, offset int64, shape []int, stride []int64, n int64) ([]byte, error) {
 	out := make([]byte, 0, n)
 	nd := len(shape)
 	inner, innerStride := int64(shape[nd-1]), stride[nd-1]
 	idx := make([]int, nd) // odometer over all but the last dimension
-	for {
+	for rows := 0; ; rows++ {
+		if rows%ctxEvery == 0 {
+			if err := ctxErr(ctx, file); err != nil {
+				return nil, err
+			}
+		}
 		base := offset
 		for i := 0; i < nd-1; i++ {
 			base += int64(idx[i]) * stride[i]
@@ -853,7 +944,7 @@ func gatherStrided(src []byte, es, offset int64, shape []int, stride []int64, n 
 			idx[i] = 0
 		}
 		if i < 0 {
-			return out
+			return out, nil
 		}
 	}
 }
@@ -872,7 +963,7 @@ func (tr *torchReader) storageData(name string, st *torchStorage) ([]byte, error
 		return nil, &FormatError{File: tr.name, Tensor: name, Msg: fmt.Sprintf("storage %q is missing: the archive has no entry %s", truncForMsg([]byte(st.key)), truncForMsg([]byte(entry)))}
 	}
 	want := st.numel * int64(st.dtype.Size()) // no overflow: checked in persistentLoad
-	b, err := tr.readEntry(f, math.MaxInt64, want)
+	b, err := tr.readEntry(f, math.MaxInt64, want, true)
 	if err != nil {
 		if fe, ok := err.(*FormatError); ok && fe.Tensor == "" {
 			fe.Tensor = name
