@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -17,9 +18,16 @@ func FuzzDecodeTrace(f *testing.F) {
 	f.Add(seed)
 	f.Add([]byte(`{"version":1,"entries":[{"step":"bisect","plan":{"fc0":{"precision":"fp16"}}}]}`))
 	f.Add([]byte(`{"version":1,"rows":100,"entries":[{"plan":null}]}`))
+	// Hostile near misses (each refused).
+	f.Add([]byte(`{"version":1,"entries":[{"step":"bisect","plan":{"fc0":{"precision":"fp16","precision":"int8"}}}]}`))
+	f.Add([]byte(`{"version":1,"entries":[{"Step":"bisect","plan":{}}]}`))
+	f.Add([]byte(`{"version":1,"entries":[]}{}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tr, err := DecodeTrace(bytes.NewReader(data))
 		if err != nil {
+			if !strings.HasPrefix(err.Error(), "search trace: ") {
+				t.Fatalf("error does not name the document: %v", err)
+			}
 			return
 		}
 		again, err := DecodeTrace(bytes.NewReader(tr.Encode()))

@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 
 	"github.com/rqtools/rq/internal/atomicfile"
+	"github.com/rqtools/rq/internal/strictjson"
 	"github.com/rqtools/rq/quantize"
 )
 
@@ -110,40 +110,44 @@ func (t *Trace) Encode() []byte {
 // Write writes the trace atomically.
 func (t *Trace) Write(path string) error { return atomicfile.WriteBytes(path, t.Encode()) }
 
-// ReadTrace reads a trace file (for Options.Resume).
+// TraceMaxBytes caps a trace file. A trace holds one entry per plan
+// evaluated, each naming the layers below fp32 (about 70 bytes a layer);
+// a search evaluates two to three plans per layer, so a trace grows as the
+// square of the layers: some 200 KB for the 37 layers of the MLPerf DLRM,
+// 128 MiB for about 800 layers.
+const TraceMaxBytes = 128 << 20
+
+var traceOptions = strictjson.Options{Kind: "search trace", Versions: []int{TraceVersion}, MaxBytes: TraceMaxBytes}
+
+// ReadTrace reads a trace file (for Options.Resume), strictly
+// (internal/strictjson): duplicate keys, unknown or wrongly cased field
+// names, data after the object and unknown versions are errors naming the
+// file and the JSON path.
 func ReadTrace(path string) (*Trace, error) {
-	f, err := os.Open(path)
-	if err != nil {
+	var t Trace
+	if err := strictjson.ReadFile(path, &t, traceOptions); err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	t, err := DecodeTrace(io.LimitReader(f, 256<<20))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return t, nil
+	return t.check(path)
 }
 
-// DecodeTrace decodes and checks trace JSON.
+// DecodeTrace decodes and checks trace JSON, as ReadTrace; errors name it
+// "search trace".
 func DecodeTrace(r io.Reader) (*Trace, error) {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
 	var t Trace
-	if err := dec.Decode(&t); err != nil {
-		return nil, fmt.Errorf("not a valid search trace: %w", err)
+	if err := strictjson.Read("search trace", r, &t, traceOptions); err != nil {
+		return nil, err
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("not a valid search trace: data after the JSON object")
-	}
-	if t.Version != TraceVersion {
-		return nil, fmt.Errorf("search trace version %d, rq reads version %d", t.Version, TraceVersion)
-	}
+	return t.check("search trace")
+}
+
+func (t *Trace) check(name string) (*Trace, error) {
 	for i, e := range t.Entries {
 		for _, v := range []float64{e.DeltaNE.Point, e.DeltaNE.Lo, e.DeltaNE.Hi, e.DeltaAUC.Point, e.DeltaAUC.Lo, e.DeltaAUC.Hi} {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return nil, fmt.Errorf("search trace entry %d: figure %v is not finite", i, v)
+				return nil, fmt.Errorf("%s: entries[%d]: figure %v is not finite", name, i, v)
 			}
 		}
 	}
-	return &t, nil
+	return t, nil
 }
