@@ -72,7 +72,7 @@ rq merge: the merged ranges.json is the one a single run over all the rows write
 	fs.BoolVar(&opts.json, "json", false, "print the per-layer summary as JSON")
 	opts.data.register(fs)
 	opts.data.registerShard(fs, "calibrate on")
-	return c
+	return withModelFlags(g, c, refuseNonFinite)
 }
 
 // calibrationRow is one layer of rq calibrate's summary.
@@ -90,7 +90,7 @@ func runCalibrate(ctx context.Context, opts *calibrateOptions) error {
 	if err := opts.paths().check(); err != nil {
 		return err
 	}
-	m, err := modelio.Load(opts.model)
+	m, err := loadModel(ctx, opts.model)
 	if err != nil {
 		return err
 	}

@@ -76,7 +76,7 @@ charts, viewable offline in any browser.`,
 	fs.IntVar(&opts.top, "top", 5, "culprits to list in the table (0: all)")
 	fs.StringVar(&opts.html, "html", "", "also write a self-contained HTML report (charts inline, no network) to `FILE`")
 	opts.data.register(fs)
-	return c
+	return withModelFlags(g, c, refuseNonFinite)
 }
 
 // debugOutput is rq debug's JSON: the inputs, then the analysis.
@@ -92,7 +92,7 @@ func runDebug(ctx context.Context, opts *debugOptions) error {
 	if err := opts.paths().check(); err != nil {
 		return err
 	}
-	m, err := modelio.Load(opts.model)
+	m, err := loadModel(ctx, opts.model)
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func runDebug(ctx context.Context, opts *debugOptions) error {
 	if m.Quantized {
 		return fmt.Errorf("--model %s is a quantized file; give the fp32 model it came from", opts.model)
 	}
-	q, err := modelio.Load(opts.quantized)
+	q, err := loadModel(ctx, opts.quantized)
 	if err != nil {
 		return err
 	}

@@ -90,21 +90,21 @@ table fit for a CI job summary.`,
 	fs.StringVar(&opts.stateOut, "state-out", "", "also write the evaluation's mergeable state to this file (for rq merge; see --shard)")
 	opts.data.register(fs)
 	opts.data.registerShard(fs, "evaluate")
-	return c
+	return withModelFlags(g, c, allowableNonFinite)
 }
 
 func runEval(ctx context.Context, opts *evalOptions) error {
 	if err := opts.paths().check(); err != nil {
 		return err
 	}
-	m, err := modelio.Load(opts.model)
+	m, err := loadModel(ctx, opts.model)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
 	var base *modelio.Model
 	if opts.baseline != "" {
-		if base, err = modelio.Load(opts.baseline); err != nil {
+		if base, err = loadModel(ctx, opts.baseline); err != nil {
 			return err
 		}
 		defer base.Close()
@@ -142,6 +142,7 @@ func runEval(ctx context.Context, opts *evalOptions) error {
 	}
 	bar := newProgress(opts.globalOptions, rowsTotal(rd), "eval")
 	eo := evaluate.Options{Model: net, Shadow: shadow, Threads: opts.data.threads, Progress: bar.set}
+	evalNonFinite(ctx, &eo, opts.model, opts.baseline)
 	if base != nil {
 		eo.Baseline = base.Net
 	}

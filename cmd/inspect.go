@@ -37,14 +37,14 @@ its shape, dtypes, activation, parameter count and bytes.`,
 		},
 	}
 	c.Flags().BoolVar(&opts.json, "json", false, "print one JSON object instead of a table")
-	return c
+	return withModelFlags(g, c, reportNonFinite)
 }
 
 func runInspect(ctx context.Context, opts *inspectOptions) error {
 	if err := opts.paths().check(); err != nil {
 		return err
 	}
-	m, err := modelio.Load(opts.model)
+	m, err := loadModel(ctx, opts.model)
 	if err != nil {
 		return err
 	}

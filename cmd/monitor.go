@@ -117,7 +117,7 @@ Exit code 3 is an alert: some point is RECALIBRATE or RESEARCH.`,
 	fs.StringVar(&opts.plot, "plot", "", "draw the ΔNE trend to this `FILE` (.svg, .png or .pdf)")
 	fs.BoolVar(&opts.json, "json", false, "print one JSON object instead of a table")
 	opts.data.register(fs)
-	return c
+	return withModelFlags(g, c, refuseNonFinite)
 }
 
 // monitorJSON is --json's document.
@@ -234,7 +234,7 @@ func snapshotFiles(opts *monitorOptions) ([]string, error) {
 
 // monitorSnapshot checks one snapshot on every window.
 func monitorSnapshot(ctx context.Context, opts *monitorOptions, cfg monitor.Config, path string) ([]*monitor.Point, error) {
-	m, err := modelio.Load(path)
+	m, err := loadModel(ctx, path)
 	if err != nil {
 		return nil, err
 	}

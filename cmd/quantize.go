@@ -69,7 +69,7 @@ Presets:
 	fs.StringVar(&opts.ranges, "ranges", "", "calibrated ranges (rq calibrate) for static int8 activations")
 	fs.StringVarP(&opts.output, "output", "o", "", "output file (.safetensors)")
 	fs.BoolVar(&opts.json, "json", false, "print the per-layer summary as JSON")
-	return c
+	return withModelFlags(g, c, allowableNonFinite)
 }
 
 // loadPlan reads --plan or builds --preset for a network.
@@ -107,7 +107,7 @@ func runQuantize(ctx context.Context, opts *quantizeOptions) error {
 	if err := opts.paths().check(); err != nil {
 		return err
 	}
-	m, err := modelio.Load(opts.model)
+	m, err := loadModel(ctx, opts.model)
 	if err != nil {
 		return err
 	}
@@ -145,7 +145,7 @@ func runQuantize(ctx context.Context, opts *quantizeOptions) error {
 			return err
 		}
 		greedy := lp.Greedy
-		tables[t.Name] = modelio.TableEncoding{Format: f, Encode: func(w []float32, rows, dim int, dst []byte) {
+		tables[t.Name] = modelio.TableEncoding{Format: f, Check: checkTableRows(ctx, opts.model, t), Encode: func(w []float32, rows, dim int, dst []byte) {
 			quantize.QuantizeTableRows(f, greedy, w, rows, dim, dst)
 		}}
 	}

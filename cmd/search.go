@@ -92,14 +92,14 @@ records every plan evaluated; --resume continues from it.`,
 	fs.StringVar(&opts.trace, "trace", "", "write every evaluated plan to this JSON trace")
 	fs.BoolVar(&opts.json, "json", false, "print the result as JSON")
 	opts.data.register(fs)
-	return c
+	return withModelFlags(g, c, refuseNonFinite)
 }
 
 func runSearch(ctx context.Context, opts *searchOptions) error {
 	if err := opts.paths().check(); err != nil {
 		return err
 	}
-	m, err := modelio.Load(opts.model)
+	m, err := loadModel(ctx, opts.model)
 	if err != nil {
 		return err
 	}
