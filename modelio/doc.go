@@ -17,5 +17,6 @@
 // pooled from them.
 //
 // Errors are *FormatError (malformed file: names the file, the tensor, what
-// was expected) or *UnsupportedError (well-formed but not handled).
+// was expected), *UnsupportedError (well-formed but not handled) or
+// *LimitError (past a budget of budget.go, listed in docs/limits.md).
 package modelio

@@ -757,6 +757,20 @@ func (tr *torchReader) checkpoint(obj any) (*Checkpoint, error) {
 	}
 
 	c := &Checkpoint{Path: tr.name, Meta: map[string]any{}}
+	// Metadata is converted entry by entry, each within toPlain's node cap;
+	// entries share values through the memo, so the conversions also
+	// share a total, or 100,000 references to one large list would be
+	// converted 100,000 times.
+	metaNodes := 0
+	plain := func(v any) (any, bool) {
+		if metaNodes >= maxMetaNodes {
+			return nil, false
+		}
+		n := 0
+		p, ok := toPlain(v, 0, &n)
+		metaNodes += n
+		return p, ok
+	}
 	for i, k := range sd.keys {
 		name, ok := k.(string)
 		if !ok {
@@ -767,7 +781,7 @@ func (tr *torchReader) checkpoint(obj any) (*Checkpoint, error) {
 			if sd == top {
 				// A bare dict mixing tensors and other values: the others are
 				// metadata.
-				if v, ok := toPlain(sd.vals[i], 0, new(int)); ok {
+				if v, ok := plain(sd.vals[i]); ok {
 					c.Meta[name] = v
 				}
 				continue
@@ -786,7 +800,7 @@ func (tr *torchReader) checkpoint(obj any) (*Checkpoint, error) {
 			if !ok || name == sdKey || isOptimizerKey(name) {
 				continue
 			}
-			if v, ok := toPlain(top.vals[i], 0, new(int)); ok {
+			if v, ok := plain(top.vals[i]); ok {
 				c.Meta[name] = v
 			}
 		}
@@ -801,9 +815,16 @@ func isOptimizerKey(k string) bool {
 	return strings.Contains(k, "optim") || strings.HasPrefix(k, "opt_") || k == "opt" || strings.HasPrefix(k, "scheduler") || strings.HasPrefix(k, "lr_scheduler")
 }
 
+// maxMetaNodes caps the values converted for a checkpoint's Meta in total;
+// entries past it are left out, like entries too large on their own.
+const maxMetaNodes = 100_000
+
 // toPlain converts a pickle value to plain Go data; ok is false when it
 // holds a tensor or an object, or is too large or deep to be metadata
-// (shared references could otherwise make the walk exponential).
+// (shared references could otherwise make the walk exponential). Bytes
+// and big integers are shared with the pickle's values, not copied: the
+// unpickler made them (they alias no input), and a copy per reference
+// would let one 64 MiB value referenced 10,000 times cost 640 GB.
 func toPlain(v any, depth int, nodes *int) (any, bool) {
 	*nodes++
 	if depth > 32 || *nodes > 10000 {
@@ -812,10 +833,8 @@ func toPlain(v any, depth int, nodes *int) (any, bool) {
 	switch x := v.(type) {
 	case nil, bool, int64, float64, string:
 		return x, true
-	case *big.Int:
-		return new(big.Int).Set(x), true
-	case []byte:
-		return slices.Clone(x), true
+	case *big.Int, []byte:
+		return x, true
 	case pyTuple, *pyList, *pySet:
 		items, _ := iterItems(x)
 		out := make([]any, len(items))

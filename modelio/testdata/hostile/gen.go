@@ -60,6 +60,64 @@ func main() {
 	write(filepath.Join(*big, "stride0.pt"), stride0())
 	write(filepath.Join(*big, "metadata_100mb.safetensors"), metadataKeys(7_100_000, 7))
 	write(filepath.Join(*big, "tensors_100mb.safetensors"), manyTensors(1_650_000))
+	write(filepath.Join(*big, "encode_amp.pt"), encodeAmp())
+	write(filepath.Join(*big, "shared_meta.pt"), sharedMeta())
+	write(filepath.Join(*big, "dict_entries.pt"), pickleZip(deflateSegments([]seg{
+		{data: []byte("\x80\x02"), times: 1}, {data: bytes.Repeat([]byte("}NNs"), 1<<18), times: 63}, {data: []byte("."), times: 1}})))
+}
+
+// pickleZip is a zip holding only a deflated data.pkl.
+func pickleZip(raw []byte, crc uint32, size uint64) []byte {
+	return zipFile([]zipEntry{{name: "archive/data.pkl", raw: raw, crc: crc, size: size, method: zip.Deflate}})
+}
+
+// encodeAmp memoizes a 32 MiB str and calls _codecs.encode on it 1000
+// times: each call makes 32 MiB of bytes from 8 bytes of pickle.
+func encodeAmp() []byte {
+	head := []byte("\x80\x02c_codecs\nencode\nq\x00X")
+	head = binary.LittleEndian.AppendUint32(head, 32<<20)
+	return pickleZip(deflateSegments([]seg{
+		{data: head, times: 1},
+		{data: bytes.Repeat([]byte("a"), 1<<20), times: 32},
+		{data: []byte("q\x01"), times: 1},
+		{data: []byte("h\x00h\x01\x85R0"), times: 1000},
+		{data: []byte("N."), times: 1},
+	}))
+}
+
+// sharedMeta is a checkpoint with one tensor and 50,000 other entries that
+// all name one memoized 1 MiB bytes object.
+func sharedMeta() []byte {
+	p := []byte("\x80\x02}(")
+	p = pklStr(p, "w")
+	p = append(p, "ctorch._utils\n_rebuild_tensor_v2\n(("...)
+	p = pklStr(p, "storage")
+	p = append(p, "ctorch\nFloatStorage\n"...)
+	p = pklStr(p, "0")
+	p = pklStr(p, "cpu")
+	p = pklInt(p, 1)
+	p = append(p, "tQ"...)
+	p = pklInt(p, 0)
+	p = append(p, '(')
+	p = pklInt(p, 1)
+	p = append(p, "t("...)
+	p = pklInt(p, 1)
+	p = append(p, "t\x89ccollections\nOrderedDict\n)RtR"...)
+	p = pklStr(p, "blob")
+	p = append(p, 'B')
+	p = binary.LittleEndian.AppendUint32(p, 1<<20)
+	p = append(p, bytes.Repeat([]byte("x"), 1<<20)...)
+	p = append(p, "r\xe8\x03\x00\x00"...)
+	for i := range 50_000 {
+		p = pklStr(p, fmt.Sprintf("m%d", i))
+		p = append(p, "j\xe8\x03\x00\x00"...)
+	}
+	p = append(p, "u."...)
+	data := make([]byte, 4)
+	return zipFile([]zipEntry{
+		{name: "archive/data.pkl", raw: p, crc: crc32.ChecksumIEEE(p), size: uint64(len(p)), method: zip.Store},
+		{name: "archive/data/0", raw: data, crc: crc32.ChecksumIEEE(data), size: uint64(len(data)), method: zip.Store},
+	})
 }
 
 func write(path string, b []byte) {
