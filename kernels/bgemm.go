@@ -79,8 +79,8 @@ func PackBF16(wBF16 []uint16, n, k int) *PackedBF16 {
 // semantics). The contract is PackedF32.Gemm's: a is m x K fp32 row-major
 // with leading dimension lda >= K, c is m x N with ldc >= N, bias is nil or
 // has at least N entries; only c[i*ldc+j] (i < m, j < N) is written and only
-// a[i*lda+k] (k < K) and bias[j] (j < N) are read. Rows keep the
-// GemmRowAlign property. It panics on inconsistent dimensions or lengths.
+// a[i*lda+k] (k < K) and bias[j] (j < N) are read. Each row depends on its
+// own inputs alone (see GemmRowAlign). It panics on inconsistent dimensions or lengths.
 func (p *PackedBF16) Gemm(m int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool) {
 	if gemmPrologue("PackedBF16.Gemm", m, p.N, p.K, len(a), lda, c, ldc, bias, relu) {
 		return
@@ -231,8 +231,8 @@ func (p *PackedBF16) emuPacked() *PackedF32 {
 // the widened weights (emuPacked) and, per L2 block of rows, A rounded to
 // its bf16 values: the products of two bf16 values are exact in fp32, so
 // this differs from VDPBF16PS only in the order of the fp32 sum (and in not
-// flushing subnormal partial sums). Row blocks are multiples of
-// GemmRowAlign and the fp32 GEMMs keep that property, so this does too.
+// flushing subnormal partial sums). The fp32 GEMMs compute each row alone,
+// so this does too.
 func bgemmEmulated(gemm func(p *PackedF32, m int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool),
 	p *PackedBF16, m int, a bf16Src, c []float32, ldc int, bias []float32, relu bool) {
 	k := p.K

@@ -144,20 +144,13 @@ func vcvtneps2bf16(dst, src int) {
 	emit(fmt.Sprintf("VCVTNEPS2BF16 ymm%d, zmm%d", dst, src), evex512(ppF3, 0x72, dst, 0, src, nil))
 }
 
-// nsets is how many accumulator sets a kernel of mr rows keeps: VDPBF16PS
-// has FMA-like latency, so as in sgemm_gen.go small row blocks split the k
-// pairs over extra sets to keep about 8 chains in flight.
-func nsets(mr int) int {
-	switch {
-	case mr == 1:
-		return 4
-	case mr <= 3:
-		return 2
-	}
-	return 1
-}
+// Every kernel accumulates each output in one register, bias first, then
+// the k pairs in order, one VDPBF16PS each, whatever mr (see sgemm_gen.go):
+// splitting the pairs of small blocks over extra accumulators would make a
+// row's bits depend on the size of the block it lands in. A lone row gets
+// its chains from several panels at once instead (genGroup).
 
-func acc(mr, s, i, v int) int { return s*2*mr + 2*i + v }
+func acc(i, v int) int { return 2*i + v }
 
 // rowMem is A row i's pair at byte displacement disp, broadcast to 16 lanes:
 // rows 0-3 hang off R11, 4-7 off DI, 8-11 off R10, indexed by lda (R8) and 3*lda (R9).
@@ -219,20 +212,13 @@ func gen512(mr int) {
 		p("\tVMOVAPS Z26, Z%d", 2*i)
 		p("\tVMOVAPS Z27, Z%d", 2*i+1)
 	}
-	for s := 1; s < nsets(mr); s++ {
-		for r := 0; r < 2*mr; r++ {
-			x := s*2*mr + r
-			p("\tVPXORD Z%d, Z%d, Z%d", x, x, x)
-		}
-	}
 	rowPointers(mr)
 	step := func(u int) {
-		s := u % nsets(mr)
 		p("\tVMOVUPS %d(BX), Z28", u*pstep)
 		p("\tVMOVUPS %d(BX), Z29", u*pstep+64)
 		for i := 0; i < mr; i++ {
-			vdpbf16psMem(acc(mr, s, i, 0), 28, rowMem(i, 4*u))
-			vdpbf16psMem(acc(mr, s, i, 1), 29, rowMem(i, 4*u))
+			vdpbf16psMem(acc(i, 0), 28, rowMem(i, 4*u))
+			vdpbf16psMem(acc(i, 1), 29, rowMem(i, 4*u))
 		}
 	}
 	p("\tMOVQ b+16(FP), BX")
@@ -258,11 +244,6 @@ func gen512(mr int) {
 	p("\tDECQ CX")
 	p("\tJNE  %s_tail1", name)
 	p("%s_done:", name)
-	for s := 1; s < nsets(mr); s++ {
-		for r := 0; r < 2*mr; r++ {
-			p("\tVADDPS Z%d, Z%d, Z%d", s*2*mr+r, r, r)
-		}
-	}
 	p("\tMOVBLZX relu+64(FP), AX")
 	p("\tTESTQ AX, AX")
 	p("\tJEQ  %s_store", name)
@@ -286,6 +267,88 @@ func gen512(mr int) {
 	p("\tADDQ AX, DX")
 	p("\tDECQ R13")
 	p("\tJNE  %s_block", name)
+	p("\tVZEROUPPER")
+	p("\tRET")
+}
+
+// genGroup writes bgemm512x1pG: gen512's kernel for one row over ngrp
+// groups of G full panels at once (the panels of a group R14 = 128*kp bytes
+// apart, C and, by bstep bytes, the bias advancing 32*G floats per group).
+// One row has two accumulator chains per panel; G panels give 2G, and each
+// output still gets exactly bgemm512x1's sequence of operations.
+func genGroup(G int) {
+	name := fmt.Sprintf("bgemm512x1p%d", G)
+	gacc := func(g, v int) int { return 2*g + v }
+	bReg := func(g, v int) int { return 2*G + 2*g + v }
+	p("")
+	p("// func %s(a *uint16, b *uint16, kp int, c *float32, bias *float32, bstep int, relu bool, ngrp int)", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-64", name)
+	p("\tMOVQ kp+16(FP), R14")
+	p("\tSHLQ $7, R14")
+	p("\tLEAQ (R14)(R14*2), R9")
+	p("\tIMUL3Q $%d, R14, R10", G)
+	p("\tMOVQ bias+32(FP), AX")
+	p("\tMOVQ b+8(FP), R13")
+	p("\tMOVQ c+24(FP), DX")
+	p("\tMOVQ ngrp+56(FP), DI")
+	p("%s_grp:", name)
+	for g := 0; g < G; g++ {
+		p("\tVMOVUPS %d(AX), Z%d", 128*g, gacc(g, 0))
+		p("\tVMOVUPS %d(AX), Z%d", 128*g+64, gacc(g, 1))
+	}
+	p("\tMOVQ a+0(FP), R11")
+	p("\tMOVQ R13, BX")
+	p("\tMOVQ kp+16(FP), CX")
+	panel := []string{"", "(R14*1)", "(R14*2)", "(R9*1)"}
+	step := func(u int) {
+		for g := 0; g < G; g++ {
+			p("\tVMOVUPS %d(BX)%s, Z%d", u*pstep, panel[g], bReg(g, 0))
+			p("\tVMOVUPS %d(BX)%s, Z%d", u*pstep+64, panel[g], bReg(g, 1))
+		}
+		for g := 0; g < G; g++ {
+			vdpbf16psMem(gacc(g, 0), bReg(g, 0), rowMem(0, 4*u))
+			vdpbf16psMem(gacc(g, 1), bReg(g, 1), rowMem(0, 4*u))
+		}
+	}
+	p("\tCMPQ CX, $%d", unroll)
+	p("\tJL   %s_tail", name)
+	p("%s_loop:", name)
+	for u := 0; u < unroll; u++ {
+		step(u)
+	}
+	p("\tADDQ $%d, R11", 4*unroll)
+	p("\tADDQ $%d, BX", unroll*pstep)
+	p("\tSUBQ $%d, CX", unroll)
+	p("\tCMPQ CX, $%d", unroll)
+	p("\tJGE  %s_loop", name)
+	p("%s_tail:", name)
+	p("\tTESTQ CX, CX")
+	p("\tJEQ  %s_done", name)
+	p("%s_tail1:", name)
+	step(0)
+	p("\tADDQ $4, R11")
+	p("\tADDQ $%d, BX", pstep)
+	p("\tDECQ CX")
+	p("\tJNE  %s_tail1", name)
+	p("%s_done:", name)
+	p("\tMOVBLZX relu+48(FP), CX")
+	p("\tTESTQ CX, CX")
+	p("\tJEQ  %s_store", name)
+	p("\tVPXORD Z30, Z30, Z30")
+	p("\t// max(0, x) with 0 as the first source keeps NaN (and -0), like the reference's x < 0 test.")
+	for r := 0; r < 2*G; r++ {
+		p("\tVMAXPS Z%d, Z30, Z%d", r, r)
+	}
+	p("%s_store:", name)
+	for g := 0; g < G; g++ {
+		p("\tVMOVUPS Z%d, %d(DX)", gacc(g, 0), 128*g)
+		p("\tVMOVUPS Z%d, %d(DX)", gacc(g, 1), 128*g+64)
+	}
+	p("\tADDQ bstep+40(FP), AX")
+	p("\tADDQ $%d, DX", 128*G)
+	p("\tADDQ R10, R13")
+	p("\tDECQ DI")
+	p("\tJNE  %s_grp", name)
 	p("\tVZEROUPPER")
 	p("\tRET")
 }
@@ -487,6 +550,8 @@ func main() {
 	for mr := 1; mr <= mr512; mr++ {
 		gen512(mr)
 	}
+	genGroup(4)
+	genGroup(2)
 	genDot()
 	genCvt()
 	genHook()

@@ -23,8 +23,10 @@
 // reference loop, and on amd64 (unless built with -tags purego) AVX-512 and
 // AVX2 assembly chosen once from the CPU features (cpu.go). Tests run every
 // implementation the CPU has against the reference. The code is
-// single-threaded: callers split rows across goroutines, at multiples of
-// GemmRowAlign for the GEMMs so results do not depend on the split.
+// single-threaded: callers split rows across goroutines (at multiples of
+// GemmRowAlign for the GEMMs, for speed). Every kernel computes a row from
+// that row alone, with the same operations whatever the number of rows, so
+// results do not depend on the batch size or the split.
 //
 // kernels imports nothing from the rest of rq.
 package kernels

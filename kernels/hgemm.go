@@ -102,7 +102,7 @@ func alignedHalves(n int) []uint16 {
 // PackedF32.Gemm's: a is m x K row-major with leading dimension lda >= K, c
 // is m x N with leading dimension ldc >= N, bias is nil or has at least N
 // entries; only c[i*ldc+j] (i < m, j < N) is written and only a[i*lda+k]
-// (k < K) and bias[j] (j < N) are read. Rows keep the GemmRowAlign property.
+// (k < K) and bias[j] (j < N) are read. Each row depends on its own inputs alone (see GemmRowAlign).
 // It panics on inconsistent dimensions or slice lengths.
 func (p *PackedF16) Gemm(m int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool) {
 	if gemmPrologue("PackedF16.Gemm", m, p.N, p.K, len(a), lda, c, ldc, bias, relu) {

@@ -8,8 +8,9 @@ package kernels
 // sgemm kernels' contract (see sgemm_amd64.go) with b pointing into a fp16
 // panel. hgemm512xMR (zmm accumulators, MR <= 12) and hgemm512yMR (ymm
 // accumulators and ymm widening, MR <= 6, faster for few rows on Zen 4) need
-// AVX-512 F/BW/VL and F16C, hgemm256xMR AVX2+FMA and F16C. All keep the
-// accumulator sets and FMA order of the sgemm kernel with the same MR.
+// AVX-512 F/BW/VL and F16C, hgemm256xMR AVX2+FMA and F16C. All keep the FMA
+// order of the sgemm kernels: one accumulator per output, bias first, k in
+// order.
 
 //go:noescape
 func hgemm512x7(a *float32, lda int, b *uint16, k int, c *float32, ldc int, bias *float32, mask uint64, relu bool, nblk int)
@@ -64,6 +65,14 @@ func hgemm512y5(a *float32, lda int, b *uint16, k int, c *float32, ldc int, bias
 
 //go:noescape
 func hgemm512y6(a *float32, lda int, b *uint16, k int, c *float32, ldc int, bias *float32, mask uint64, relu bool, nblk int)
+
+// hgemm512y1p2 is hgemm512y1 over ngrp groups of two full panels at once
+// (b, c and, by bstep bytes, bias advancing two panels per group), for a
+// lone row: eight FMA chains instead of four, and each output computed by
+// exactly hgemm512y1's sequence of operations.
+//
+//go:noescape
+func hgemm512y1p2(a *float32, lda int, b *uint16, k int, c *float32, ldc int, bias *float32, bstep int, relu bool, ngrp int)
 
 var archF16Impls = []f16Impl{
 	{name: "avx512", available: hasAVX512 && hasF16C, gemm: hgemmAVX512},
@@ -142,10 +151,11 @@ const hWidenMinM = 4 * mr512
 // hgemmAVX512 follows gemmAVX512: the same L2 row blocks, 12-row kernel
 // calls and masked partial panels, so each output sees the same FMA
 // sequence as in PackedF32.Gemm. Few rows widen the fp16 panel inside the
-// kernels (the ymm-widening kernels for blocks of at most 6 rows, which
-// keep the accumulator sets of the zmm ones); many rows widen each panel
-// once per row block and use sgemm's kernels. Narrow outputs (N <= 4) use
-// sgemm's dot-product kernel on the widened rows.
+// kernels (the ymm-widening kernels for blocks of at most 6 rows, and the
+// two-panel one for a lone row, all with the zmm ones' order per output);
+// many rows widen each panel once per row block and use sgemm's kernels.
+// Narrow outputs (N <= 4) use sgemm's dot-product kernel on the widened
+// rows.
 func hgemmAVX512(p *PackedF16, m int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool) {
 	if p.wide != nil && hSmallWide {
 		gemmAVX512(p.wide, m, a, lda, c, ldc, bias, relu)
@@ -180,7 +190,19 @@ func hgemmAVX512(p *PackedF16, m int, a []float32, lda int, c []float32, ldc int
 		// A short last block (M = 128 splits into 120 + 8 rows at K = 512)
 		// does not earn its own widening pass over every panel.
 		widen := wbuf != nil && mb >= hWidenMinM
-		for j0 := 0; j0 < n; j0 += panelW {
+		jStart := 0
+		if !widen && mb == 1 {
+			// A block of one row (M = 1): full panels two at a time.
+			if ng := n / (2 * panelW); ng > 0 {
+				bias2, bstep := &zeroBias4[0], 0
+				if bias != nil {
+					bias2, bstep = &bias[0], 2*panelW*4
+				}
+				hgemm512y1p2(&ab[0], ldab, &p.data[0], k, &cb[0], ldc, bias2, bstep, relu, ng)
+				jStart = ng * 2 * panelW
+			}
+		}
+		for j0 := jStart; j0 < n; j0 += panelW {
 			mask := uint64(1)<<min(panelW, n-j0) - 1
 			if widen {
 				widenF16x512(&wbuf[0], &p.data[j0*k], panelW*k)

@@ -6,7 +6,7 @@
 // They are sgemm_gen.go's kernels with the one change that matters: the
 // packed panel holds fp16, widened to fp32 in registers by VCVTPH2PS straight
 // from memory, so a k step streams 64 bytes of weights instead of 128. Row
-// blocks, accumulator sets, the k unroll and the FMA order are the same as
+// blocks, the k unroll and the FMA order are the same as
 // the fp32 kernels', so on the widened weights the results are bit-identical
 // to PackedF32.Gemm's (the tests check this).
 package main
@@ -31,40 +31,13 @@ var out bytes.Buffer
 
 func p(format string, args ...any) { fmt.Fprintf(&out, format+"\n", args...) }
 
-// nsets is how many independent accumulator sets a kernel of mr rows keeps
-// (as in sgemm_gen.go: about 8 FMA chains must be in flight).
-func nsets(mr int) int {
-	switch {
-	case mr == 1:
-		return 4
-	case mr <= 3:
-		return 2
-	}
-	return 1
-}
+// As in sgemm_gen.go, every kernel accumulates each output in one register,
+// bias first, then the k products in order, one FMA each, whatever mr: no
+// split of the k steps over extra accumulators, which would make a row's
+// bits depend on the size of the block it lands in.
 
-func acc(mr, s, i, v int) int { return s*2*mr + 2*i + v }
-
-func reduceSets(mr int, reg string) {
-	for s := 1; s < nsets(mr); s++ {
-		for r := 0; r < 2*mr; r++ {
-			p("\tVADDPS %s%d, %s%d, %s%d", reg, s*2*mr+r, reg, r, reg, r)
-		}
-	}
-}
-
-func zeroSets(mr int, reg string) {
-	for s := 1; s < nsets(mr); s++ {
-		for r := 0; r < 2*mr; r++ {
-			x := fmt.Sprintf("%s%d", reg, s*2*mr+r)
-			if reg == "Z" {
-				p("\tVPXORD %s, %s, %s", x, x, x)
-			} else {
-				p("\tVXORPS %s, %s, %s", x, x, x)
-			}
-		}
-	}
-}
+// acc is the zmm accumulator register number for row i, vector v.
+func acc(i, v int) int { return 2*i + v }
 
 // rowAddr: rows 0-3 hang off R11, 4-7 off DI, 8-11 off R10, indexed by lda (R8) and 3*lda (R9).
 func rowAddr(i, disp int) string {
@@ -144,20 +117,17 @@ func gen512(mr int) {
 		p("\tVMOVAPS Z26, Z%d", 2*i)
 		p("\tVMOVAPS Z27, Z%d", 2*i+1)
 	}
-	zeroSets(mr, "Z")
 	rowPointers(mr)
 	kLoop(name, mr, func(u int) {
-		s := u % nsets(mr)
 		p("\tVCVTPH2PS %d(BX), Z28", u*pstep)
 		p("\tVCVTPH2PS %d(BX), Z29", u*pstep+32)
 		for i := 0; i < mr; i++ {
 			bc := 30 + i%2
 			p("\tVBROADCASTSS %s, Z%d", rowAddr(i, 4*u), bc)
-			p("\tVFMADD231PS Z%d, Z28, Z%d", bc, acc(mr, s, i, 0))
-			p("\tVFMADD231PS Z%d, Z29, Z%d", bc, acc(mr, s, i, 1))
+			p("\tVFMADD231PS Z%d, Z28, Z%d", bc, acc(i, 0))
+			p("\tVFMADD231PS Z%d, Z29, Z%d", bc, acc(i, 1))
 		}
 	})
-	reduceSets(mr, "Z")
 	p("\tMOVBLZX relu+64(FP), AX")
 	p("\tTESTQ AX, AX")
 	p("\tJEQ  %s_store", name)
@@ -190,14 +160,13 @@ func gen512(mr int) {
 // VCVTPH2PS costs about as much FP-pipe time as two ymm ones plus the zmm
 // FMAs it feeds, which makes the zmm kernel ~1.6x slower than the fp32 one
 // at one row. Per lane the accumulation order is exactly the zmm kernels'
-// (same sets, same k order), so results do not change. The bias is reloaded
+// (one accumulator per output, same k order), so results do not change. The bias is reloaded
 // from memory per block (masked), since 4*mr accumulators leave no
 // registers to keep it.
 func gen512y(mr int) {
 	name := fmt.Sprintf("hgemm512y%d", mr)
-	ns := nsets(mr)
-	yacc := func(s, i, v int) int { return s*4*mr + 4*i + v }
-	bReg := 4 * mr * ns // first of 4 B registers
+	yacc := func(i, v int) int { return 4*i + v }
+	bReg := 4 * mr // first of 4 B registers
 	bc := bReg + 4
 	p("")
 	p("// func %s(a *float32, lda int, b *uint16, k int, c *float32, ldc int, bias *float32, mask uint64, relu bool, nblk int)", name)
@@ -220,33 +189,21 @@ func gen512y(mr int) {
 	p("%s_block:", name)
 	for i := 0; i < mr; i++ {
 		for v := 0; v < 4; v++ {
-			p("\tVMOVUPS.Z %d(AX), K%d, Y%d", 32*v, v+1, yacc(0, i, v))
-		}
-	}
-	for s := 1; s < ns; s++ {
-		for r := 0; r < 4*mr; r++ {
-			x := s*4*mr + r
-			p("\tVPXORD Y%d, Y%d, Y%d", x, x, x)
+			p("\tVMOVUPS.Z %d(AX), K%d, Y%d", 32*v, v+1, yacc(i, v))
 		}
 	}
 	rowPointers(mr)
 	kLoop(name, mr, func(u int) {
-		s := u % ns
 		for v := 0; v < 4; v++ {
 			p("\tVCVTPH2PS %d(BX), Y%d", u*pstep+16*v, bReg+v)
 		}
 		for i := 0; i < mr; i++ {
 			p("\tVBROADCASTSS %s, Y%d", rowAddr(i, 4*u), bc)
 			for v := 0; v < 4; v++ {
-				p("\tVFMADD231PS Y%d, Y%d, Y%d", bc, bReg+v, yacc(s, i, v))
+				p("\tVFMADD231PS Y%d, Y%d, Y%d", bc, bReg+v, yacc(i, v))
 			}
 		}
 	})
-	for s := 1; s < ns; s++ {
-		for r := 0; r < 4*mr; r++ {
-			p("\tVADDPS Y%d, Y%d, Y%d", s*4*mr+r, r, r)
-		}
-	}
 	p("\tMOVBLZX relu+64(FP), CX")
 	p("\tTESTQ CX, CX")
 	p("\tJEQ  %s_store", name)
@@ -259,7 +216,7 @@ func gen512y(mr int) {
 	p("\tMOVQ DX, CX")
 	for i := 0; i < mr; i++ {
 		for v := 0; v < 4; v++ {
-			p("\tVMOVUPS Y%d, K%d, %d(CX)", yacc(0, i, v), v+1, 32*v)
+			p("\tVMOVUPS Y%d, K%d, %d(CX)", yacc(i, v), v+1, 32*v)
 		}
 		if i < mr-1 {
 			p("\tADDQ R12, CX")
@@ -273,6 +230,124 @@ func gen512y(mr int) {
 	p("\tJNE  %s_block", name)
 	p("\tVZEROUPPER")
 	p("\tRET")
+}
+
+// panelAddr is byte displacement disp into panel g of a group: panels lie
+// R14 bytes apart (R9 = 3*R14), the first at BX.
+func panelAddr(g, disp int) string {
+	return fmt.Sprintf("%d(BX)%s", disp, []string{"", "(R14*1)", "(R14*2)", "(R9*1)"}[g])
+}
+
+// gen512yGroup is gen512y for mr <= 3 rows over groups of G full panels at
+// once: ngrp groups, the panels of a group R14 = 64*k bytes apart, C and the
+// bias advancing 32*G floats per group (the bias by bstep bytes, 0 for a
+// shared zero bias). A lone row has only four ymm FMA chains per panel,
+// half of what keeps Zen 4's two FMA pipes busy at latency 4; two panels
+// side by side give eight, where the original kernel split the k steps over
+// extra accumulators and so summed in another order than the multi-row
+// kernels. Here each output still gets exactly gen512y's sequence.
+func gen512yGroup(mr, G int) {
+	name := fmt.Sprintf("hgemm512y%dp%d", mr, G)
+	yacc := func(g, i, v int) int { return g*4*mr + 4*i + v }
+	bReg := func(g, v int) int { return 4*mr*G + 4*g + v }
+	bc := 4*mr*G + 4*G
+	p("")
+	p("// func %s(a *float32, lda int, b *uint16, k int, c *float32, ldc int, bias *float32, bstep int, relu bool, ngrp int)", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-80", name)
+	p("\tMOVQ lda+8(FP), R8")
+	p("\tSHLQ $2, R8")
+	p("\tMOVQ ldc+40(FP), R12")
+	p("\tSHLQ $2, R12")
+	p("\tMOVQ k+24(FP), R14")
+	p("\tSHLQ $%d, R14", log2(pstep))
+	p("\tLEAQ (R14)(R14*2), R9")
+	p("\tIMUL3Q $%d, R14, R10", G)
+	p("\tMOVQ bias+48(FP), AX")
+	p("\tMOVQ b+16(FP), R13")
+	p("\tMOVQ c+32(FP), DX")
+	p("\tMOVQ ngrp+72(FP), DI")
+	p("%s_grp:", name)
+	for g := 0; g < G; g++ {
+		for i := 0; i < mr; i++ {
+			for v := 0; v < 4; v++ {
+				p("\tVMOVUPS %d(AX), Y%d", 128*g+32*v, yacc(g, i, v))
+			}
+		}
+	}
+	p("\tMOVQ a+0(FP), R11")
+	p("\tMOVQ R13, BX")
+	p("\tMOVQ k+24(FP), CX")
+	step := func(u int) {
+		for g := 0; g < G; g++ {
+			for v := 0; v < 4; v++ {
+				p("\tVCVTPH2PS %s, Y%d", panelAddr(g, u*pstep+16*v), bReg(g, v))
+			}
+		}
+		for i := 0; i < mr; i++ {
+			p("\tVBROADCASTSS %s, Y%d", rowAddr(i, 4*u), bc)
+			for g := 0; g < G; g++ {
+				for v := 0; v < 4; v++ {
+					p("\tVFMADD231PS Y%d, Y%d, Y%d", bc, bReg(g, v), yacc(g, i, v))
+				}
+			}
+		}
+	}
+	p("\tCMPQ CX, $%d", unroll)
+	p("\tJL   %s_tail", name)
+	p("%s_loop:", name)
+	for u := 0; u < unroll; u++ {
+		step(u)
+	}
+	p("\tADDQ $%d, R11", 4*unroll)
+	p("\tADDQ $%d, BX", unroll*pstep)
+	p("\tSUBQ $%d, CX", unroll)
+	p("\tCMPQ CX, $%d", unroll)
+	p("\tJGE  %s_loop", name)
+	p("%s_tail:", name)
+	p("\tTESTQ CX, CX")
+	p("\tJEQ  %s_done", name)
+	p("%s_tail1:", name)
+	step(0)
+	p("\tADDQ $4, R11")
+	p("\tADDQ $%d, BX", pstep)
+	p("\tDECQ CX")
+	p("\tJNE  %s_tail1", name)
+	p("%s_done:", name)
+	p("\tMOVBLZX relu+64(FP), CX")
+	p("\tTESTQ CX, CX")
+	p("\tJEQ  %s_store", name)
+	p("\tVPXORD Y%d, Y%d, Y%d", bc, bc, bc)
+	p("\t// max(0, x) with 0 as the first source keeps NaN (and -0), like the reference's x < 0 test.")
+	for r := 0; r < 4*mr*G; r++ {
+		p("\tVMAXPS Y%d, Y%d, Y%d", r, bc, r)
+	}
+	p("%s_store:", name)
+	p("\tMOVQ DX, CX")
+	for i := 0; i < mr; i++ {
+		for g := 0; g < G; g++ {
+			for v := 0; v < 4; v++ {
+				p("\tVMOVUPS Y%d, %d(CX)", yacc(g, i, v), 128*g+32*v)
+			}
+		}
+		if i < mr-1 {
+			p("\tADDQ R12, CX")
+		}
+	}
+	p("\tADDQ bstep+56(FP), AX")
+	p("\tADDQ $%d, DX", 128*G)
+	p("\tADDQ R10, R13")
+	p("\tDECQ DI")
+	p("\tJNE  %s_grp", name)
+	p("\tVZEROUPPER")
+	p("\tRET")
+}
+
+func log2(x int) int {
+	n := 0
+	for 1<<n < x {
+		n++
+	}
+	return n
 }
 
 func gen256(mr int) {
@@ -294,19 +369,16 @@ func gen256(mr int) {
 		p("\tVMOVUPS (AX), Y%d", 2*i)
 		p("\tVMOVUPS 32(AX), Y%d", 2*i+1)
 	}
-	zeroSets(mr, "Y")
 	rowPointers(mr)
 	kLoop(name, mr, func(u int) {
-		s := u % nsets(mr)
 		p("\tVCVTPH2PS %d(BX), Y12", u*pstep)
 		p("\tVCVTPH2PS %d(BX), Y13", u*pstep+16)
 		for i := 0; i < mr; i++ {
 			p("\tVBROADCASTSS %s, Y14", rowAddr(i, 4*u))
-			p("\tVFMADD231PS Y14, Y12, Y%d", acc(mr, s, i, 0))
-			p("\tVFMADD231PS Y14, Y13, Y%d", acc(mr, s, i, 1))
+			p("\tVFMADD231PS Y14, Y12, Y%d", acc(i, 0))
+			p("\tVFMADD231PS Y14, Y13, Y%d", acc(i, 1))
 		}
 	})
-	reduceSets(mr, "Y")
 	p("\tMOVBLZX relu+56(FP), R10")
 	p("\tTESTQ R10, R10")
 	p("\tJEQ  %s_store", name)
@@ -357,6 +429,7 @@ func main() {
 	for mr := 1; mr <= mr512y; mr++ {
 		gen512y(mr)
 	}
+	gen512yGroup(1, 2)
 	p("")
 	p("// AVX2+F16C kernels: 16 columns (at panel byte offset b), no masking; the Go caller pads")
 	p("// the bias and stages partial-width C tiles through a buffer.")

@@ -167,8 +167,9 @@ type i8Out struct {
 // leading dimension lda >= K; aq is its quantization; c is m x N with
 // leading dimension ldc >= N; bias is nil or has at least N entries. Only
 // a[i*lda+k] for k < K and c[i*ldc+j] for j < N are accessed. Rows are
-// independent (each row's result depends only on that row), so any split
-// of M, in particular at multiples of GemmRowAlign, gives identical rows.
+// independent (each row's result depends only on that row: the int32 sums
+// are exact in any order and the epilogue is per element), so any M and any
+// split of M give identical rows.
 //
 // It panics if the dimensions, slice lengths or aq are inconsistent:
 // callers derive them from validated shapes, so that is a programmer error.

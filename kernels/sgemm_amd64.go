@@ -87,6 +87,10 @@ const (
 // zeroBias stands in for a nil bias: kernels always start from a bias vector.
 var zeroBias [panelW]float32
 
+// zeroBias4 stands in for a nil bias in the kernels that take several
+// panels per call (bias step 0).
+var zeroBias4 [4 * panelW]float32
+
 // rowBlock returns how many rows of A to keep hot while sweeping all panels:
 // a multiple of mr whose A block (rows x K floats) takes about a quarter of
 // a 1 MiB L2, leaving room for the panel being streamed and for C.

@@ -26,45 +26,19 @@ const (
 
 var out bytes.Buffer
 
-// nsets is how many independent accumulator sets a kernel of mr rows keeps:
-// FMA latency is 4 cycles and there are two FMA pipes, so about 8 chains must
-// be in flight; small row blocks split the k steps over extra sets (summed at
-// the end) instead of waiting on one chain.
-func nsets(mr int) int {
-	switch {
-	case mr == 1:
-		return 4
-	case mr <= 3:
-		return 2
-	}
-	return 1
-}
+// Every kernel accumulates each output in one register, starting from the
+// bias and adding the k products in order with one FMA each, whatever its
+// row count mr: an output's bits then depend on its own A row alone, not on
+// M, on the row's place in its block or on how the caller splits the rows
+// (the contract of GemmRowAlign). Splitting the k steps of small blocks over
+// extra accumulators would keep more FMA chains in flight, but it reorders
+// the sum, so rows computed in a short tail block (a batch of 1, 97, ...)
+// would differ from the same rows in a full block. On Zen 4 (one zmm FMA
+// per cycle, latency 4) two rows already keep the pipe full, and a one-row
+// GEMV is bound by its weight loads, so the measured cost was nil.
 
-// acc is the accumulator register number for set s, row i, vector v.
-func acc(mr, s, i, v int) int { return s*2*mr + 2*i + v }
-
-// reduceSets folds the extra accumulator sets into set 0.
-func reduceSets(mr int, reg string) {
-	for s := 1; s < nsets(mr); s++ {
-		for r := 0; r < 2*mr; r++ {
-			p("\tVADDPS %s%d, %s%d, %s%d", reg, s*2*mr+r, reg, r, reg, r)
-		}
-	}
-}
-
-// zeroSets clears the extra accumulator sets (set 0 starts from the bias).
-func zeroSets(mr int, reg string) {
-	for s := 1; s < nsets(mr); s++ {
-		for r := 0; r < 2*mr; r++ {
-			x := fmt.Sprintf("%s%d", reg, s*2*mr+r)
-			if reg == "Z" {
-				p("\tVPXORD %s, %s, %s", x, x, x)
-			} else {
-				p("\tVXORPS %s, %s, %s", x, x, x)
-			}
-		}
-	}
-}
+// acc is the accumulator register number for row i, vector v.
+func acc(i, v int) int { return 2*i + v }
 
 func p(format string, args ...any) { fmt.Fprintf(&out, format+"\n", args...) }
 
@@ -148,20 +122,17 @@ func gen512(mr int) {
 		p("\tVMOVAPS Z26, Z%d", 2*i)
 		p("\tVMOVAPS Z27, Z%d", 2*i+1)
 	}
-	zeroSets(mr, "Z")
 	rowPointers(mr)
 	kLoop(name, mr, func(u int) {
-		s := u % nsets(mr)
 		p("\tVMOVUPS %d(BX), Z28", u*pstep)
 		p("\tVMOVUPS %d(BX), Z29", u*pstep+64)
 		for i := 0; i < mr; i++ {
 			bc := 30 + i%2
 			p("\tVBROADCASTSS %s, Z%d", rowAddr(i, 4*u), bc)
-			p("\tVFMADD231PS Z%d, Z28, Z%d", bc, acc(mr, s, i, 0))
-			p("\tVFMADD231PS Z%d, Z29, Z%d", bc, acc(mr, s, i, 1))
+			p("\tVFMADD231PS Z%d, Z28, Z%d", bc, acc(i, 0))
+			p("\tVFMADD231PS Z%d, Z29, Z%d", bc, acc(i, 1))
 		}
 	})
-	reduceSets(mr, "Z")
 	p("\tMOVBLZX relu+64(FP), AX")
 	p("\tTESTQ AX, AX")
 	p("\tJEQ  %s_store", name)
@@ -208,19 +179,16 @@ func gen256(mr int) {
 		p("\tVMOVUPS (AX), Y%d", 2*i)
 		p("\tVMOVUPS 32(AX), Y%d", 2*i+1)
 	}
-	zeroSets(mr, "Y")
 	rowPointers(mr)
 	kLoop(name, mr, func(u int) {
-		s := u % nsets(mr)
 		p("\tVMOVUPS %d(BX), Y12", u*pstep)
 		p("\tVMOVUPS %d(BX), Y13", u*pstep+32)
 		for i := 0; i < mr; i++ {
 			p("\tVBROADCASTSS %s, Y14", rowAddr(i, 4*u))
-			p("\tVFMADD231PS Y14, Y12, Y%d", acc(mr, s, i, 0))
-			p("\tVFMADD231PS Y14, Y13, Y%d", acc(mr, s, i, 1))
+			p("\tVFMADD231PS Y14, Y12, Y%d", acc(i, 0))
+			p("\tVFMADD231PS Y14, Y13, Y%d", acc(i, 1))
 		}
 	})
-	reduceSets(mr, "Y")
 	p("\tMOVBLZX relu+56(FP), R10")
 	p("\tTESTQ R10, R10")
 	p("\tJEQ  %s_store", name)
