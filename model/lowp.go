@@ -262,9 +262,9 @@ func (k *BF16FC) Forward(par Parallel, in, out Mat, bias []float32, act Activati
 // gemmFunc is the signature every float GEMM of package kernels shares.
 type gemmFunc func(m int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool)
 
-// floatGemm runs an FC layer's float GEMM over the rows, split at
-// GemmRowAlign (so results do not depend on the split), with ReLU fused and
-// the sigmoid applied after.
+// floatGemm runs an FC layer's float GEMM over the rows, split at multiples
+// of GemmRowAlign (whole kernel row blocks; the results do not depend on the
+// split), with ReLU fused and the sigmoid applied after.
 func floatGemm(par Parallel, in, out Mat, bias []float32, act Activation, gemm gemmFunc) {
 	par(in.Rows, kernels.GemmRowAlign, func(lo, hi int) {
 		gemm(hi-lo, in.Data[lo*in.Stride:], in.Stride, out.Data[lo*out.Stride:], out.Stride, bias, act == ActReLU)

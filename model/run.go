@@ -43,7 +43,12 @@ func (f ObserverFunc) Observe(ev Event) { f(ev) }
 // or through the bags and the interaction of any other (stream.go); with
 // observers it runs layer by layer, each layer spread over the goroutines
 // by rows. Either way the results are the same, bit for bit, for any
-// thread count. A Runner reuses its buffers between calls and is not safe
+// thread count and any batch size: every kernel computes a row from that
+// row alone, by the same operations whatever the number of rows (see
+// kernels.GemmRowAlign). The exception is a layer that takes statistics over
+// the whole batch (per-tensor dynamic int8, PyTorch's quantize_dynamic
+// recipe): its scale, so every prediction after it, depends on which rows
+// share the batch, though still not on the thread count. A Runner reuses its buffers between calls and is not safe
 // for concurrent use; make one per goroutine.
 type Runner struct {
 	net       *Network

@@ -20,10 +20,11 @@ import (
 // interaction) built chunk by chunk (forwardBatchWide).
 //
 // The results are Forward's layer-by-layer results bit for bit: every
-// kernel computes a row from that row alone, and the float GEMMs give the
-// same bits for any split of the rows at multiples of GemmRowAlign
-// (streamRows is one). Chunk boundaries do not depend on the thread count,
-// so neither do the results.
+// kernel computes a row from that row alone, by the same sequence of
+// operations whatever the number of rows in the call, so neither the chunk
+// boundaries, the batch size nor the thread count change a bit.
+// (streamRows is a multiple of GemmRowAlign only so that chunks run whole
+// kernel row blocks.)
 
 // streamRows is the rows of one chunk: at 96 rows a 1024-wide fp32
 // activation is 384 KiB, and a pair of them plus the u8 copy and the
