@@ -52,18 +52,19 @@
 //
 // # ranges.json
 //
-// Version 1, written by Ranges.Write atomically, keys in a fixed order,
+// Version 2, written by Ranges.Write atomically, keys in a fixed order,
 // layers sorted by name, numbers in their shortest round-tripping form, so
 // writing what Read returns gives the same bytes:
 //
 //	{
-//	  "version": 1,
+//	  "version": 2,
 //	  "model_sha256": "<sha256 of the model file>",
 //	  "rows": "0:2000",
 //	  "data": "dlrm-processed.npz",
 //	  "method": "l2",            // the default method
 //	  "percentile": 99.99,       // p of "percentile"
 //	  "levels": 256,             // the levels the ranges were chosen for
+//	  "digest": "sha256:<hex>",  // of the document without this line
 //	  "layers": {
 //	    "bot_l.0": {
 //	      "follows_relu": false,
@@ -78,9 +79,23 @@
 //	  }
 //	}
 //
-// Read validates everything (version, required fields, finite numbers,
-// lo <= 0 <= hi, histogram shape and consistency with count, min and max)
-// and names the file and layer at fault. Ranges.Check refuses ranges made
-// for another model file; Merge combines calibrations of one model over
-// different rows exactly.
+// Read decodes strictly (internal/strictjson: no key twice, no unknown or
+// wrongly cased key, nothing after the object) and validates everything
+// (version, required fields, finite numbers, lo <= 0 <= hi, each method's
+// range within the histogram's observed [min(0, min), max(0, max)] widened
+// by one bin width, histogram shape and consistency with count, min and
+// max, the digest) and names the file and layer at fault.
+//
+// The digest (version 2) is the sha256 of the document's canonical
+// encoding without the digest line; Read recomputes it, and a mismatch is
+// "edited or corrupted: digest mismatch". It is required in calibration
+// shards (shard_count present: intermediates of rq merge); a complete
+// ranges.json may leave it out, so a range tuned by hand can be used once
+// its digest line is deleted (the range checks above still apply). Version
+// 1 documents (no digest) are still read, except shards, which are refused
+// with a request to re-run rq calibrate --shard. docs/sharding.md says
+// what the digest does and does not protect against. Ranges.Check refuses
+// ranges made for another model file; CheckNetwork (run by quantize.Apply)
+// refuses ranges naming a layer the model does not have; Merge combines
+// calibrations of one model over different rows exactly.
 package calibrate

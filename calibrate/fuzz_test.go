@@ -26,6 +26,12 @@ func FuzzRead(f *testing.F) {
 		f.Add([]byte(strings.Replace(s, `"lo":-3,"hi":5`, `"lo":-6,"hi":10`, 1)))
 		f.Add([]byte(strings.Replace(s, `"zeros": 90`, `"zeros": 91`, 1)))
 		f.Add([]byte(s[:len(s)/3]))
+		// Hostile edits: a range far beyond the data, a case-folded and a
+		// duplicated key, an edited number under a digest.
+		f.Add([]byte(strings.Replace(s, `"l2":[0,7.451978]`, `"l2":[0,1e38]`, 1)))
+		f.Add([]byte(strings.Replace(s, `"count": 240,`, `"Count": 240,`, 1)))
+		f.Add([]byte(strings.Replace(s, `"count": 240,`, `"count": 240, "count": 1,`, 1)))
+		f.Add([]byte(strings.Replace(s, `"rows": "0:48"`, `"rows": "0:49"`, 1)))
 	}
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"version":1,"layers":{"a":{"histogram":{"bins":[1e400]}}}}`))

@@ -2,6 +2,7 @@ package calibrate
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -14,8 +15,9 @@ import (
 	"github.com/rqtools/rq/model"
 )
 
-// Version is the ranges.json format version this package reads and writes.
-const Version = 1
+// Version is the ranges.json format version this package writes. Version 2
+// added the digest; Read also reads version 1 documents, except shards.
+const Version = 2
 
 // Ranges is a ranges.json document: what calibration saw at every Linear
 // layer's input and the quantization range each method chooses from it.
@@ -60,7 +62,10 @@ type FormatError struct {
 	File  string
 	Layer string
 	Msg   string
+	Err   error // the underlying error, when there is one
 }
+
+func (e *FormatError) Unwrap() error { return e.Err }
 
 func (e *FormatError) Error() string {
 	if e.Layer != "" {
@@ -335,6 +340,15 @@ func (r *Ranges) validateLayer(name string, l *Layer) error {
 		if l.FollowsReLU && lo != 0 {
 			return bad("%s range [%v, %v] of a ReLU input does not start at 0", m, rg[0], rg[1])
 		}
+		// Every method chooses within what was observed (ComputeRange
+		// clamps to [min(0, min), max(0, max)]); one bin width of slack
+		// admits hand-rounded numbers, and refuses a range that would
+		// quantize the observed values onto a handful of levels.
+		w := l.Hist.Width()
+		a, b := min(0, float64(l.Hist.Min())), max(0, float64(l.Hist.Max()))
+		if lo < a-w || hi > b+w {
+			return bad("%s range [%v, %v] is not within the observed values [%v, %v] (with 0) widened by the histogram's bin width %v", m, rg[0], rg[1], float32(a), float32(b), w)
+		}
 	}
 	if len(l.Ranges) != len(Methods) {
 		for m := range l.Ranges {
@@ -361,11 +375,59 @@ func (r *Ranges) validateLayer(name string, l *Layer) error {
 
 // Encode renders the document as ranges.json: fixed key order, layers
 // sorted by name, shortest round-tripping number formatting, so equal
-// documents give equal bytes. It refuses a document Read would refuse.
+// documents give equal bytes, with its digest. It refuses a document Read
+// would refuse.
 func (r *Ranges) Encode() ([]byte, error) {
 	if err := r.validate(); err != nil {
 		return nil, err
 	}
+	body, err := r.encode("")
+	if err != nil {
+		return nil, err
+	}
+	return r.encode(digestOf(body))
+}
+
+// Digest is the document's digest, as Encode writes it in "digest":
+// "sha256:" and the hex sha256 of the document's encoding without the
+// digest line. That encoding is a function of the content alone (Read
+// puts histograms on a canonical grid, numbers are written in their
+// shortest form, keys and layers in a fixed order), so the digest is too:
+// a merged document and the one an unsharded run writes have the same one.
+func (r *Ranges) Digest() (string, error) {
+	body, err := r.encode("")
+	if err != nil {
+		return "", err
+	}
+	return digestOf(body), nil
+}
+
+func digestOf(body []byte) string {
+	sum := sha256.Sum256(body)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// checkDigest compares a document's recorded digest with its content's.
+func (r *Ranges) checkDigest(recorded string) error {
+	got, err := r.Digest()
+	if err != nil {
+		return err
+	}
+	if recorded != got {
+		return r.errorf("", "edited or corrupted: digest mismatch (the file records %s, its content hashes to %s); write it again with rq calibrate or rq merge", shortDigest(recorded), shortDigest(got))
+	}
+	return nil
+}
+
+func shortDigest(d string) string {
+	if len(d) > 19 {
+		return d[:19] + "…"
+	}
+	return d
+}
+
+// encode renders the document, with a "digest" line unless digest is "".
+func (r *Ranges) encode(digest string) ([]byte, error) {
 	var b bytes.Buffer
 	field := func(indent, key string, v any, last bool) error {
 		j, err := json.Marshal(v)
@@ -395,6 +457,11 @@ func (r *Ranges) Encode() ([]byte, error) {
 			continue // unsharded documents keep the original layout
 		}
 		if err := field(i1, f.k, f.v, false); err != nil {
+			return nil, err
+		}
+	}
+	if digest != "" {
+		if err := field(i1, "digest", digest, false); err != nil {
 			return nil, err
 		}
 	}

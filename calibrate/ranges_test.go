@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/rqtools/rq/dataset"
 )
 
 const smallFile = "testdata/small.json"
@@ -107,6 +109,48 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	}
 }
 
+// The version 1 fixture, written by rq before digests, still reads, and
+// is the same document as the version 2 one.
+func TestReadVersion1(t *testing.T) {
+	r, err := Read("testdata/small_v1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out, readSmall(t)) {
+		t.Errorf("version 1 fixture encodes to\n%s", out)
+	}
+}
+
+// The digest is over the content, not the bytes: reformatting the file
+// keeps it valid; and it is what Encode writes.
+func TestDigestIsOverContent(t *testing.T) {
+	var doc any
+	dec := json.NewDecoder(bytes.NewReader(readSmall(t)))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	compact, err := json.Marshal(doc) // other whitespace, keys reordered
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Parse("compact.json", compact)
+	if err != nil {
+		t.Fatalf("a reformatted file: %v", err)
+	}
+	d, err := r.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readSmall(t)), `"digest": "`+d+`"`) {
+		t.Errorf("digest %s is not the one written", d)
+	}
+}
+
 // mutate decodes the small file, lets f change it, and encodes it again
 // (numbers kept as written).
 func mutate(t *testing.T, f func(doc map[string]any)) []byte {
@@ -121,6 +165,26 @@ func mutate(t *testing.T, f func(doc map[string]any)) []byte {
 	b, err := json.MarshalIndent(doc, "", " ")
 	if err != nil {
 		t.Fatal(err)
+	}
+	return b
+}
+
+// v1 is mutate on the version 1 fixture (written by rq before digests).
+func v1(f func(doc map[string]any)) []byte {
+	data, err := os.ReadFile("testdata/small_v1.json")
+	if err != nil {
+		panic(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil {
+		panic(err)
+	}
+	f(doc)
+	b, err := json.MarshalIndent(doc, "", " ")
+	if err != nil {
+		panic(err)
 	}
 	return b
 }
@@ -150,10 +214,31 @@ func TestReadErrors(t *testing.T) {
 		layer string // "" for a document-level error
 		want  string
 	}{
-		{"version", []byte(strings.Replace(text, `"version": 1`, `"version": 2`, 1)), "", "version 2: this rq reads ranges version 1"},
+		{"version", []byte(strings.Replace(text, `"version": 2`, `"version": 3`, 1)), "", "version 3: this rq reads ranges versions 1 and 2"},
 		{"no version", mutate(t, func(d map[string]any) { delete(d, "version") }), "", `no "version"`},
-		{"version not int", []byte(strings.Replace(text, `"version": 1`, `"version": "1"`, 1)), "", "version: got a JSON string, want an integer"},
-		{"NaN", replaceIn("bot_l.2", `"max": 3.7790706`, `"max": NaN`), "bot_l.2", "max: line 33, column 14: invalid character 'N'"},
+		{"version not int", []byte(strings.Replace(text, `"version": 2`, `"version": "2"`, 1)), "", "version: got a JSON string, want an integer"},
+		{"case-folded key", replaceIn("top_l.0", `"count": 240,`, `"Count": 240,`), "top_l.0", `Count: unknown key: field names are case-sensitive, did you mean "count"?`},
+		{"case-folded nested key", replaceIn("top_l.0", `"l2":[`, `"L2":[`), "top_l.0", `ranges.L2: unknown key: field names are case-sensitive, did you mean "l2"?`},
+		// Ranges are checked against their own histograms: an l2 range of
+		// [0, 1e38] quantized every value to 0 (AUC 0.5, exit 0).
+		{"range beyond the data", replaceIn("top_l.2", `"l2":[0,7.451978]`, `"l2":[0,1e38]`), "top_l.2",
+			"l2 range [0, 1e+38] is not within the observed values [0, 7.451978] (with 0) widened by the histogram's bin width 0.5"},
+		{"range below the data", replaceIn("top_l.0", `"entropy":[-3.3830307,`, `"entropy":[-5,`), "top_l.0",
+			"entropy range [-5, 5.011102] is not within the observed values [-3.3830307, 5.011102] (with 0) widened by the histogram's bin width 1"},
+		{"range within the data, edited", replaceIn("top_l.2", `"l2":[0,7.451978]`, `"l2":[0,7.4]`), "",
+			"edited or corrupted: digest mismatch (the file records sha256:b2f6bcd23146…, its content hashes to sha256:"},
+		{"rows edited", []byte(strings.Replace(text, `"rows": "0:48"`, `"rows": "0:49"`, 1)), "", "edited or corrupted: digest mismatch"},
+		{"digest edited", []byte(strings.Replace(text, `"digest": "sha256:b2f6`, `"digest": "sha256:b2f7`, 1)), "", "edited or corrupted: digest mismatch"},
+		{"digest not a string", mutate(t, func(d map[string]any) { d["digest"] = 1 }), "", "digest: got a JSON number, want a string"},
+		{"shard without digest", mutate(t, func(d map[string]any) { delete(d, "digest"); d["shard_count"] = 2; d["shards"] = []int{0} }), "",
+			`missing "digest": a calibration shard must carry the digest rq calibrate --shard writes`},
+		{"version 1 shard", v1(func(d map[string]any) { d["shard_count"] = 2; d["shards"] = []int{1} }), "",
+			"a calibration shard of ranges version 1, which carries no digest: shards are intermediates, re-run rq calibrate --shard with this rq"},
+		{"version 1 range beyond the data", v1(func(d map[string]any) {
+			sub(d, "top_l.2", "ranges")["l2"] = []any{0, json.Number("1e38")}
+		}), "top_l.2", "l2 range [0, 1e+38] is not within the observed values [0, 7.451978]"},
+		{"version 1 with a digest", v1(func(d map[string]any) { d["digest"] = "sha256:00" }), "", `"digest" in a version 1 document`},
+		{"NaN", replaceIn("bot_l.2", `"max": 3.7790706`, `"max": NaN`), "bot_l.2", "max: line 34, column 14: invalid character 'N'"},
 		{"NaN says why", replaceIn("bot_l.2", `"max": 3.7790706`, `"max": NaN`), "bot_l.2", "must be finite"},
 		{"Infinity", replaceIn("top_l.2", `"min":[-0.7568025]`, `"min":[-Infinity]`), "top_l.2", "weight.min[0]"},
 		{"float32 overflow", replaceIn("top_l.0", `"min": -3.3830307`, `"min": -1e39`), "top_l.0", "min: got a JSON number -1e39, want a number within float32 range"},
@@ -394,5 +479,31 @@ func TestWriteRefusesInvalid(t *testing.T) {
 	}
 	if strings.Join(got, ",") != "bot_l.0,bot_l.2,top_l.0,top_l.2" {
 		t.Errorf("layer order %v", got)
+	}
+}
+
+// MaxFileSize against the largest ranges.json rq writes for a real model:
+// criteo-18k's 7 FC inputs at the most bins (on all 15,429 training rows
+// it is 1,092,366 bytes; the bins dominate, so a few rows give nearly as
+// much: 988,707 bytes from 500 rows). The cap must stay well above it.
+func TestRangesSizeCriteo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("calibrates the criteo-18k model")
+	}
+	net, sha, open := criteo(t, dataset.Range{Start: 0, End: 500})
+	r, err := Run(context.Background(), net, open(), Options{Threads: 2, Bins: MaxBins, ModelSHA256: sha, Rows: "0:500", Data: "dlrm-processed.npz"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ranges.json at %d bins: %d bytes (cap %d)", MaxBins, len(out), MaxFileSize)
+	if len(out)*16 > MaxFileSize {
+		t.Errorf("a real ranges.json is %d bytes, within 16x of MaxFileSize %d", len(out), MaxFileSize)
+	}
+	if _, err := Parse("criteo.json", out); err != nil {
+		t.Fatal(err)
 	}
 }

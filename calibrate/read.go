@@ -1,88 +1,92 @@
 package calibrate
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/bits"
-	"os"
-	"reflect"
 	"sort"
-	"strconv"
-	"strings"
+
+	"github.com/rqtools/rq/internal/strictjson"
 )
 
 // MaxFileSize bounds the ranges.json Read accepts, and with it the memory a
-// hostile file can make Read allocate. A real one is tens of kilobytes per
-// layer (the histogram and one number per output channel).
+// hostile file can make Read allocate (at most 8 bytes of histogram or
+// weights per 2 bytes of file). The largest ranges.json rq writes for a real
+// model is about 1 MiB: criteo-18k's 7 layers at the largest --bins
+// (65,536) measure 1,092,366 bytes, 98 KB at the default 2,048
+// (TestRangesSizeCriteo measures it); the cap is 30 times that.
 const MaxFileSize = 32 << 20
 
-// maxArray bounds every JSON array (a layer's output channels, bins).
-const maxArray = 1 << 20
+// rangesVersions are the ranges.json versions Read understands: 1 (no
+// digest; a calibration shard of version 1 is refused, see Parse) and 2.
+var rangesVersions = []int{1, Version}
+
+var rangesOptions = strictjson.Options{Kind: "ranges", Versions: rangesVersions, MaxBytes: MaxFileSize}
 
 // Read reads and validates a ranges.json written by Write (or by hand):
-// the version, every required field, finite numbers, ranges containing 0
-// (starting at 0 for ReLU inputs), histograms consistent with the counts,
-// min and max, and weight statistics consistent with each other. Errors
-// name the file and, when one is at fault, the layer.
+// strict JSON (no key twice, no unknown or wrongly cased key, nothing after
+// the object: internal/strictjson), the version, every required field,
+// finite numbers, histograms consistent with the counts, min and max,
+// ranges containing 0 (starting at 0 for ReLU inputs) and lying within
+// what the histogram observed, weight statistics consistent with each
+// other, and the digest (see Digest). Errors name the file and, when one
+// is at fault, the layer.
 func Read(path string) (*Ranges, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+	r := &Ranges{File: path}
+	var top wireDoc
+	if err := strictjson.ReadFile(path, &top, rangesOptions); err != nil {
+		return nil, r.fromStrict(err)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if st.Size() > MaxFileSize {
-		return nil, &FormatError{File: path, Msg: fmt.Sprintf("file is %d bytes, more than the %d a ranges.json may have", st.Size(), MaxFileSize)}
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return Parse(path, data)
+	return r.fromWire(&top)
 }
 
 // Parse is Read on a document in memory; name is used in errors.
 func Parse(name string, data []byte) (*Ranges, error) {
 	r := &Ranges{File: name}
-	if len(data) > MaxFileSize {
-		return nil, r.errorf("", "document is %d bytes, more than the %d a ranges.json may have", len(data), MaxFileSize)
+	var top wireDoc
+	if err := strictjson.Decode(r.name(), data, &top, rangesOptions); err != nil {
+		return nil, r.fromStrict(err)
 	}
-	unknown, err := scan(r, data)
-	if err != nil {
-		return nil, err
+	return r.fromWire(&top)
+}
+
+// wireDoc is ranges.json as written; pointers tell a missing field from a
+// zero one.
+type wireDoc struct {
+	Version     *int                  `json:"version"`
+	ModelSHA256 *string               `json:"model_sha256"`
+	Rows        *string               `json:"rows"`
+	Data        *string               `json:"data"`
+	ShardCount  *int                  `json:"shard_count"`
+	Shards      []int                 `json:"shards"`
+	Method      *string               `json:"method"`
+	Percentile  *float64              `json:"percentile"`
+	Levels      *int                  `json:"levels"`
+	Digest      *string               `json:"digest"`
+	Layers      map[string]*wireLayer `json:"layers"`
+}
+
+// fromStrict turns a strictjson refusal into a FormatError naming the
+// layer, with the path inside it, as the rest of Read's errors do.
+func (r *Ranges) fromStrict(err error) error {
+	var se *strictjson.Error
+	if !errors.As(err, &se) {
+		return err // the file could not be read
 	}
-	var top struct {
-		Version     *int                       `json:"version"`
-		ModelSHA256 *string                    `json:"model_sha256"`
-		Rows        *string                    `json:"rows"`
-		Data        *string                    `json:"data"`
-		ShardCount  *int                       `json:"shard_count"`
-		Shards      []int                      `json:"shards"`
-		Method      *string                    `json:"method"`
-		Percentile  *float64                   `json:"percentile"`
-		Levels      *int                       `json:"levels"`
-		Layers      map[string]json.RawMessage `json:"layers"`
+	fe := &FormatError{File: se.File, Msg: se.Msg, Err: se.Err}
+	path := se.Path
+	if len(path) >= 2 && path[0].Name == "layers" && !path[0].IsKey && path[1].IsKey {
+		fe.Layer, path = path[1].Name, path[2:]
 	}
-	if err := json.Unmarshal(data, &top); err != nil {
-		return nil, r.errorf("", "%v", jsonMsg(err))
+	if len(path) > 0 {
+		fe.Msg = path.String() + ": " + fe.Msg
 	}
-	// The version first: a newer file should say so, not fail on a field.
-	if top.Version == nil {
-		return nil, r.errorf("", "no \"version\": not a ranges.json written by rq calibrate")
-	}
-	if r.Version = *top.Version; r.Version != Version {
-		return nil, r.errorf("", "version %d: this rq reads ranges version %d", r.Version, Version)
-	}
-	if unknown != nil {
-		return nil, unknown
-	}
+	return fe
+}
+
+func (r *Ranges) fromWire(top *wireDoc) (*Ranges, error) {
+	version := *top.Version // strictjson checked it is there and known
 	for _, f := range []struct {
 		name string
 		ok   bool
@@ -93,6 +97,8 @@ func Parse(name string, data []byte) (*Ranges, error) {
 			return nil, r.errorf("", "missing %q", f.name)
 		}
 	}
+	// Read documents in memory as the version this package writes.
+	r.Version = Version
 	r.ModelSHA256, r.Rows, r.Data, r.Method = *top.ModelSHA256, *top.Rows, *top.Data, *top.Method
 	r.Percentile, r.Levels = *top.Percentile, *top.Levels
 	if top.ShardCount != nil {
@@ -103,12 +109,23 @@ func Parse(name string, data []byte) (*Ranges, error) {
 	} else if top.Shards != nil {
 		return nil, r.errorf("", "\"shards\" without \"shard_count\"")
 	}
+	switch {
+	case version == 1 && top.Digest != nil:
+		return nil, r.errorf("", "\"digest\" in a version 1 document (digests came with version 2)")
+	case version == 1 && r.ShardCount > 1:
+		return nil, r.errorf("", "a calibration shard of ranges version 1, which carries no digest: shards are intermediates, re-run rq calibrate --shard with this rq")
+	case r.ShardCount > 1 && top.Digest == nil:
+		return nil, r.errorf("", "missing \"digest\": a calibration shard must carry the digest rq calibrate --shard writes")
+	}
 	r.Layers = make(map[string]*Layer, len(top.Layers))
 	if err := r.validateHeader(); err != nil {
 		return nil, err
 	}
 	if len(top.Layers) == 0 {
 		return nil, r.errorf("", "no layers")
+	}
+	if _, ok := top.Layers[""]; ok {
+		return nil, r.errorf("", "empty layer name")
 	}
 	for _, name := range sortedKeys(top.Layers) {
 		l, err := r.decodeLayer(name, top.Layers[name])
@@ -119,6 +136,11 @@ func Parse(name string, data []byte) (*Ranges, error) {
 			return nil, err
 		}
 		r.Layers[name] = l
+	}
+	if top.Digest != nil {
+		if err := r.checkDigest(*top.Digest); err != nil {
+			return nil, err
+		}
 	}
 	return r, nil
 }
@@ -162,11 +184,10 @@ type wireLayer struct {
 	} `json:"weight"`
 }
 
-func (r *Ranges) decodeLayer(name string, raw json.RawMessage) (*Layer, error) {
+func (r *Ranges) decodeLayer(name string, w *wireLayer) (*Layer, error) {
 	bad := func(format string, args ...any) error { return r.errorf(name, format, args...) }
-	var w wireLayer
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return nil, bad("%v", jsonMsg(err))
+	if w == nil {
+		return nil, bad("null: want an object")
 	}
 	missing := func(field string) error { return bad("missing %q", field) }
 	switch {
@@ -299,234 +320,3 @@ func histFromWire(lo, hi float64, counts []uint64, count, zeros uint64, mn, mx f
 }
 
 func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
-
-// jsonMsg makes encoding/json's errors read as ranges.json field errors.
-func jsonMsg(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		field := te.Field
-		if field == "" {
-			field = "the document"
-		}
-		return fmt.Sprintf("%s: got a JSON %s, want %s", field, te.Value, wantType(te.Type))
-	}
-	return err.Error()
-}
-
-func wantType(t reflect.Type) string {
-	switch t.Kind() {
-	case reflect.Pointer:
-		return wantType(t.Elem())
-	case reflect.Slice, reflect.Array:
-		return "an array of numbers"
-	case reflect.Map, reflect.Struct:
-		return "an object"
-	case reflect.Uint64:
-		return "a non-negative integer"
-	case reflect.Int:
-		return "an integer"
-	case reflect.Float32:
-		return "a number within float32 range"
-	case reflect.Float64:
-		return "a number"
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	}
-	return t.String()
-}
-
-// Allowed keys by where an object sits.
-var (
-	topKeys   = []string{"version", "model_sha256", "rows", "data", "shard_count", "shards", "method", "percentile", "levels", "layers"}
-	layerKeys = []string{"follows_relu", "count", "zeros", "nonfinite", "nan", "posinf", "neginf", "min", "max", "histogram", "ranges", "weight"}
-	subKeys   = map[string][]string{
-		"histogram": {"lo", "hi", "bins"},
-		"ranges":    Methods,
-		"weight":    {"absmax", "min", "max"},
-	}
-)
-
-type frame struct {
-	obj     bool
-	wantKey bool
-	key     string // object: the current key
-	keys    map[string]bool
-	n       int // array: elements so far
-}
-
-// scan walks the JSON token by token before any decoding so that syntax
-// errors (NaN, a truncated file), duplicate keys (which encoding/json would
-// silently resolve to the last), oversized arrays and misspelt keys are
-// reported with the layer and field they are in. Misspelt keys come back
-// apart, to be reported after the version check.
-func scan(r *Ranges, data []byte) (unknown, err error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var stack []*frame
-	done := false
-	where := func() (layer, field string) {
-		var path []string
-		for _, f := range stack {
-			switch {
-			case !f.obj:
-				path = append(path, "["+strconv.Itoa(f.n)+"]")
-			case !f.wantKey:
-				path = append(path, f.key)
-			}
-		}
-		if len(path) >= 2 && path[0] == "layers" && len(stack) >= 2 && stack[1].obj {
-			layer, path = path[1], path[2:]
-		}
-		for i, p := range path {
-			if i > 0 && !strings.HasPrefix(p, "[") {
-				field += "."
-			}
-			field += p
-		}
-		return layer, field
-	}
-	fail := func(msg string) error {
-		layer, field := where()
-		if field != "" {
-			msg = field + ": " + msg
-		}
-		return &FormatError{File: r.name(), Layer: layer, Msg: msg}
-	}
-	// valueDone moves the enclosing container past a finished value.
-	valueDone := func() {
-		if len(stack) == 0 {
-			done = true
-			return
-		}
-		if f := stack[len(stack)-1]; f.obj {
-			f.wantKey = true
-		} else {
-			f.n++
-		}
-	}
-	for {
-		tok, terr := dec.Token()
-		if terr == io.EOF {
-			if !done {
-				if len(stack) == 0 {
-					return nil, r.errorf("", "empty document: want a JSON object")
-				}
-				return nil, fail("unexpected end of file (truncated?)")
-			}
-			return unknown, nil
-		}
-		if terr != nil {
-			// The decoder's offsets are relative to the value it was
-			// reading: a whole-document check gives the absolute one.
-			if se := new(json.SyntaxError); errors.As(terr, &se) {
-				if e2 := json.Unmarshal(data, new(json.RawMessage)); e2 != nil {
-					terr = e2
-				}
-			}
-			return nil, fail(syntaxMsg(terr, data))
-		}
-		if done {
-			return nil, r.errorf("", "%s: data after the end of the JSON object", lineCol(data, dec.InputOffset()))
-		}
-		if len(stack) == 0 {
-			if d, ok := tok.(json.Delim); !ok || d != '{' {
-				return nil, r.errorf("", "want a JSON object, found %v", tok)
-			}
-		}
-		top := (*frame)(nil)
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if top != nil && top.obj && top.wantKey {
-			if d, ok := tok.(json.Delim); ok && d == '}' {
-				stack = stack[:len(stack)-1]
-				valueDone()
-				continue
-			}
-			key, _ := tok.(string)
-			if top.keys[key] {
-				top.wantKey = false
-				top.key = key
-				return nil, fail("duplicate key")
-			}
-			top.keys[key] = true
-			top.key, top.wantKey = key, false
-			if allowed := allowedKeys(stack); allowed != nil && !contains(allowed, key) && unknown == nil {
-				unknown = fail(fmt.Sprintf("unknown key (want one of %s)", strings.Join(allowed, ", ")))
-			}
-			if len(stack) == 2 && stack[0].key == "layers" && key == "" {
-				return nil, fail("empty layer name")
-			}
-			continue
-		}
-		switch d, _ := tok.(json.Delim); d {
-		case '{':
-			stack = append(stack, &frame{obj: true, wantKey: true, keys: map[string]bool{}})
-		case '[':
-			stack = append(stack, &frame{})
-		case ']':
-			stack = stack[:len(stack)-1]
-			valueDone()
-		default:
-			if top != nil && !top.obj && top.n >= maxArray {
-				return nil, fail(fmt.Sprintf("array longer than %d elements", maxArray))
-			}
-			valueDone()
-		}
-	}
-}
-
-// allowedKeys is the key set of the object on top of the stack, or nil
-// when any key goes (the layer names).
-func allowedKeys(stack []*frame) []string {
-	switch len(stack) {
-	case 1:
-		return topKeys
-	case 2:
-		return nil
-	case 3:
-		if stack[0].key == "layers" {
-			return layerKeys
-		}
-	case 4:
-		if stack[0].key == "layers" {
-			return subKeys[stack[2].key]
-		}
-	}
-	return nil
-}
-
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
-}
-
-// syntaxMsg phrases a JSON syntax error with its line and column, and says
-// why NaN and Infinity (which Python's json module writes) are refused.
-func syntaxMsg(err error, data []byte) string {
-	var se *json.SyntaxError
-	if !errors.As(err, &se) {
-		return err.Error()
-	}
-	// Offset counts the offending byte: point at it.
-	msg := lineCol(data, se.Offset-1) + ": " + se.Error()
-	if strings.Contains(msg, "'N'") || strings.Contains(msg, "'I'") || strings.Contains(msg, "in numeric literal") {
-		msg += " (NaN and Infinity are not JSON numbers: every value in ranges.json must be finite)"
-	}
-	return msg
-}
-
-// lineCol gives a byte offset as "line L, column C" (1-based).
-func lineCol(data []byte, off int64) string {
-	off = min(max(off, 0), int64(len(data)))
-	before := data[:off]
-	line := bytes.Count(before, []byte{'\n'}) + 1
-	col := len(before) - (bytes.LastIndexByte(before, '\n') + 1) + 1
-	return fmt.Sprintf("line %d, column %d", line, col)
-}

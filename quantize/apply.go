@@ -38,6 +38,9 @@ func apply(net *model.Network, plan *Plan, ranges RangeSource, tables bool) (*mo
 	if err := plan.Validate(net); err != nil {
 		return nil, err
 	}
+	if err := CheckRanges(net, ranges); err != nil {
+		return nil, err
+	}
 	if plan.NeedsRanges() && ranges == nil {
 		return nil, fmt.Errorf("the plan quantizes activations statically: it needs calibrated ranges (rq calibrate, then --ranges)")
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -194,6 +195,27 @@ func (p *Plan) Validate(net *model.Network) error {
 		p.Layers[name] = lp
 	}
 	return nil
+}
+
+// networkChecker is a RangeSource that can tell whether it was made for a
+// network's layers (calibrate.Ranges: CheckNetwork).
+type networkChecker interface {
+	CheckNetwork(net *model.Network) error
+}
+
+// CheckRanges verifies, when ranges can tell, that they describe exactly
+// net's FC inputs: a layer the network does not have (an edited file, or
+// ranges of another model that kept its sha256) is an error naming it,
+// rather than being ignored.
+func CheckRanges(net *model.Network, ranges RangeSource) error {
+	c, ok := ranges.(networkChecker)
+	if !ok {
+		return nil
+	}
+	if v := reflect.ValueOf(c); v.Kind() == reflect.Pointer && v.IsNil() {
+		return nil
+	}
+	return c.CheckNetwork(net)
 }
 
 // NeedsRanges reports whether some layer uses static activations.

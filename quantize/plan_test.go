@@ -2,8 +2,11 @@ package quantize
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -157,5 +160,46 @@ func TestReadPlanStrict(t *testing.T) {
 	}
 	if !bytes.Equal(back.Encode(), pl.Encode()) {
 		t.Error("a written plan reads back different")
+	}
+}
+
+// checkedRanges is a RangeSource that knows its layers, as calibrate.Ranges
+// does.
+type checkedRanges struct{ layers []string }
+
+func (c *checkedRanges) Range(layer, method string) (float32, float32, error) { return 0, 1, nil }
+
+func (c *checkedRanges) CheckNetwork(net *model.Network) error {
+	for _, n := range c.layers {
+		if !slices.Contains(net.LayerNames(), n) {
+			return errors.New("ranges.json: layer " + strconv.Quote(n) + ": is not a Linear layer of the model")
+		}
+	}
+	return nil
+}
+
+// Ranges naming a layer the model does not have are refused by Apply (they
+// were ignored: only the layers the plan asked for were looked up).
+func TestApplyRefusesUnknownRangeLayers(t *testing.T) {
+	net := testNet()
+	plan, err := Preset("int8", net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := &checkedRanges{layers: []string{"bot_l.0", "top_l.0"}}
+	if _, err := Apply(net, plan, good); err != nil {
+		t.Fatal(err)
+	}
+	bad := &checkedRanges{layers: []string{"bot_l.0", "top_l.0", "top_l.9"}}
+	for _, apply := range []func(*model.Network, *Plan, RangeSource) (*model.Network, error){Apply, ApplyFC} {
+		if _, err := apply(net, plan, bad); err == nil || !strings.Contains(err.Error(), `layer "top_l.9": is not a Linear layer`) {
+			t.Errorf("ranges with an extra layer: %v", err)
+		}
+	}
+	// A nil *checkedRanges in the interface is no ranges, not a panic.
+	var none *checkedRanges
+	dyn, _ := Preset("int8-dynamic", net)
+	if _, err := Apply(net, dyn, none); err != nil {
+		t.Errorf("typed nil ranges: %v", err)
 	}
 }

@@ -92,6 +92,9 @@ func NewNetEvaluator(net *model.Network, ranges quantize.RangeSource, batches []
 	if err := net.Validate(); err != nil {
 		return nil, err
 	}
+	if err := quantize.CheckRanges(net, ranges); err != nil {
+		return nil, err
+	}
 	for _, l := range append(append([]*model.Linear{}, net.Bottom...), net.Top...) {
 		if l.Weight == nil || l.Kernel != nil {
 			return nil, fmt.Errorf("%s: search needs the fp32 model (this layer is already %s)", l.Name, l.Precision())
