@@ -18,9 +18,9 @@
 //   - nesting deeper than MaxDepth, and documents larger than the size cap;
 //   - optionally, a missing or unsupported top-level "version".
 //
-// Then it decodes with encoding/json (DisallowUnknownFields on), and a type
-// error (a string where a number belongs, a number beyond float32) is
-// reported with its JSON path too.
+// Then it decodes with encoding/json.Unmarshal (in place: the document is
+// not copied again), and a type error (a string where a number belongs, a
+// number beyond float32) is reported with its JSON path too.
 //
 // Order of the refusals: a document that is not well-formed JSON (syntax,
 // duplicates, depth, trailing data) is refused first; then its version, so a

@@ -194,9 +194,10 @@ func Decode(name string, data []byte, v any, o Options) error {
 		w.keyErr.File = name
 		return w.keyErr
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	// The walk refused every key the target does not have (a type that
+	// decodes itself checks its own), so plain Unmarshal, which decodes
+	// in place without copying the document, is as strict here.
+	if err := json.Unmarshal(data, v); err != nil {
 		e := &Error{File: name, Msg: err.Error(), Err: err}
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
@@ -316,7 +317,7 @@ func walk(data []byte, root reflect.Type, fast bool, stopAt int64) *walked {
 	dec.UseNumber()
 	var stack []*frame
 	done := false
-	var raw json.RawMessage
+	var sink discard
 	path := func() Path {
 		var p Path
 		for _, f := range stack {
@@ -354,7 +355,7 @@ func walk(data []byte, root reflect.Type, fast bool, stopAt int64) *walked {
 		}
 		atValue := !done && (top == nil || !top.obj || !top.wantKey)
 		if fast && stopAt < 0 && atValue && top != nil && keyless(want) && !(len(stack) == 1 && top.key == "version") && (top.obj || dec.More()) {
-			if err := dec.Decode(&raw); err != nil {
+			if err := dec.Decode(&sink); err != nil {
 				return fail("unreadable value", err) // the slow walk says where
 			}
 			valueDone()
@@ -447,6 +448,11 @@ func walk(data []byte, root reflect.Type, fast bool, stopAt int64) *walked {
 		stack = append(stack, f)
 	}
 }
+
+// discard takes a JSON value without keeping it.
+type discard struct{}
+
+func (*discard) UnmarshalJSON([]byte) error { return nil }
 
 func describe(tok any) string {
 	switch v := tok.(type) {
