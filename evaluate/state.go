@@ -1,24 +1,36 @@
 package evaluate
 
 import (
-	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/rqtools/rq/internal/atomicfile"
+	"github.com/rqtools/rq/internal/strictjson"
 	"github.com/rqtools/rq/metrics"
 )
 
-// StateKind and StateVersion identify an evaluation state file.
+// StateKind and StateVersion identify an evaluation state file. Version 2
+// added the digest; version 1 states are refused (see ParseState).
 const (
 	StateKind    = "rq-eval-state"
-	StateVersion = 1
+	StateVersion = 2
 )
+
+// StateMaxBytes caps a state file. Its size is dominated by the prediction
+// histograms: at most 2^22 bins each (metrics' 65,536 pages of 64), about
+// 17 bytes a bin as JSON, so some 72 MB for the model and as much for the
+// baseline when every bin is occupied; an evaluation of the criteo-18k
+// test rows writes 60 KB.
+const StateMaxBytes = 256 << 20
+
+var stateOptions = strictjson.Options{Kind: "evaluation state", Versions: []int{StateVersion}, MaxBytes: StateMaxBytes,
+	Unsupported: map[int]string{1: "version 1 states carry no digest: evaluation states are short-lived intermediates, re-run rq eval --state-out with this rq"}}
 
 // State is an evaluation of some shards of a row selection, written out so
 // evaluations run apart (rq eval --shard I/N --state-out F) can be merged
@@ -48,6 +60,9 @@ type State struct {
 	Skipped          int64          `json:"skipped_rows"`
 	Metrics          metrics.State  `json:"metrics"`
 	BaselineMetrics  *metrics.State `json:"baseline_metrics,omitempty"`
+	// Digest is "sha256:" and the hex sha256 of the state's content (see
+	// ContentDigest); Encode writes it, ParseState requires and checks it.
+	Digest string `json:"digest,omitempty"`
 
 	// File is where the state was read from, for messages.
 	File string `json:"-"`
@@ -66,25 +81,58 @@ func NewState(rep *Report, index, count int) *State {
 	return s
 }
 
+// ContentDigest is the digest of the state's content: "sha256:" and the hex
+// sha256 of the state's compact JSON as encoding/json writes it (fields in
+// the struct's order, no whitespace, shortest round-trip numbers) without
+// the digest field. Decoding and encoding again gives the same JSON, so a
+// state read back has the digest it was written with, whatever the file's
+// whitespace.
+func (s *State) ContentDigest() (string, error) {
+	c := *s
+	c.Digest = ""
+	js, err := json.Marshal(&c)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(js)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+// Encode returns the state as written: compact JSON with its digest.
+func (s *State) Encode() ([]byte, error) {
+	c := *s
+	c.Kind, c.Version = StateKind, StateVersion
+	d, err := c.ContentDigest()
+	if err != nil {
+		return nil, err
+	}
+	c.Digest = d
+	js, err := json.Marshal(&c)
+	if err != nil {
+		return nil, err
+	}
+	return append(js, '\n'), nil
+}
+
 // Write writes the state to path atomically.
 func (s *State) Write(path string) error {
-	js, err := json.Marshal(s)
+	js, err := s.Encode()
 	if err != nil {
 		return err
 	}
 	return atomicfile.WriteFile(path, func(w io.Writer) error {
-		_, err := w.Write(append(js, '\n'))
+		_, err := w.Write(js)
 		return err
 	})
 }
 
 // ReadState reads and checks a state file.
 func ReadState(path string) (*State, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
+	var s State
+	if err := strictjson.ReadFile(path, &s, stateOptions); err != nil {
 		return nil, err
 	}
-	return ParseState(path, data)
+	return s.check(path)
 }
 
 // IsState reports whether data looks like an evaluation state (its kind).
@@ -95,20 +143,33 @@ func IsState(data []byte) bool {
 	return json.Unmarshal(data, &k) == nil && k.Kind == StateKind
 }
 
-// ParseState decodes and checks a state; name is used in errors.
+// ParseState decodes and checks a state; name is used in errors. The JSON
+// is read strictly (internal/strictjson: no key twice, no unknown or
+// wrongly cased field, nothing after the object), the version must be
+// StateVersion, and the digest must match the content: an edited or
+// corrupted state is refused rather than merged into wrong figures.
 func ParseState(name string, data []byte) (*State, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var s State
-	if err := dec.Decode(&s); err != nil {
-		return nil, fmt.Errorf("%s: not an rq evaluation state: %v", name, err)
+	if err := strictjson.Decode(name, data, &s, stateOptions); err != nil {
+		return nil, err
 	}
+	return s.check(name)
+}
+
+func (s *State) check(name string) (*State, error) {
 	s.File = name
 	if s.Kind != StateKind {
 		return nil, fmt.Errorf("%s: kind %q, want %q", name, s.Kind, StateKind)
 	}
-	if s.Version != StateVersion {
-		return nil, fmt.Errorf("%s: evaluation state version %d; this rq reads version %d", name, s.Version, StateVersion)
+	if s.Digest == "" {
+		return nil, fmt.Errorf("%s: missing \"digest\": rq eval --state-out writes one; re-run it with this rq", name)
+	}
+	d, err := s.ContentDigest()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if d != s.Digest {
+		return nil, fmt.Errorf("%s: edited or corrupted: digest mismatch (the file records %s, its content hashes to %s); evaluate the shard again", name, shortDigest(s.Digest), shortDigest(d))
 	}
 	if s.ShardCount < 1 || len(s.Shards) == 0 || len(s.Shards) > s.ShardCount {
 		return nil, fmt.Errorf("%s: shards %v of shard_count %d: want 1 to shard_count shard indices", name, s.Shards, s.ShardCount)
@@ -122,9 +183,16 @@ func ParseState(name string, data []byte) (*State, error) {
 		return nil, fmt.Errorf("%s: baseline %q with baseline_metrics present: %v (want both or neither)", name, s.Baseline, s.BaselineMetrics != nil)
 	}
 	if _, _, err := s.accumulators(); err != nil {
-		return nil, fmt.Errorf("%s: %v", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return &s, nil
+	return s, nil
+}
+
+func shortDigest(d string) string {
+	if len(d) > 19 {
+		return d[:19] + "…"
+	}
+	return d
 }
 
 func (s *State) accumulators() (acc, base *metrics.Accumulator, err error) {
@@ -158,7 +226,7 @@ func MergeStates(states []*State) (*State, error) {
 	}
 	first := states[0]
 	out := *first
-	out.File = ""
+	out.File, out.Digest = "", ""
 	out.Shards = slices.Clone(first.Shards)
 	acc, base, err := first.accumulators()
 	if err != nil {

@@ -11,6 +11,10 @@ import (
 // (rq eval --shard, rq merge). Its JSON form is stable: sums are 128-bit
 // fixed-point integers in hex (units of 2^-58), bins are [key, positives,
 // negatives] triples in key order, keys being ScoreKey >> DropBits.
+//
+// A State has no file of its own: evaluate.State holds it (and the
+// baseline's), and that file's digest covers it, so a hand-edited sum is
+// refused there. FromState checks what can be checked without one.
 type State struct {
 	Examples  int64       `json:"examples"`
 	Positives int64       `json:"positives"`
