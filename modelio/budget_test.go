@@ -609,10 +609,12 @@ func allTokens(d interface{ Token() (json.Token, error) }) ([]json.Token, error)
 // Metadata entries that all refer to one large value (through the memo)
 // are not converted once per reference: a 1 MiB bytes object named by
 // 50,000 keys used to be copied 50,000 times (50 GB), a 9,000-item list
-// converted 50,000 times.
+// converted 50,000 times. What is kept stays small enough to print (rq
+// inspect formats every value).
 func TestHostileSharedMetadata(t *testing.T) {
 	for _, c := range []struct{ name, blob string }{
 		{"bytes", "B" + string(binary.LittleEndian.AppendUint32(nil, 1<<20)) + strings.Repeat("x", 1<<20)},
+		{"64 KiB bytes", "B" + string(binary.LittleEndian.AppendUint32(nil, 64<<10)) + strings.Repeat("x", 64<<10)},
 		{"list", "(" + strings.Repeat("N", 9000) + "l"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -642,9 +644,41 @@ func TestHostileSharedMetadata(t *testing.T) {
 			if took > hostileTime || alloc > hostileAlloc {
 				t.Errorf("took %v and %d MB", took, alloc>>20)
 			}
-			if len(c.Tensors) != 1 || len(c.Meta) == 0 || len(c.Meta) > 50_001 {
+			if len(c.Tensors) != 1 || len(c.Meta) > 50_001 {
 				t.Errorf("%d tensors, %d metadata entries", len(c.Tensors), len(c.Meta))
 			}
+			printed := 0
+			for _, v := range c.Meta {
+				printed += len(fmt.Sprint(v))
+			}
+			if printed > 64<<20 {
+				t.Errorf("metadata prints as %d MB", printed>>20)
+			}
 		})
+	}
+}
+
+// Protocol 0 integers cost time quadratic in their digits: a 64 MiB pickle
+// of 100,000-digit INT lines took about 10 s. Lines past Python's own 4300
+// digits are refused, and the work of shorter ones is charged.
+func TestHostileDecimalIntegers(t *testing.T) {
+	for _, c := range []struct {
+		digits int
+		want   string
+	}{{4300, "steps"}, {99_999, "99999 digits"}} {
+		line := "I" + strings.Repeat("9", c.digits) + "\n"
+		raw, crc, size := deflateRepeated(rseg{[]byte("\x80\x02("), 1}, rseg{[]byte(line), (64<<20 - 16) / len(line)}, rseg{[]byte("t."), 1})
+		p := filepath.Join(t.TempDir(), "ints.pt")
+		rawZip(t, p, rawEntry{"archive/data.pkl", zip.Deflate, raw, crc, size})
+		t0 := time.Now()
+		_, err := Load(p)
+		took := time.Since(t0)
+		t.Logf("%d digits: %v: %v", c.digits, took.Round(time.Millisecond), err)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), p+": ") {
+			t.Errorf("got %v, want an error naming %q", err, c.want)
+		}
+		if took > hostileTime {
+			t.Errorf("took %v", took)
+		}
 	}
 }

@@ -825,8 +825,24 @@ const maxMetaNodes = 100_000
 // and big integers are shared with the pickle's values, not copied: the
 // unpickler made them (they alias no input), and a copy per reference
 // would let one 64 MiB value referenced 10,000 times cost 640 GB.
+//
+// Long strings and bytes count one node per 64 bytes, so an entry holds at
+// most ~640 KB and all of Meta ~6.4 MB: commands print Meta (rq inspect
+// formats every value), and a large value printed once per reference
+// would cost what copying it did. Integers longer than Python prints
+// (4300 digits) are left out: formatting one is quadratic.
 func toPlain(v any, depth int, nodes *int) (any, bool) {
 	*nodes++
+	switch x := v.(type) {
+	case string:
+		*nodes += len(x) / 64
+	case []byte:
+		*nodes += len(x) / 64
+	case *big.Int:
+		if x.BitLen() > maxDecimalDigits*10/3 {
+			return nil, false
+		}
+	}
 	if depth > 32 || *nodes > 10000 {
 		return nil, false
 	}
