@@ -77,7 +77,10 @@
 // A zip entry's CRC is verified when its data is read to the end, which is
 // always the case for Fortran-order arrays and for C-order ones when the
 // selection reaches the last row; a selection ending earlier does not inflate
-// the rest only to check it. Stored entries are not CRC-checked.
+// the rest only to check it. Stored entries are checked alike: a
+// Fortran-order one in one pass at open, a C-order one whose selection
+// reaches the last row over the bytes before the selection (read once at
+// open) and the rows as they are read.
 //
 // # Memory
 //

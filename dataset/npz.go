@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/crc32"
 	"io"
 	"os"
 	"sort"
@@ -367,8 +369,37 @@ func (r *npzReader) startSource(a *npzArray, zf *zip.File, rc io.ReadCloser) err
 		}
 		data := off + a.h.dataOff
 		if !a.h.fortran {
-			a.src = &streamSource{r: io.NewSectionReader(r.ra, data+start*rb, (end-start)*rb), rowBytes: a.rowBytes, file: r.path, name: a.name, pos: start}
+			src := &streamSource{r: io.NewSectionReader(r.ra, data+start*rb, (end-start)*rb), rowBytes: a.rowBytes, file: r.path, name: a.name, pos: start}
+			if end == a.rows && storedCRCSet(zf) {
+				// As for a deflated entry, whose prefix must be inflated
+				// anyway: the CRC covers the whole entry, so the bytes
+				// before the selection are read once to start it.
+				src.crc = crc32.NewIEEE()
+				if err := r.hashSection(src.crc, off, a.h.dataOff+start*rb); err != nil {
+					if r.cfg.ctx.Err() != nil {
+						return err
+					}
+					return &FormatError{File: r.path, Part: a.name, Msg: fmt.Sprintf("reading the entry for its CRC: %v", err)}
+				}
+				src.wantCRC, src.checkEOF = zf.CRC32, true
+			}
+			a.src = src
 			return nil
+		}
+		// Column-major: a deflated entry is always inflated whole (and its
+		// CRC checked); check a stored one's CRC the same way, in one
+		// sequential pass, before its columns are read in place.
+		if storedCRCSet(zf) {
+			h := crc32.NewIEEE()
+			if err := r.hashSection(h, off, int64(zf.UncompressedSize64)); err != nil {
+				if r.cfg.ctx.Err() != nil {
+					return err
+				}
+				return &FormatError{File: r.path, Part: a.name, Msg: fmt.Sprintf("reading the entry for its CRC: %v", err)}
+			}
+			if h.Sum32() != zf.CRC32 {
+				return &FormatError{File: r.path, Part: a.name, Msg: "stored entry: " + zipErr(zip.ErrChecksum).Error()}
+			}
 		}
 		a.src = &columnSource{ra: r.ra, base: data + start*item, stride: a.rows * item, cols: a.cols, item: a.h.dt.size, file: r.path, name: a.name, pos: start}
 		return nil
@@ -430,6 +461,37 @@ func (r *npzReader) startSource(a *npzArray, zf *zip.File, rc io.ReadCloser) err
 	return nil
 }
 
+// storedCRCSet reports whether a stored entry's CRC is to be checked: as
+// archive/zip does for deflated entries (and Python's zipfile for all), a
+// CRC of 0 without a data descriptor means the writer did not record one.
+func storedCRCSet(zf *zip.File) bool {
+	const dataDescriptor = 0x8
+	return zf.CRC32 != 0 || zf.Flags&dataDescriptor != 0
+}
+
+// hashSection feeds n bytes of the file from off to h, looking at the
+// reader's context between chunks (a prefix can be gigabytes). A stop is
+// returned as the context's error itself.
+func (r *npzReader) hashSection(h hash.Hash32, off, n int64) error {
+	buf := make([]byte, min(n, 1<<20))
+	for done := int64(0); done < n; {
+		if err := r.cfg.ctx.Err(); err != nil {
+			return err
+		}
+		k := int(min(int64(len(buf)), n-done))
+		m, err := r.ra.ReadAt(buf[:k], off+done)
+		if m < k {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		h.Write(buf[:k])
+		done += int64(k)
+	}
+	return nil
+}
+
 // expectEOF reads past the end of a zip entry's data, which is when
 // archive/zip checks the CRC.
 func expectEOF(rc io.Reader) error {
@@ -468,6 +530,10 @@ type streamSource struct {
 	name     string
 	pos      int64 // next row
 	checkEOF bool  // the selection ends at the array's end: verify the CRC there
+	// A stored entry read to its end: the CRC of the entry so far (its
+	// bytes before the selection, then every row read) and the recorded one.
+	crc     hash.Hash32
+	wantCRC uint32
 }
 
 func (s *streamSource) read(n int, dst []byte) error {
@@ -477,12 +543,22 @@ func (s *streamSource) read(n int, dst []byte) error {
 		}
 		return &FormatError{File: s.file, Part: s.name, Msg: fmt.Sprintf("reading rows %d..%d: %v", s.pos, s.pos+int64(n)-1, zipErr(err))}
 	}
+	if s.crc != nil {
+		s.crc.Write(dst[:n*s.rowBytes])
+	}
 	s.pos += int64(n)
 	return nil
 }
 
 // finish is called once the last selected row has been read.
 func (s *streamSource) finish() error {
+	if s.checkEOF && s.crc != nil {
+		s.checkEOF = false
+		if s.crc.Sum32() != s.wantCRC {
+			return &FormatError{File: s.file, Part: s.name, Msg: "at the end of the data: stored entry: " + zipErr(zip.ErrChecksum).Error()}
+		}
+		return nil
+	}
 	if !s.checkEOF || s.c == nil {
 		return nil
 	}

@@ -536,3 +536,81 @@ func TestDtypeDecode(t *testing.T) {
 		}
 	}
 }
+
+// corruptStored copies an npz with one byte of a stored entry flipped, at
+// offset at of the entry's bytes (negative: from the end).
+func corruptStored(t *testing.T, src, entry string, at int64) string {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, zf := range zr.File {
+		if zf.Name != entry {
+			continue
+		}
+		if zf.Method != zip.Store {
+			t.Fatalf("%s in %s is not stored", entry, src)
+		}
+		off, err := zf.DataOffset()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if at < 0 {
+			at += int64(zf.UncompressedSize64)
+		}
+		data[off+at] ^= 0x01
+		p := filepath.Join(t.TempDir(), "corrupt_"+filepath.Base(src))
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t.Fatalf("no %s in %s", entry, src)
+	return ""
+}
+
+// Stored (uncompressed) entries have their CRC-32 checked as deflated ones
+// do (and as numpy's zipfile does): a flipped bit in a row was read as data.
+func TestNpzStoredCRC(t *testing.T) {
+	stored := filepath.Join("testdata", "small_stored.npz")
+	for _, entry := range []string{"X_int.npy", "X_cat.npy", "y.npy"} {
+		name := strings.TrimSuffix(entry, ".npy")
+		// The last byte of the last row.
+		p := corruptStored(t, stored, entry, -1)
+		wantErr(t, openErr(t, p, Options{}), p, name, "CRC mismatch")
+		// A byte of the .npy header, before a selection that reaches the
+		// end: the bytes before it count too.
+		p = corruptStored(t, stored, entry, 20)
+		err := openErr(t, p, Options{Rows: Range{5, -1}})
+		wantErr(t, err, p, name)
+		if !strings.Contains(err.Error(), "CRC mismatch") && !strings.Contains(err.Error(), "header") {
+			t.Fatalf("%s: header byte flipped: %v", entry, err)
+		}
+	}
+	// A row before the selection (X_int is row-major: 10 rows of 12 bytes).
+	p := corruptStored(t, stored, "X_int.npy", -50)
+	wantErr(t, openErr(t, p, Options{Rows: Range{9, -1}}), p, "X_int", "CRC mismatch")
+	// As for deflated entries, a row-major selection that ends before the
+	// last row is not read to the end, so not checked (dataset/doc.go).
+	if res := mustReadAll(t, p, Options{Rows: Range{0, 9}}); len(res.labels) != 9 {
+		t.Fatalf("%d rows", len(res.labels))
+	}
+	// The intact file reads.
+	mustReadAll(t, stored, Options{})
+
+	// Column-major stored arrays (X_cat here) are checked whole at open,
+	// whatever the rows, as deflated ones are inflated whole.
+	p = corruptStored(t, stored, "X_cat.npy", -1)
+	wantErr(t, openErr(t, p, Options{Rows: Range{0, 2}}), p, "X_cat", "CRC mismatch")
+	arrays := smallArrays()
+	arrays[0].fortran, arrays[1].fortran = true, true
+	f := writeNpz(t, "f_stored.npz", zip.Store, arrays...)
+	mustReadAll(t, f, Options{})
+	p = corruptStored(t, f, "X_int.npy", -1)
+	wantErr(t, openErr(t, p, Options{Rows: Range{2, 4}}), p, "X_int", "CRC mismatch")
+}
