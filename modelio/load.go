@@ -47,6 +47,14 @@ func (m *Model) Close() error {
 // Sniff tells a model file's format from its first bytes: a zip (PyTorch's
 // torch.save) or safetensors (an 8-byte header length then '{').
 func Sniff(path string) (Format, error) {
+	// Opening a FIFO blocks until something writes to it: look first.
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if !st.Mode().IsRegular() {
+		return "", &FormatError{File: path, Msg: fmt.Sprintf("not a regular file (%s); rq reads model files it can map", fileKind(st.Mode()))}
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -68,6 +76,23 @@ func Sniff(path string) (Format, error) {
 		return "", &UnsupportedError{File: path, What: "legacy (pre-1.6) PyTorch checkpoint; re-save it with torch.save(obj, path) from PyTorch >= 1.6"}
 	}
 	return "", &FormatError{File: path, Msg: "neither a safetensors file nor a PyTorch checkpoint (zip)"}
+}
+
+// fileKind names a file mode's type for errors.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return "type " + m.Type().String()
 }
 
 // Load reads a model file (safetensors or PyTorch checkpoint, told apart by
