@@ -805,7 +805,7 @@ func (u *unpickler) step() error {
 		if err != nil {
 			// ParseFloat reports out-of-range values with ±Inf, as Python does.
 			if ne, ok := err.(*strconv.NumError); !ok || ne.Err != strconv.ErrRange {
-				return u.errf("bad float %q", truncForMsg(line))
+				return u.errf("bad float %s", quoteForMsg(line))
 			}
 		}
 		return u.push(f)
@@ -1201,7 +1201,7 @@ func (u *unpickler) memoIndex() (uint64, error) {
 	}
 	v, err := strconv.ParseUint(string(line), 10, 63)
 	if err != nil {
-		return 0, u.errf("bad memo index %q", truncForMsg(line))
+		return 0, u.errf("bad memo index %s", quoteForMsg(line))
 	}
 	return v, nil
 }
@@ -1286,7 +1286,7 @@ func (u *unpickler) parseDecimal(line []byte) (any, error) {
 	}
 	b, ok := new(big.Int).SetString(s, 10)
 	if !ok {
-		return nil, u.errf("bad integer %q", truncForMsg(line))
+		return nil, u.errf("bad integer %s", quoteForMsg(line))
 	}
 	if err := u.charge(int64(len(s)) + costBigInt); err != nil {
 		return nil, err
@@ -1461,6 +1461,16 @@ func pyTypeName(v any) string {
 }
 
 // truncForMsg keeps hostile strings from flooding error messages.
+// quoteForMsg is b quoted (and cut to 80 bytes) for a message: for a %s
+// verb, where truncForMsg's result would be quoted twice by %q.
+func quoteForMsg(b []byte) string {
+	const max = 80
+	if len(b) > max {
+		return strconv.Quote(string(b[:max])) + "..."
+	}
+	return strconv.Quote(string(b))
+}
+
 func truncForMsg(b []byte) string {
 	const max = 80
 	if len(b) > max {
@@ -1654,7 +1664,7 @@ func callCodecsEncode(u *unpickler, args pyTuple) (any, error) {
 	case "utf-8", "utf8":
 		return []byte(s), nil
 	}
-	return nil, fmt.Errorf("encoding %q is not supported", truncForMsg([]byte(enc)))
+	return nil, fmt.Errorf("encoding %s is not supported", quoteForMsg([]byte(enc)))
 }
 
 // npDType is a numpy dtype as numpy pickles it: numpy.dtype('f8', False,

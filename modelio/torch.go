@@ -196,7 +196,7 @@ func parseTorchContext(ctx context.Context, name string, r io.ReaderAt, size int
 			}
 		}
 		if _, dup := tr.entries[f.Name]; dup {
-			return nil, &FormatError{File: name, Msg: fmt.Sprintf("zip entry %q appears twice", truncForMsg([]byte(f.Name)))}
+			return nil, &FormatError{File: name, Msg: fmt.Sprintf("zip entry %s appears twice", quoteForMsg([]byte(f.Name)))}
 		}
 		tr.entries[f.Name] = f
 		if dir, ok := strings.CutSuffix(f.Name, "/data.pkl"); ok && dir != "" && !strings.Contains(dir, "/") {
@@ -231,7 +231,7 @@ func parseTorchContext(ctx context.Context, name string, r io.ReaderAt, size int
 		case "big":
 			return nil, &UnsupportedError{File: name, What: "a checkpoint written on a big-endian machine"}
 		default:
-			return nil, &FormatError{File: name, Msg: fmt.Sprintf("%s holds %q, expected \"little\" or \"big\"", f.Name, truncForMsg(b))}
+			return nil, &FormatError{File: name, Msg: fmt.Sprintf("%s holds %s, expected \"little\" or \"big\"", f.Name, quoteForMsg(b))}
 		}
 	}
 
@@ -526,18 +526,18 @@ func (tr *torchReader) persistentLoad(u *unpickler, pid any) (any, error) {
 			st.dtype = U8
 			break
 		}
-		return nil, u.errf("storage %q has type %s, which carries no element type", truncForMsg([]byte(key)), g)
+		return nil, u.errf("storage %s has type %s, which carries no element type", quoteForMsg([]byte(key)), g)
 	default:
-		return nil, u.errf("storage %q has a %s for its type", truncForMsg([]byte(key)), pyTypeName(t[1]))
+		return nil, u.errf("storage %s has a %s for its type", quoteForMsg([]byte(key)), pyTypeName(t[1]))
 	}
 	if st.dtype != "" && numel > math.MaxInt64/int64(st.dtype.Size()) {
-		return nil, u.errf("storage %q claims %d elements", truncForMsg([]byte(key)), numel)
+		return nil, u.errf("storage %s claims %d elements", quoteForMsg([]byte(key)), numel)
 	}
 	// The same storage is named once per tensor using it: share one value.
 	ck := key + "\x00" + st.typeName
 	if prev, ok := tr.storages[ck]; ok {
 		if prev.numel != numel {
-			return nil, u.errf("storage %q is named with %d and %d elements", truncForMsg([]byte(key)), prev.numel, numel)
+			return nil, u.errf("storage %s is named with %d and %d elements", quoteForMsg([]byte(key)), prev.numel, numel)
 		}
 		return prev, nil
 	}
@@ -995,7 +995,7 @@ func (tr *torchReader) storageData(name string, st *torchStorage) ([]byte, error
 	entry := tr.prefix + "data/" + st.key
 	f, ok := tr.entries[entry]
 	if !ok {
-		return nil, &FormatError{File: tr.name, Tensor: name, Msg: fmt.Sprintf("storage %q is missing: the archive has no entry %s", truncForMsg([]byte(st.key)), truncForMsg([]byte(entry)))}
+		return nil, &FormatError{File: tr.name, Tensor: name, Msg: fmt.Sprintf("storage %s is missing: the archive has no entry %s", quoteForMsg([]byte(st.key)), quoteForMsg([]byte(entry)))}
 	}
 	want := st.numel * int64(st.dtype.Size()) // no overflow: checked in persistentLoad
 	b, err := tr.readEntry(f, math.MaxInt64, want, true)
