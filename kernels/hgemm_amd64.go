@@ -74,6 +74,13 @@ func hgemm512y6(a *float32, lda int, b *uint16, k int, c *float32, ldc int, bias
 //go:noescape
 func hgemm512y1p2(a *float32, lda int, b *uint16, k int, c *float32, ldc int, bias *float32, bstep int, relu bool, ngrp int)
 
+// hgemm256x1p2 is hgemm256x1 over ngrp groups of two full panels at once
+// (see sgemm256x1p2), with each output computed by exactly hgemm256x1's
+// sequence of operations.
+//
+//go:noescape
+func hgemm256x1p2(a *float32, b *uint16, k int, c *float32, bias *float32, bstep int, relu bool, ngrp int)
+
 var archF16Impls = []f16Impl{
 	{name: "avx512", available: hasAVX512 && hasF16C, gemm: hgemmAVX512},
 	{name: "avx2", available: hasAVX2FMA && hasF16C, gemm: hgemmAVX2},
@@ -276,7 +283,11 @@ func hgemmAVX2(p *PackedF16, m int, a []float32, lda int, c []float32, ldc int, 
 		nfull, rem := mb/mr256, mb%mr256
 		ir := nfull * mr256
 		widen = wbuf != nil && mb >= hWidenMinM // see hgemmAVX512
-		for jc := 0; jc < n; jc += 16 {
+		jStart := 0
+		if !widen && mb == 1 {
+			jStart = oneRow256(hgemm256x1p2, &ab[0], &p.data[0], n, k, cb, bias, relu)
+		}
+		for jc := jStart; jc < n; jc += 16 {
 			nv := min(16, n-jc)
 			if widen && jc%panelW == 0 {
 				j0 := jc / panelW * panelW

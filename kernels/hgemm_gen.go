@@ -342,6 +342,92 @@ func gen512yGroup(mr, G int) {
 	p("\tRET")
 }
 
+// gen256Group writes hgemm256x1pG: gen256's one-row kernel over ngrp groups
+// of G full panels at once (panels R14 = 64*k bytes apart; C and, by bstep
+// bytes, the bias advancing 32*G floats per group): 4G ymm FMA chains for a
+// lone row instead of two, each output getting exactly gen256's sequence.
+// Each panel's k-row is widened into the same four registers in turn, so
+// the eight accumulators fit AVX2's sixteen.
+func gen256Group(G int) {
+	name := fmt.Sprintf("hgemm256x1p%d", G)
+	gacc := func(g, v int) int { return 4*g + v }
+	bReg := 4 * G
+	bc := bReg + 4
+	p("")
+	p("// func %s(a *float32, b *uint16, k int, c *float32, bias *float32, bstep int, relu bool, ngrp int)", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-64", name)
+	p("\tMOVQ k+16(FP), R14")
+	p("\tSHLQ $%d, R14", log2(pstep))
+	p("\tLEAQ (R14)(R14*2), R9")
+	p("\tIMUL3Q $%d, R14, R10", G)
+	p("\tMOVQ bias+32(FP), AX")
+	p("\tMOVQ b+8(FP), R13")
+	p("\tMOVQ c+24(FP), DX")
+	p("\tMOVQ ngrp+56(FP), DI")
+	p("%s_grp:", name)
+	for g := 0; g < G; g++ {
+		for v := 0; v < 4; v++ {
+			p("\tVMOVUPS %d(AX), Y%d", 128*g+32*v, gacc(g, v))
+		}
+	}
+	p("\tMOVQ a+0(FP), R11")
+	p("\tMOVQ R13, BX")
+	p("\tMOVQ k+16(FP), CX")
+	step := func(u int) {
+		p("\tVBROADCASTSS %d(R11), Y%d", 4*u, bc)
+		for g := 0; g < G; g++ {
+			for v := 0; v < 4; v++ {
+				p("\tVCVTPH2PS %s, Y%d", panelAddr(g, u*pstep+16*v), bReg+v)
+			}
+			for v := 0; v < 4; v++ {
+				p("\tVFMADD231PS Y%d, Y%d, Y%d", bc, bReg+v, gacc(g, v))
+			}
+		}
+	}
+	p("\tCMPQ CX, $%d", unroll)
+	p("\tJL   %s_tail", name)
+	p("%s_loop:", name)
+	for u := 0; u < unroll; u++ {
+		step(u)
+	}
+	p("\tADDQ $%d, R11", 4*unroll)
+	p("\tADDQ $%d, BX", unroll*pstep)
+	p("\tSUBQ $%d, CX", unroll)
+	p("\tCMPQ CX, $%d", unroll)
+	p("\tJGE  %s_loop", name)
+	p("%s_tail:", name)
+	p("\tTESTQ CX, CX")
+	p("\tJEQ  %s_done", name)
+	p("%s_tail1:", name)
+	step(0)
+	p("\tADDQ $4, R11")
+	p("\tADDQ $%d, BX", pstep)
+	p("\tDECQ CX")
+	p("\tJNE  %s_tail1", name)
+	p("%s_done:", name)
+	p("\tMOVBLZX relu+48(FP), CX")
+	p("\tTESTQ CX, CX")
+	p("\tJEQ  %s_store", name)
+	p("\tVXORPS Y%d, Y%d, Y%d", bc, bc, bc)
+	p("\t// max(0, x) with 0 as the first source keeps NaN (and -0), like the reference's x < 0 test.")
+	for r := 0; r < 4*G; r++ {
+		p("\tVMAXPS Y%d, Y%d, Y%d", r, bc, r)
+	}
+	p("%s_store:", name)
+	for g := 0; g < G; g++ {
+		for v := 0; v < 4; v++ {
+			p("\tVMOVUPS Y%d, %d(DX)", gacc(g, v), 128*g+32*v)
+		}
+	}
+	p("\tADDQ bstep+40(FP), AX")
+	p("\tADDQ $%d, DX", 128*G)
+	p("\tADDQ R10, R13")
+	p("\tDECQ DI")
+	p("\tJNE  %s_grp", name)
+	p("\tVZEROUPPER")
+	p("\tRET")
+}
+
 func log2(x int) int {
 	n := 0
 	for 1<<n < x {
@@ -436,6 +522,7 @@ func main() {
 	for mr := 1; mr <= mr256; mr++ {
 		gen256(mr)
 	}
+	gen256Group(2)
 	if err := os.WriteFile("hgemm_amd64.s", out.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}

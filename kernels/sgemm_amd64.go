@@ -68,6 +68,14 @@ func sgemm256x5(a *float32, lda int, b *float32, k int, c *float32, ldc int, bia
 //go:noescape
 func sgemm256x6(a *float32, lda int, b *float32, k int, c *float32, ldc int, bias *float32, relu bool, nblk int)
 
+// sgemm256x1p2 is sgemm256x1 over ngrp groups of two full panels (64
+// columns) at once, b, c and (by bstep bytes) bias advancing a group per
+// iteration: eight FMA chains for a lone row instead of two, and each
+// output computed by exactly sgemm256x1's sequence of operations.
+//
+//go:noescape
+func sgemm256x1p2(a *float32, b *float32, k int, c *float32, bias *float32, bstep int, relu bool, ngrp int)
+
 //go:noescape
 func sgemmDot512(a *float32, lda int, w *float32, k int, c *float32, ldc int, bias *float32, relu bool, m int, n int)
 
@@ -265,6 +273,23 @@ func gemmAVX512(p *PackedF32, m int, a []float32, lda int, c []float32, ldc int,
 	}
 }
 
+// oneRow256 runs a grouped one-row AVX2 kernel (kern, two full panels per
+// group) over the leading pairs of full panels of an n-column output and
+// returns the first column left for the 16-column kernels.
+func oneRow256[T float32 | uint16](kern func(a *float32, b *T, k int, c *float32, bias *float32, bstep int, relu bool, ngrp int),
+	a *float32, b0 *T, n, k int, c []float32, bias []float32, relu bool) int {
+	ng := n / (2 * panelW)
+	if ng == 0 {
+		return 0
+	}
+	bp, bstep := &zeroBias4[0], 0
+	if bias != nil {
+		bp, bstep = &bias[0], 2*panelW*4
+	}
+	kern(a, b0, k, &c[0], bp, bstep, relu, ng)
+	return ng * 2 * panelW
+}
+
 // gemmAVX2 runs the AVX2 kernels on 16-column halves of each panel (or the
 // dot-product kernel for outputs narrower than rowsMaxN). Without
 // opmasks, a half with fewer than 16 valid columns gets a zero-padded copy
@@ -291,7 +316,11 @@ func gemmAVX2(p *PackedF32, m int, a []float32, lda int, c []float32, ldc int, b
 		cb := c[i0*ldc:]
 		nfull, rem := mb/mr256, mb%mr256
 		ir := nfull * mr256
-		for jc := 0; jc < n; jc += 16 {
+		jStart := 0
+		if mb == 1 {
+			jStart = oneRow256(sgemm256x1p2, &ab[0], &p.data[0], n, k, cb, bias, relu)
+		}
+		for jc := jStart; jc < n; jc += 16 {
 			nv := min(16, n-jc)
 			b := &p.data[jc/panelW*panelW*k+jc%panelW]
 			if nv == 16 {
