@@ -4,9 +4,11 @@ package cmd
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -173,6 +175,88 @@ func TestHostileModels(t *testing.T) {
 			hostileCase{"big " + e.Name() + ": quantize", []string{"quantize", "--model", f, "--preset", "int8-dynamic", "-o", "{tmp}/q.safetensors"}, 1, want})
 	}
 	for _, tc := range cases {
+		runHostile(t, tc, repl)
+	}
+}
+
+// editJSON rewrites a JSON file through edit.
+func editJSON(t *testing.T, src, dst string, edit func(map[string]any)) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	edit(doc)
+	if b, err = json.Marshal(doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHostileDocuments: rq's own JSON documents (plans, ranges, merge
+// states) read strictly and checked against their content, and a stored
+// npz member checked against its CRC.
+func TestHostileDocuments(t *testing.T) {
+	tmp := t.TempDir()
+	h := filepath.Join("testdata", "hostile")
+	model, data := filepath.Join(h, "tiny.safetensors"), filepath.Join(h, "tiny.tsv")
+	ranges := filepath.Join(tmp, "ranges.json")
+	if _, stderr, code := rq(t, "calibrate", "--model", model, "--data", data, "-o", ranges, "-q"); code != 0 {
+		t.Fatal(stderr)
+	}
+	editJSON(t, ranges, filepath.Join(tmp, "l2_1e38.json"), func(d map[string]any) {
+		delete(d, "digest")
+		d["layers"].(map[string]any)["top_l.0"].(map[string]any)["ranges"].(map[string]any)["l2"] = []any{0, 1e38}
+	})
+	editJSON(t, ranges, filepath.Join(tmp, "unknown_layer.json"), func(d map[string]any) {
+		delete(d, "digest")
+		l := d["layers"].(map[string]any)
+		l["top_l.9"] = l["top_l.0"]
+	})
+	editJSON(t, ranges, filepath.Join(tmp, "edited_ranges.json"), func(d map[string]any) {
+		d["percentile"] = 99.9
+	})
+	for i := range 2 {
+		s := filepath.Join(tmp, "s"+strconv.Itoa(i)+".json")
+		if _, stderr, code := rq(t, "eval", "--model", model, "--data", data, "--batch", "8", "--shard", strconv.Itoa(i)+"/2", "--state-out", s, "-q"); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	editJSON(t, filepath.Join(tmp, "s0.json"), filepath.Join(tmp, "s0_edited.json"), func(d map[string]any) {
+		for k, v := range d {
+			if m, ok := v.(map[string]any); ok {
+				if _, ok := m["logloss_sum_fixed58"]; ok {
+					m["logloss_sum_fixed58"] = "1"
+					return
+				}
+			}
+			if k == "logloss_sum_fixed58" {
+				d[k] = "1"
+				return
+			}
+		}
+		t.Fatal("no logloss_sum_fixed58 in the state")
+	})
+	os.WriteFile(filepath.Join(tmp, "dup.json"), []byte(`{"version": 1, "layers": {"top_l.0": {"precision": "int8"}, "top_l.0": {"precision": "fp32"}}}`), 0o644)
+	os.WriteFile(filepath.Join(tmp, "folded.json"), []byte(`{"version": 1, "Layers": {"top_l.0": {"precision": "fp16"}}}`), 0o644)
+	repl := strings.NewReplacer("{h}", h, "{tmp}", tmp)
+	for _, tc := range []hostileCase{
+		{"plan: duplicate key", []string{"quantize", "--model", "{h}/tiny.safetensors", "--plan", "{tmp}/dup.json", "-o", "{tmp}/q.safetensors"}, 1, []string{"dup.json", "top_l.0", "duplicate"}},
+		{"plan: case-folded name", []string{"quantize", "--model", "{h}/tiny.safetensors", "--plan", "{tmp}/folded.json", "-o", "{tmp}/q.safetensors"}, 1, []string{"folded.json", "Layers"}},
+		{"ranges: l2 [0, 1e38]", []string{"quantize", "--model", "{h}/tiny.safetensors", "--preset", "int8", "--ranges", "{tmp}/l2_1e38.json", "-o", "{tmp}/q.safetensors"}, 1, []string{"l2_1e38.json", "top_l.0", "l2"}},
+		{"ranges: unknown layer", []string{"quantize", "--model", "{h}/tiny.safetensors", "--preset", "int8", "--ranges", "{tmp}/unknown_layer.json", "-o", "{tmp}/q.safetensors"}, 1, []string{"top_l.9"}},
+		{"ranges: edited", []string{"quantize", "--model", "{h}/tiny.safetensors", "--preset", "int8", "--ranges", "{tmp}/edited_ranges.json", "-o", "{tmp}/q.safetensors"}, 1, []string{"edited_ranges.json", "digest"}},
+		{"merge: edited state", []string{"merge", "{tmp}/s0_edited.json", "{tmp}/s1.json"}, 1, []string{"s0_edited.json", "digest mismatch"}},
+		{"merge: intact states", []string{"merge", "{tmp}/s0.json", "{tmp}/s1.json"}, 0, nil},
+		{"npz: stored member CRC", []string{"eval", "--model", "{h}/tiny.safetensors", "--data", "{h}/badcrc.npz"}, 1, []string{"badcrc.npz", "X_cat", "CRC"}},
+		{"npz: intact", []string{"eval", "--model", "{h}/tiny.safetensors", "--data", "{h}/tiny.npz"}, 0, nil},
+	} {
 		runHostile(t, tc, repl)
 	}
 }

@@ -2,7 +2,8 @@
 
 // Command gen writes the small hostile inputs that cmd's TestHostileCorpus
 // runs rq on (issue 12): tiny DLRM models with a non-finite weight, an
-// ambiguous interaction, a click log whose every row is malformed, and the
+// ambiguous interaction, a click log whose every row is malformed, an npz
+// whose stored member fails its CRC-32, and the
 // valid tiny model and data the path and JSON cases start from. Every byte
 // comes from constants, so a run writes the same files:
 //
@@ -14,15 +15,19 @@
 package main
 
 import (
+	"archive/zip"
 	"bytes"
 	"compress/gzip"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log"
 	"math"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rqtools/rq/modelio"
 )
@@ -61,6 +66,34 @@ func main() {
 		tsv.WriteString("\n")
 	}
 	writeFile("tiny.tsv", []byte(tsv.String()))
+
+	// The same rows as an npz of stored (uncompressed) members, as
+	// np.savez writes, and a copy with one byte of X_cat's data flipped
+	// after its CRC-32 was recorded.
+	dense := make([]int32, 0, 20*13)
+	cat := make([]int32, 0, 20*26)
+	labels := make([]float32, 0, 20)
+	for _, line := range strings.Split(strings.TrimSpace(tsv.String()), "\n") {
+		f := strings.Split(line, "\t")
+		labels = append(labels, float32(atoi(f[0], 10)))
+		for _, x := range f[1:14] {
+			dense = append(dense, int32(atoi(x, 10)))
+		}
+		for _, x := range f[14:] {
+			cat = append(cat, int32(atoi(x, 16)))
+		}
+	}
+	npz := storedNpz([]member{
+		{"X_int.npy", npy("<i4", []int{20, 13}, dense)},
+		{"X_cat.npy", npy("<i4", []int{20, 26}, cat)},
+		{"y.npy", npy("<f4", []int{20}, labels)},
+	}, "")
+	writeFile("tiny.npz", npz)
+	writeFile("badcrc.npz", storedNpz([]member{
+		{"X_int.npy", npy("<i4", []int{20, 13}, dense)},
+		{"X_cat.npy", npy("<i4", []int{20, 26}, cat)},
+		{"y.npy", npy("<f4", []int{20}, labels)},
+	}, "X_cat.npy"))
 
 	// 100,000 empty lines, gzipped: every row malformed.
 	var gz bytes.Buffer
@@ -131,6 +164,67 @@ func write(name string, specs []modelio.TensorSpec, poison map[string]int) {
 	if err := modelio.WriteSafetensors(name, out, nil); err != nil {
 		log.Fatal(err)
 	}
+}
+
+func atoi(s string, base int) int64 {
+	v, err := strconv.ParseInt(s, base, 64)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return v
+}
+
+// npy encodes an array as a version 1.0 .npy file.
+func npy(descr string, shape []int, data any) []byte {
+	dims := make([]string, len(shape))
+	for i, d := range shape {
+		dims[i] = strconv.Itoa(d)
+	}
+	sh := strings.Join(dims, ", ")
+	if len(shape) == 1 {
+		sh += ","
+	}
+	hdr := fmt.Sprintf("{'descr': '%s', 'fortran_order': False, 'shape': (%s), }", descr, sh)
+	for (10+len(hdr)+1)%64 != 0 {
+		hdr += " "
+	}
+	hdr += "\n"
+	var b bytes.Buffer
+	b.WriteString("\x93NUMPY\x01\x00")
+	binary.Write(&b, binary.LittleEndian, uint16(len(hdr)))
+	b.WriteString(hdr)
+	binary.Write(&b, binary.LittleEndian, data)
+	return b.Bytes()
+}
+
+type member struct {
+	name string
+	data []byte
+}
+
+// storedNpz zips the members uncompressed (zip.Store), with fixed times;
+// the member named corrupt gets one data byte flipped after its CRC-32.
+func storedNpz(ms []member, corrupt string) []byte {
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	for _, m := range ms {
+		data := m.data
+		h := &zip.FileHeader{Name: m.name, Method: zip.Store, CRC32: crc32.ChecksumIEEE(data), UncompressedSize64: uint64(len(data)), CompressedSize64: uint64(len(data))}
+		h.Modified = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
+		if m.name == corrupt {
+			data = append([]byte(nil), data...)
+			data[len(data)-7] ^= 0x01
+		}
+		w, err := zw.CreateRaw(h)
+		if err != nil {
+			log.Fatal(err)
+		}
+		w.Write(data)
+	}
+	if err := zw.Close(); err != nil {
+		log.Fatal(err)
+	}
+	return b.Bytes()
 }
 
 func writeFile(name string, b []byte) {
