@@ -211,6 +211,15 @@ func FuzzNpz(f *testing.F) {
 		f.Add(data, uint8(0))
 		f.Add(data, uint8(7))
 	}
+	// The hostile corpus's npz files (cmd/testdata/hostile/gen.go): stored
+	// members, one failing its CRC.
+	for _, name := range []string{"tiny.npz", "badcrc.npz"} {
+		data, err := os.ReadFile(filepath.Join("..", "cmd", "testdata", "hostile", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data, uint8(0))
+	}
 	f.Fuzz(func(t *testing.T, data []byte, mode uint8) {
 		opts := Options{BatchSize: 4, Format: "npz", BadRows: BadRows(mode & 1)}
 		if mode&2 != 0 {
