@@ -649,6 +649,19 @@ func FuzzParseSafetensors(f *testing.F) {
 	for _, b := range hostileSeeds(f, ".safetensors") {
 		f.Add(b)
 	}
+	// cmd's hostile corpus: models with a NaN weight, an Inf table row and
+	// an ambiguous interaction (cmd/testdata/hostile/gen.go).
+	cmdHostile, _ := filepath.Glob(filepath.Join("..", "cmd", "testdata", "hostile", "*.safetensors"))
+	if len(cmdHostile) == 0 {
+		f.Fatal("no cmd/testdata/hostile/*.safetensors seeds")
+	}
+	for _, p := range cmdHostile {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sf, err := ParseSafetensors("fuzz", data)
 		if err != nil {
