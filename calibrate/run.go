@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/rqtools/rq/dataset"
+	"github.com/rqtools/rq/evaluate"
 	"github.com/rqtools/rq/model"
 )
 
@@ -27,6 +28,9 @@ type Options struct {
 	Method string
 	// Progress, when set, is called after each batch with the rows done.
 	Progress func(rows int64)
+	// ModelFile names the model in the error for a prediction that is not
+	// a probability (a NaN or Inf table row the calibration rows look up).
+	ModelFile string
 	// ModelSHA256 is the sha256 (hex) of the model file: the ranges are
 	// refused for any other model (Ranges.Check). Required.
 	ModelSHA256 string
@@ -94,8 +98,15 @@ func Run(ctx context.Context, net *model.Network, rd dataset.Reader, opts Option
 		if err != nil {
 			return nil, err
 		}
-		if _, err := run.Forward(b); err != nil {
+		p, err := run.Forward(b)
+		if err != nil {
 			return nil, fmt.Errorf("rows from %d: %w", b.Row, err)
+		}
+		// Non-finite activations would only be counted and left out of
+		// the histograms: refuse them as rq eval does, naming the table
+		// row or feature that made them.
+		if err := evaluate.CheckPredictions(opts.ModelFile, net, b, p, rd); err != nil {
+			return nil, err
 		}
 		if err := obs.Err(); err != nil {
 			return nil, err

@@ -112,7 +112,7 @@ func runCalibrate(ctx context.Context, opts *calibrateOptions) error {
 	}
 	defer rd.Close()
 	bar := newProgress(opts.globalOptions, rowsTotal(rd), "calibrate")
-	r, err := calibrate.Run(ctx, m.Net, rd, calibrate.Options{
+	r, err := calibrate.Run(ctx, m.Net, rd, calibrate.Options{ModelFile: opts.model,
 		Threads: opts.data.threads, Bins: opts.bins, Percentile: opts.percentile, Method: opts.method,
 		Progress: bar.set, ModelSHA256: sha, Rows: opts.data.rows, Data: opts.data.path, Shard: opts.data.shardOf(),
 	})

@@ -109,6 +109,7 @@ func TestHostileCorpus(t *testing.T) {
 		{"nan weight: quantize", []string{"quantize", "--model", "{h}/nan_weight.safetensors", "--preset", "int8-dynamic", "-o", "{tmp}/q.safetensors"}, 1, []string{"top_l.0.weight", "element 357"}},
 		{"nan weight: calibrate", []string{"calibrate", "--model", "{h}/nan_weight.safetensors", "--data", "{h}/tiny.tsv", "-o", "{tmp}/r.json"}, 1, []string{"top_l.0.weight", "element 357"}},
 		{"inf table row: eval", []string{"eval", "--model", "{h}/inf_table.safetensors", "--data", "{h}/tiny.tsv"}, 1, []string{"inf_table.safetensors", "emb_l.5.weight", "row 3", "data row 7"}},
+		{"inf table row: calibrate", []string{"calibrate", "--model", "{h}/inf_table.safetensors", "--data", "{h}/tiny.tsv", "-o", "{tmp}/r.json"}, 1, []string{"inf_table.safetensors", "emb_l.5.weight", "row 3", "data row 7"}},
 		{"inf table row: quantize", []string{"quantize", "--model", "{h}/inf_table.safetensors", "--preset", "int8-dynamic", "-o", "{tmp}/q.safetensors"}, 1, []string{"emb_l.5.weight", "row 3"}},
 		{"inf table: allowed", []string{"eval", "--model", "{h}/inf_table.safetensors", "--data", "{h}/tiny.tsv", "--allow-nonfinite"}, 0, nil},
 		// Interaction widths that coincide.
