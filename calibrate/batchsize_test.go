@@ -89,13 +89,15 @@ func cutBatches(b *model.Batch, size int) []*model.Batch {
 }
 
 // TestRunIndependentOfBatch: ranges.json has the same bytes whatever the
-// batch size the calibration rows come in and the thread count.
+// batch size the calibration rows come in and the thread count. (Fewer
+// bins than the default keep the range searches, most of each run's time,
+// short; the histograms see the same values either way.)
 func TestRunIndependentOfBatch(t *testing.T) {
 	net := randomNet(1)
 	rows := randomRows(2, 2048)
 	encode := func(size, threads int) []byte {
 		r, err := Run(context.Background(), net, &sliceReader{cutBatches(rows, size)},
-			Options{Threads: threads, ModelSHA256: testSHA, Rows: "0:2048", Data: "synthetic"})
+			Options{Threads: threads, Bins: 256, ModelSHA256: testSHA, Rows: "0:2048", Data: "synthetic"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,6 +110,9 @@ func TestRunIndependentOfBatch(t *testing.T) {
 	want := encode(rows.N, 1)
 	for _, size := range sweepBatches {
 		for _, threads := range []int{1, 2, 3} {
+			if size == 1 && threads > 1 {
+				continue // a single row has nothing to share out
+			}
 			if got := encode(size, threads); !bytes.Equal(got, want) {
 				t.Fatalf("batch %d, %d threads: ranges.json differs from one batch on one thread's (first difference at byte %d)", size, threads, firstByteDiff(got, want))
 			}
@@ -116,7 +121,7 @@ func TestRunIndependentOfBatch(t *testing.T) {
 }
 
 // TestRunCriteoIndependentOfBatch is TestRunIndependentOfBatch on the real
-// model and 2,000 real rows, read by the npz reader at each batch size.
+// model and 1,200 real rows, read by the npz reader at each batch size.
 func TestRunCriteoIndependentOfBatch(t *testing.T) {
 	mp := calibrateSharedPath(t, "criteo-18k/model.safetensors")
 	dp := calibrateSharedPath(t, "criteo-18k/dlrm-processed.npz")
@@ -127,13 +132,13 @@ func TestRunCriteoIndependentOfBatch(t *testing.T) {
 	defer m.Close()
 	sha := fileSHA(t, mp)
 	encode := func(size, threads int) []byte {
-		rd, err := dataset.Open(dp, dataset.Options{Rows: dataset.Range{Start: 0, End: 2000}, NumDense: m.Net.NumDense,
+		rd, err := dataset.Open(dp, dataset.Options{Rows: dataset.Range{Start: 0, End: 1200}, NumDense: m.Net.NumDense,
 			TableRows: m.Net.TableRows(), BatchSize: size})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer rd.Close()
-		r, err := Run(context.Background(), m.Net, rd, Options{Threads: threads, ModelSHA256: sha, Rows: "0:2000", Data: "dlrm-processed.npz"})
+		r, err := Run(context.Background(), m.Net, rd, Options{Threads: threads, Bins: 512, ModelSHA256: sha, Rows: "0:1200", Data: "dlrm-processed.npz"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +148,7 @@ func TestRunCriteoIndependentOfBatch(t *testing.T) {
 		}
 		return b
 	}
-	want := encode(2000, 1)
+	want := encode(1200, 1)
 	for _, size := range sweepBatches {
 		for _, threads := range []int{1, 2} {
 			if size == 1 && threads > 1 {
