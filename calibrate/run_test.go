@@ -377,12 +377,13 @@ func TestRunErrors(t *testing.T) {
 	if _, err := Run(context.Background(), net, &sliceReader{bad}, ok); err == nil || !strings.Contains(err.Error(), "rows from 0") {
 		t.Errorf("bad batch: got %v", err)
 	}
-	// All-NaN inputs cannot be calibrated.
+	// All-NaN inputs cannot be calibrated: the first NaN prediction is
+	// traced to its dense feature.
 	nan := smallBatches(1, 4, 0)
 	for i := range nan[0].Dense {
 		nan[0].Dense[i] = float32(math.NaN())
 	}
-	if _, err := Run(context.Background(), net, &sliceReader{nan}, ok); err == nil || !strings.Contains(err.Error(), "bot_l.0: all 8 input values were NaN") {
+	if _, err := Run(context.Background(), net, &sliceReader{nan}, ok); err == nil || !strings.Contains(err.Error(), "data row 0 is NaN: its dense feature 0 is NaN") {
 		t.Errorf("NaN inputs: got %v", err)
 	}
 	// NaN weights are refused with the element.
