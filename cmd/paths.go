@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/rqtools/rq/internal/filekind"
 )
 
 // A namedPath is a file a command reads or writes, with the flag that names
@@ -75,7 +77,7 @@ func (f *pathSet) check() error {
 			return fmt.Errorf("%s: %w", p, err)
 		}
 		if !fi.Mode().IsRegular() {
-			return usageErrorf("%s: %s, not a regular file; rq reads models and data only from regular files", p, fileKind(fi))
+			return usageErrorf("%s: %s, not a regular file; rq reads models and data only from regular files", p, filekind.Of(fi.Mode()))
 		}
 		ins = append(ins, seen{p, fi})
 	}
@@ -124,22 +126,4 @@ func (f *pathSet) check() error {
 		}
 	}
 	return nil
-}
-
-// fileKind names what a non-regular file is.
-func fileKind(fi fs.FileInfo) string {
-	m := fi.Mode()
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO (named pipe)"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	}
-	return "not a regular file (" + m.String() + ")"
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/rqtools/rq/calibrate"
+	"github.com/rqtools/rq/internal/filekind"
 	"github.com/rqtools/rq/model"
 	"github.com/rqtools/rq/modelio"
 	"github.com/rqtools/rq/quantize"
@@ -155,7 +156,7 @@ func runQuantize(ctx context.Context, opts *quantizeOptions) error {
 	if fi, err := os.Stat(opts.output); err == nil && !fi.Mode().IsRegular() {
 		// Written through to a device or a pipe (-o /dev/null): there is
 		// no file to read back.
-		fmt.Fprintf(opts.stdout, "quantized model written to %s (%s: not read back)\n", opts.output, fileKind(fi))
+		fmt.Fprintf(opts.stdout, "quantized model written to %s (%s: not read back)\n", opts.output, filekind.Of(fi.Mode()))
 		return nil
 	}
 	out, err := modelio.Load(opts.output)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/rqtools/rq/internal/filekind"
 	"io"
 	"os"
 
@@ -53,7 +54,7 @@ func Sniff(path string) (Format, error) {
 		return "", err
 	}
 	if !st.Mode().IsRegular() {
-		return "", &FormatError{File: path, Msg: fmt.Sprintf("not a regular file (%s); rq reads model files it can map", fileKind(st.Mode()))}
+		return "", &FormatError{File: path, Msg: fmt.Sprintf("not a regular file (%s); rq reads model files it can map", filekind.Of(st.Mode()))}
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -76,23 +77,6 @@ func Sniff(path string) (Format, error) {
 		return "", &UnsupportedError{File: path, What: "legacy (pre-1.6) PyTorch checkpoint; re-save it with torch.save(obj, path) from PyTorch >= 1.6"}
 	}
 	return "", &FormatError{File: path, Msg: "neither a safetensors file nor a PyTorch checkpoint (zip)"}
-}
-
-// fileKind names a file mode's type for errors.
-func fileKind(m os.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&os.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&os.ModeSocket != 0:
-		return "a socket"
-	case m&os.ModeCharDevice != 0:
-		return "a character device"
-	case m&os.ModeDevice != 0:
-		return "a device"
-	}
-	return "type " + m.Type().String()
 }
 
 // Load reads a model file (safetensors or PyTorch checkpoint, told apart by

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/rqtools/rq/internal/filekind"
 	"io"
 	"os"
 	"reflect"
@@ -121,7 +122,7 @@ func ReadFile(path string, v any, o Options) error {
 		return err
 	}
 	if !st.Mode().IsRegular() {
-		return &Error{File: path, Msg: fmt.Sprintf("not a regular file (%s): want a %s file", st.Mode().Type(), o.kind())}
+		return &Error{File: path, Msg: fmt.Sprintf("not a regular file (%s): want a %s file", filekind.Of(st.Mode()), o.kind())}
 	}
 	f, err := os.Open(path)
 	if err != nil {
