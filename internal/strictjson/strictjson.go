@@ -117,39 +117,58 @@ func (e *Error) Unwrap() error { return e.Err }
 // regular file is read (a FIFO would block, a device never end), and no
 // more than the size cap.
 func ReadFile(path string, v any, o Options) error {
-	st, err := os.Stat(path)
+	data, err := ReadBytes(path, o)
 	if err != nil {
 		return err
 	}
+	return Decode(path, data, v, o)
+}
+
+// ReadBytes reads the document at path as ReadFile does (a regular file,
+// within the size cap) without decoding it, for a caller that decodes part
+// of it its own way before Decode.
+func ReadBytes(path string, o Options) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
 	if !st.Mode().IsRegular() {
-		return &Error{File: path, Msg: fmt.Sprintf("not a regular file (%s): want a %s file", filekind.Of(st.Mode()), o.kind())}
+		return nil, &Error{File: path, Msg: fmt.Sprintf("not a regular file (%s): want a %s file", filekind.Of(st.Mode()), o.kind())}
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
-	return Read(path, f, v, o)
+	return readCapped(path, f, o)
 }
 
 // Read reads a document from r into v, strictly; name is used in messages.
 // It reads at most the size cap (plus one byte, to tell a document at the
 // cap from a larger one).
 func Read(name string, r io.Reader, v any, o Options) error {
+	data, err := readCapped(name, r, o)
+	if err != nil {
+		return err
+	}
+	return Decode(name, data, v, o)
+}
+
+func readCapped(name string, r io.Reader, o Options) ([]byte, error) {
 	max := o.maxBytes()
 	if f, ok := r.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > max {
-			return tooBig(name, st.Size(), max, o)
+			return nil, tooBig(name, st.Size(), max, o)
 		}
 	}
 	data, err := io.ReadAll(io.LimitReader(r, max+1))
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if int64(len(data)) > max {
-		return tooBig(name, -1, max, o)
+		return nil, tooBig(name, -1, max, o)
 	}
-	return Decode(name, data, v, o)
+	return data, nil
 }
 
 func tooBig(name string, size, max int64, o Options) error {
