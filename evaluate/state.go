@@ -1,6 +1,8 @@
 package evaluate
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -28,6 +30,18 @@ const (
 // baseline when every bin is occupied; an evaluation of the criteo-18k
 // test rows writes 60 KB.
 const StateMaxBytes = 256 << 20
+
+// MaxShardCount bounds the shard count of a state that is read: each shard
+// is a run of rq eval, and a hostile count would make listing the missing
+// ones endless.
+const MaxShardCount = 1 << 20
+
+// stateMaxOther caps a state's size outside its score bins: file names,
+// digests, counts and the shard list, kilobytes in practice (a state merged
+// from a million shards lists them in 7 MB). Decoded token by token, the
+// rest of a hostile state at StateMaxBytes would cost seconds and
+// gigabytes (a shard list of 128 M zeros, a 250 MB file name).
+const stateMaxOther = 16 << 20
 
 var stateOptions = strictjson.Options{Kind: "evaluation state", Versions: []int{StateVersion}, MaxBytes: StateMaxBytes,
 	Unsupported: map[int]string{1: "version 1 states carry no digest: evaluation states are short-lived intermediates, re-run rq eval --state-out with this rq"}}
@@ -66,7 +80,14 @@ type State struct {
 
 	// File is where the state was read from, for messages.
 	File string `json:"-"`
+
+	// merged holds the accumulators MergeStates built the state from, so
+	// that Report does not build them again from the bins (for a large
+	// evaluation, 64 MiB of pages a histogram).
+	merged *mergedAccs
 }
+
+type mergedAccs struct{ acc, base *metrics.Accumulator }
 
 // NewState captures rep, an evaluation of shard index of count (0 of 1 when
 // unsharded); the caller fills in the model, data and selection fields.
@@ -87,19 +108,62 @@ func NewState(rep *Report, index, count int) *State {
 // the digest field. Decoding and encoding again gives the same JSON, so a
 // state read back has the digest it was written with, whatever the file's
 // whitespace.
+//
+// The JSON is streamed into the hash (see writeJSON), not built: a state of
+// millions of bins is hashed without a second copy of it in memory.
 func (s *State) ContentDigest() (string, error) {
 	c := *s
 	c.Digest = ""
-	js, err := json.Marshal(&c)
-	if err != nil {
+	h := sha256.New()
+	if err := c.writeJSON(h); err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256(js)
-	return "sha256:" + hex.EncodeToString(sum[:]), nil
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// Encode returns the state as written: compact JSON with its digest.
-func (s *State) Encode() ([]byte, error) {
+// binsMark is what encoding/json writes for an empty score_bins. It cannot
+// occur inside a string of the encoding (a quote there is written \"), so
+// in a state encoded with its bins emptied it marks where they go.
+var binsMark = []byte(`"score_bins":[]`)
+
+// writeJSON writes exactly json.Marshal(s) to w, the score bins a buffer
+// at a time: the rest of the state is marshalled with its bins emptied and
+// the bins are written where the empty arrays were.
+func (s *State) writeJSON(w io.Writer) error {
+	c := *s
+	bins := [][][3]uint64{c.Metrics.Bins}
+	c.Metrics.Bins = [][3]uint64{}
+	if c.BaselineMetrics != nil {
+		b := *c.BaselineMetrics
+		bins = append(bins, b.Bins)
+		b.Bins = [][3]uint64{}
+		c.BaselineMetrics = &b
+	}
+	js, err := json.Marshal(&c)
+	if err != nil {
+		return err
+	}
+	parts := bytes.Split(js, binsMark)
+	if len(parts) != len(bins)+1 {
+		return fmt.Errorf("internal error: %d score_bins in a state with %d histograms", len(parts)-1, len(bins))
+	}
+	for i, b := range bins {
+		if _, err := w.Write(parts[i]); err != nil {
+			return err
+		}
+		if _, err := w.Write(binsMark[:len(binsMark)-2]); err != nil {
+			return err
+		}
+		if err := metrics.WriteBins(w, b); err != nil {
+			return err
+		}
+	}
+	_, err = w.Write(parts[len(bins)])
+	return err
+}
+
+// withDigest is the state as written: its kind, version and digest set.
+func (s *State) withDigest() (*State, error) {
 	c := *s
 	c.Kind, c.Version = StateKind, StateVersion
 	d, err := c.ContentDigest()
@@ -107,40 +171,58 @@ func (s *State) Encode() ([]byte, error) {
 		return nil, err
 	}
 	c.Digest = d
-	js, err := json.Marshal(&c)
+	return &c, nil
+}
+
+// Encode returns the state as written: compact JSON with its digest.
+func (s *State) Encode() ([]byte, error) {
+	c, err := s.withDigest()
 	if err != nil {
 		return nil, err
 	}
-	return append(js, '\n'), nil
+	var b bytes.Buffer
+	if err := c.writeJSON(&b); err != nil {
+		return nil, err
+	}
+	b.WriteByte('\n')
+	return b.Bytes(), nil
 }
 
-// Write writes the state to path atomically.
+// Write writes the state to path atomically, streamed as Encode would
+// return it.
 func (s *State) Write(path string) error {
-	js, err := s.Encode()
+	c, err := s.withDigest()
 	if err != nil {
 		return err
 	}
 	return atomicfile.WriteFile(path, func(w io.Writer) error {
-		_, err := w.Write(js)
-		return err
+		bw := bufio.NewWriterSize(w, 256<<10)
+		if err := c.writeJSON(bw); err != nil {
+			return err
+		}
+		if err := bw.WriteByte('\n'); err != nil {
+			return err
+		}
+		return bw.Flush()
 	})
 }
 
-// ReadState reads and checks a state file.
+// ReadState reads and checks a state file (see ParseState); only a regular
+// file is read, and no more than StateMaxBytes.
 func ReadState(path string) (*State, error) {
-	var s State
-	if err := strictjson.ReadFile(path, &s, stateOptions); err != nil {
+	data, err := strictjson.ReadBytes(path, stateOptions)
+	if err != nil {
 		return nil, err
 	}
-	return s.check(path)
+	return ParseState(path, data)
 }
 
-// IsState reports whether data looks like an evaluation state (its kind).
+// IsState reports whether data looks like an evaluation state: a JSON
+// object whose top-level "kind" is StateKind. It reads up to that key, not
+// the whole document.
 func IsState(data []byte) bool {
-	var k struct {
-		Kind string `json:"kind"`
-	}
-	return json.Unmarshal(data, &k) == nil && k.Kind == StateKind
+	sc, _ := scanState(data, stateMaxOther, true)
+	return sc.kind == StateKind
 }
 
 // ParseState decodes and checks a state; name is used in errors. The JSON
@@ -148,9 +230,39 @@ func IsState(data []byte) bool {
 // wrongly cased field, nothing after the object), the version must be
 // StateVersion, and the digest must match the content: an edited or
 // corrupted state is refused rather than merged into wrong figures.
+//
+// Time and memory are linear in the size and bounded by StateMaxBytes:
+// score bins, all but a few hundred bytes of a large state, are read by a
+// scanner rather than token by token (see scanState), and a state claiming
+// more bins than an accumulator keeps (metrics.MaxBins, fewer when the
+// examples or resolution allow fewer) is refused as the count passes that.
 func ParseState(name string, data []byte) (*State, error) {
+	if int64(len(data)) > StateMaxBytes {
+		// strictjson's refusal, for the same message as any capped document.
+		var s State
+		return nil, strictjson.Decode(name, data, &s, stateOptions)
+	}
+	sc, bad := scanState(data, stateMaxOther, false)
+	if bad != nil {
+		if bad.tooMany {
+			return nil, &strictjson.Error{File: name, Path: strictjson.Path{{Name: bad.field}, {Name: "score_bins"}},
+				Msg: fmt.Sprintf("more than %d bins: an accumulator keeps at most that many (65536 pages of 64 keys), so no evaluation writes more", metrics.MaxBins)}
+		}
+		// The scanner stops at the first fault, so this is quick.
+		if _, err := metrics.DecodeBins(data[bad.start:], -1, -1); err != nil {
+			return nil, binsError(name, bad.field, err)
+		}
+		// Not reached: what skipBins refuses, DecodeBins does; if it did
+		// not, strictjson decides.
+	}
+	if n := sc.outside(); n > stateMaxOther {
+		return nil, &strictjson.Error{File: name, Msg: fmt.Sprintf("%d bytes besides the score_bins arrays, more than the %d an evaluation state has room for (names, digests, shard lists)", n, stateMaxOther)}
+	}
 	var s State
-	if err := strictjson.Decode(name, data, &s, stateOptions); err != nil {
+	if err := strictjson.Decode(name, emptied(data, sc.spans), &s, stateOptions); err != nil {
+		return nil, err
+	}
+	if err := s.decodeBins(name, data, sc.spans); err != nil {
 		return nil, err
 	}
 	return s.check(name)
@@ -171,6 +283,9 @@ func (s *State) check(name string) (*State, error) {
 	if d != s.Digest {
 		return nil, fmt.Errorf("%s: edited or corrupted: digest mismatch (the file records %s, its content hashes to %s); evaluate the shard again", name, shortDigest(s.Digest), shortDigest(d))
 	}
+	if s.ShardCount > MaxShardCount {
+		return nil, fmt.Errorf("%s: shard_count %d: rq merges at most %d shards (each is a run of rq eval)", name, s.ShardCount, MaxShardCount)
+	}
 	if s.ShardCount < 1 || len(s.Shards) == 0 || len(s.Shards) > s.ShardCount {
 		return nil, fmt.Errorf("%s: shards %v of shard_count %d: want 1 to shard_count shard indices", name, s.Shards, s.ShardCount)
 	}
@@ -182,8 +297,18 @@ func (s *State) check(name string) (*State, error) {
 	if (s.Baseline != "") != (s.BaselineMetrics != nil) {
 		return nil, fmt.Errorf("%s: baseline %q with baseline_metrics present: %v (want both or neither)", name, s.Baseline, s.BaselineMetrics != nil)
 	}
-	if _, _, err := s.accumulators(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	// Check rather than build the accumulators: MergeStates and Report
+	// build them when they need them.
+	if err := s.Metrics.Check(); err != nil {
+		return nil, fmt.Errorf("%s: metrics: %w", name, err)
+	}
+	if b := s.BaselineMetrics; b != nil {
+		if err := b.Check(); err != nil {
+			return nil, fmt.Errorf("%s: baseline_metrics: %w", name, err)
+		}
+		if b.Examples != s.Metrics.Examples {
+			return nil, fmt.Errorf("%s: baseline_metrics counts %d examples, metrics %d: they ran on the same rows", name, b.Examples, s.Metrics.Examples)
+		}
 	}
 	return s, nil
 }
@@ -226,7 +351,7 @@ func MergeStates(states []*State) (*State, error) {
 	}
 	first := states[0]
 	out := *first
-	out.File, out.Digest = "", ""
+	out.File, out.Digest, out.merged = "", "", nil
 	out.Shards = slices.Clone(first.Shards)
 	acc, base, err := first.accumulators()
 	if err != nil {
@@ -258,13 +383,21 @@ func MergeStates(states []*State) (*State, error) {
 			}
 			owner[x] = s.name()
 		}
-		a, b, err := s.accumulators()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %v", s.name(), err)
+		if (s.BaselineMetrics != nil) != (base != nil) {
+			return nil, fmt.Errorf("cannot merge %s with %s: one has baseline metrics, the other not", s.name(), first.name())
 		}
-		acc.Merge(a)
+		if s.BaselineMetrics != nil && s.BaselineMetrics.Examples != s.Metrics.Examples {
+			return nil, fmt.Errorf("%s: baseline_metrics counts %d examples, metrics %d: they ran on the same rows", s.name(), s.BaselineMetrics.Examples, s.Metrics.Examples)
+		}
+		// Folded in without an accumulator each: a large state's pages
+		// would be another 64 MiB a histogram.
+		if err := acc.MergeState(s.Metrics); err != nil {
+			return nil, fmt.Errorf("%s: metrics: %v", s.name(), err)
+		}
 		if base != nil {
-			base.Merge(b)
+			if err := base.MergeState(*s.BaselineMetrics); err != nil {
+				return nil, fmt.Errorf("%s: baseline_metrics: %v", s.name(), err)
+			}
 		}
 		out.Shards = append(out.Shards, s.Shards...)
 		out.ForwardSeconds += s.ForwardSeconds
@@ -282,6 +415,7 @@ func MergeStates(states []*State) (*State, error) {
 		b := base.State()
 		out.BaselineMetrics = &b
 	}
+	out.merged = &mergedAccs{acc, base}
 	return &out, nil
 }
 
@@ -296,21 +430,32 @@ func commonName(a, b string) string {
 // Complete reports whether the state covers every shard.
 func (s *State) Complete() bool { return len(s.Shards) == s.ShardCount }
 
-// Missing lists the shards the state lacks.
+// Missing lists the shards the state lacks, in time linear in the shard
+// count (at most MaxShardCount for a state that was read).
 func (s *State) Missing() []int {
+	have := slices.Sorted(slices.Values(s.Shards))
 	var out []int
 	for i := range s.ShardCount {
-		if !slices.Contains(s.Shards, i) {
-			out = append(out, i)
+		if len(have) > 0 && have[0] == i {
+			for len(have) > 0 && have[0] == i {
+				have = have[1:]
+			}
+			continue
 		}
+		out = append(out, i)
 	}
 	return out
 }
 
-// Report rebuilds the evaluation report the state stands for.
+// Report rebuilds the evaluation report the state stands for. For a state
+// from MergeStates, the report's accumulators are those it merged into (not
+// rebuilt from the bins): read them, do not add to them.
 func (s *State) Report() (*Report, error) {
-	acc, base, err := s.accumulators()
-	if err != nil {
+	var acc, base *metrics.Accumulator
+	var err error
+	if m := s.merged; m != nil {
+		acc, base = m.acc, m.base
+	} else if acc, base, err = s.accumulators(); err != nil {
 		return nil, fmt.Errorf("%s: %v", s.name(), err)
 	}
 	res, err := acc.Result()
