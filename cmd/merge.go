@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
 	"strings"
 
 	"github.com/rqtools/rq/calibrate"
 	"github.com/rqtools/rq/evaluate"
+	"github.com/rqtools/rq/internal/strictjson"
 	"github.com/rqtools/rq/report"
 	"github.com/spf13/cobra"
 )
@@ -80,7 +80,7 @@ func runMerge(ctx context.Context, opts *mergeOptions) error {
 	if err := opts.paths().check(); err != nil {
 		return err
 	}
-	first, err := os.ReadFile(opts.files[0])
+	first, err := readMergeInput(opts.files[0])
 	if err != nil {
 		return err
 	}
@@ -101,7 +101,7 @@ func mergeRanges(opts *mergeOptions) error {
 	for _, f := range opts.files {
 		r, err := calibrate.Read(f)
 		if err != nil {
-			if st, rerr := os.ReadFile(f); rerr == nil && evaluate.IsState(st) {
+			if st, rerr := readMergeInput(f); rerr == nil && evaluate.IsState(st) {
 				return fmt.Errorf("%s is an evaluation state, %s a ranges file: merge one kind at a time", f, opts.files[0])
 			}
 			return err
@@ -139,7 +139,7 @@ func mergeEvals(opts *mergeOptions, first []byte) error {
 		data := first
 		if i > 0 {
 			var err error
-			if data, err = os.ReadFile(f); err != nil {
+			if data, err = readMergeInput(f); err != nil {
 				return err
 			}
 		}
@@ -190,4 +190,11 @@ func joinInts(xs []int) string {
 		s[i] = fmt.Sprint(x)
 	}
 	return strings.Join(s, ",")
+}
+
+// readMergeInput reads one file given to rq merge, refusing a file larger
+// than any state or ranges document may be before reading it (a 10 GB file
+// was read whole before it was refused).
+func readMergeInput(path string) ([]byte, error) {
+	return strictjson.ReadBytes(path, strictjson.Options{Kind: "evaluation state or ranges", MaxBytes: max(evaluate.StateMaxBytes, calibrate.MaxFileSize)})
 }

@@ -145,7 +145,7 @@ func TestReadPlanStrict(t *testing.T) {
 	if err := os.WriteFile(big, []byte(`{"version":1,"layers":{}}`+strings.Repeat(" ", PlanMaxBytes)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadPlan(big); err == nil || !strings.Contains(err.Error(), "the most a plan may have") {
+	if _, err := ReadPlan(big); err == nil || !strings.Contains(err.Error(), "the limit for a file of kind \"plan\"") {
 		t.Errorf("oversized plan: %v", err)
 	}
 	// What rq writes reads back.

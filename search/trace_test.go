@@ -62,7 +62,7 @@ func TestReadTraceStrict(t *testing.T) {
 			t.Errorf("%s: error\n %v\nwant %s: ...%s", c.name, err, p, c.want)
 		}
 	}
-	if _, err := DecodeTrace(io.MultiReader(strings.NewReader(text), spaces{})); err == nil || !strings.Contains(err.Error(), "the most a search trace may have") {
+	if _, err := DecodeTrace(io.MultiReader(strings.NewReader(text), spaces{})); err == nil || !strings.Contains(err.Error(), "the limit for a file of kind \"search trace\"") {
 		t.Errorf("oversized trace: %v", err)
 	}
 }

@@ -177,7 +177,7 @@ func tooBig(name string, size, max int64, o Options) error {
 		what = fmt.Sprintf("%d bytes,", size)
 		what += " more than"
 	}
-	return &Error{File: name, Msg: fmt.Sprintf("%s %d bytes, the most a %s may have", what, max, o.kind())}
+	return &Error{File: name, Msg: fmt.Sprintf("%s %d bytes, the limit for a file of kind %q (hostile or corrupt file?)", what, max, o.kind())}
 }
 
 // Decode decodes data, a document named name in messages, into v (a

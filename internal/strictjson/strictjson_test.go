@@ -180,7 +180,7 @@ func TestSizeCap(t *testing.T) {
 	doc := `{"version": 1, "bins": [` + strings.Repeat("1,", 50) + `1]}`
 	var d testDoc
 	err := Decode("p.json", []byte(doc), &d, o)
-	if err == nil || err.Error() != "p.json: 127 bytes, more than 100 bytes, the most a plan may have" {
+	if err == nil || err.Error() != "p.json: 127 bytes, more than 100 bytes, the limit for a file of kind \"plan\" (hostile or corrupt file?)" {
 		t.Fatalf("%v", err)
 	}
 	dir := t.TempDir()
