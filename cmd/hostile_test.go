@@ -246,8 +246,16 @@ func TestHostileDocuments(t *testing.T) {
 	})
 	os.WriteFile(filepath.Join(tmp, "dup.json"), []byte(`{"version": 1, "layers": {"top_l.0": {"precision": "int8"}, "top_l.0": {"precision": "fp32"}}}`), 0o644)
 	os.WriteFile(filepath.Join(tmp, "folded.json"), []byte(`{"version": 1, "Layers": {"top_l.0": {"precision": "fp16"}}}`), 0o644)
+	// A 300 MB state (sparse: no disk): refused by its size before it is read.
+	huge, err := os.Create(filepath.Join(tmp, "huge.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge.Truncate(300 << 20)
+	huge.Close()
 	repl := strings.NewReplacer("{h}", h, "{tmp}", tmp)
 	for _, tc := range []hostileCase{
+		{"merge: 300 MB state", []string{"merge", "{tmp}/huge.json", "{tmp}/s1.json"}, 1, []string{"huge.json", "314572800 bytes", "the limit"}},
 		{"plan: duplicate key", []string{"quantize", "--model", "{h}/tiny.safetensors", "--plan", "{tmp}/dup.json", "-o", "{tmp}/q.safetensors"}, 1, []string{"dup.json", "top_l.0", "duplicate"}},
 		{"plan: case-folded name", []string{"quantize", "--model", "{h}/tiny.safetensors", "--plan", "{tmp}/folded.json", "-o", "{tmp}/q.safetensors"}, 1, []string{"folded.json", "Layers"}},
 		{"ranges: l2 [0, 1e38]", []string{"quantize", "--model", "{h}/tiny.safetensors", "--preset", "int8", "--ranges", "{tmp}/l2_1e38.json", "-o", "{tmp}/q.safetensors"}, 1, []string{"l2_1e38.json", "top_l.0", "l2"}},
