@@ -270,14 +270,8 @@ func (n *Network) Validate() error {
 // Bytes is the size of all parameters as stored.
 func (n *Network) Bytes() int64 {
 	var b int64
-	for _, l := range n.Bottom {
+	for l := range n.Layers() {
 		b += l.Bytes()
-	}
-	for _, l := range n.Top {
-		b += l.Bytes()
-	}
-	for _, t := range n.Tables {
-		b += t.Bytes()
 	}
 	return b
 }
@@ -286,14 +280,8 @@ func (n *Network) Bytes() int64 {
 // MLP (the names plans and reports use).
 func (n *Network) LayerNames() []string {
 	var names []string
-	for _, l := range n.Bottom {
-		names = append(names, l.Name)
-	}
-	for _, t := range n.Tables {
-		names = append(names, t.Name)
-	}
-	for _, l := range n.Top {
-		names = append(names, l.Name)
+	for l := range n.Layers() {
+		names = append(names, l.Name())
 	}
 	return names
 }
@@ -302,13 +290,11 @@ func (n *Network) LayerNames() []string {
 // first use, so timings of the forward pass do not include packing. It is
 // safe to call more than once and concurrently.
 func (n *Network) Prepare() {
-	for _, ls := range [][]*Linear{n.Bottom, n.Top} {
-		for _, l := range ls {
-			if p, ok := l.Kernel.(interface{ Prepare() }); ok {
-				p.Prepare()
-			} else if l.Kernel == nil {
-				l.Packed()
-			}
+	for l := range n.Linears() {
+		if p, ok := l.Kernel.(interface{ Prepare() }); ok {
+			p.Prepare()
+		} else if l.Kernel == nil {
+			l.Packed()
 		}
 	}
 }
@@ -326,14 +312,8 @@ func (n *Network) featWidth() int {
 // Params is the total parameter count.
 func (n *Network) Params() int64 {
 	var p int64
-	for _, l := range n.Bottom {
+	for l := range n.Layers() {
 		p += l.Params()
-	}
-	for _, l := range n.Top {
-		p += l.Params()
-	}
-	for _, t := range n.Tables {
-		p += t.Params()
 	}
 	return p
 }

@@ -10,36 +10,29 @@ import (
 // lowered returns a copy of net in which the named layers run on fp16
 // kernels (tables as fp16 BagTables): a stand-in for any quantized layer.
 func lowered(t *testing.T, net *Network, names map[string]bool) *Network {
-	out := *net
-	out.Bottom, out.Top, out.Tables = nil, nil, nil
-	fc := func(l *Linear) *Linear {
+	out, err := net.Map(func(l *Linear) (*Linear, error) {
 		if !names[l.Name] {
-			return l
+			return l, nil
 		}
 		h := make([]uint16, len(l.Weight))
 		kernels.F32ToF16Slice(h, l.Weight)
-		return &Linear{Name: l.Name, In: l.In, Out: l.Out, Act: l.Act, Weight: l.Weight, Bias: l.Bias, Kernel: &F16FC{In: l.In, Out: l.Out, W: h}}
-	}
-	for _, l := range net.Bottom {
-		out.Bottom = append(out.Bottom, fc(l))
-	}
-	for _, l := range net.Top {
-		out.Top = append(out.Top, fc(l))
-	}
-	for _, tb := range net.Tables {
+		return &Linear{Name: l.Name, In: l.In, Out: l.Out, Act: l.Act, Weight: l.Weight, Bias: l.Bias, Kernel: &F16FC{In: l.In, Out: l.Out, W: h}}, nil
+	}, func(tb *Table) (*Table, error) {
 		if !names[tb.Name] {
-			out.Tables = append(out.Tables, tb)
-			continue
+			return tb, nil
 		}
 		data := make([]byte, tb.Rows*int64(2*tb.Dim))
 		kernels.QuantizeRowsF16(tb.Weight, int(tb.Rows), tb.Dim, data)
 		bt, err := kernels.NewBagTable(kernels.TableF16, tb.Rows, tb.Dim, data)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
-		out.Tables = append(out.Tables, &Table{Name: tb.Name, Rows: tb.Rows, Dim: tb.Dim, Weight: tb.Weight, Kernel: bt})
+		return &Table{Name: tb.Name, Rows: tb.Rows, Dim: tb.Dim, Weight: tb.Weight, Kernel: bt}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return &out
+	return out
 }
 
 // TestReplayEqualsForward: for every single layer lowered, and a few sets,
