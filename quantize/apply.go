@@ -44,36 +44,15 @@ func apply(net *model.Network, plan *Plan, ranges RangeSource, tables bool) (*mo
 	if plan.NeedsRanges() && ranges == nil {
 		return nil, fmt.Errorf("the plan quantizes activations statically: it needs calibrated ranges (rq calibrate, then --ranges)")
 	}
-	out := *net
-	out.Bottom, out.Top, out.Tables = nil, nil, nil
 	fc := func(l *model.Linear) (*model.Linear, error) { return QuantizeLinear(l, plan.Layer(l.Name), ranges) }
-	for _, l := range net.Bottom {
-		q, err := fc(l)
-		if err != nil {
-			return nil, err
-		}
-		out.Bottom = append(out.Bottom, q)
+	// ApplyFC leaves every table as it is (nil: Map shares them); Apply
+	// quantizes those the plan names (QuantizeTable returns an fp32 one
+	// itself).
+	var table func(*model.Table) (*model.Table, error)
+	if tables {
+		table = func(t *model.Table) (*model.Table, error) { return QuantizeTable(t, plan.Layer(t.Name)) }
 	}
-	for _, l := range net.Top {
-		q, err := fc(l)
-		if err != nil {
-			return nil, err
-		}
-		out.Top = append(out.Top, q)
-	}
-	for _, t := range net.Tables {
-		lp := plan.Layer(t.Name)
-		if lp.Precision == FP32 || !tables {
-			out.Tables = append(out.Tables, t)
-			continue
-		}
-		q, err := QuantizeTable(t, lp)
-		if err != nil {
-			return nil, err
-		}
-		out.Tables = append(out.Tables, q)
-	}
-	return &out, nil
+	return net.Map(fc, table)
 }
 
 // QuantizeLinear returns l under lp: l itself for fp32, else a copy
@@ -220,13 +199,13 @@ func QuantizeFC(l *model.Linear, lp LayerPlan, ranges RangeSource) (model.FCKern
 // layers and quantized tables use their dequantized weights. The
 // difference from the real network is the arithmetic alone.
 func Simulate(net *model.Network) (*model.Network, error) {
-	out := *net
-	out.Bottom, out.Top, out.Tables = nil, nil, nil
-	sim := func(l *model.Linear) (*model.Linear, error) {
+	fc := func(l *model.Linear) (*model.Linear, error) {
+		if l.Kernel == nil {
+			// fp32 already: shared, so its predictions are the same bits.
+			return l, nil
+		}
 		c := &model.Linear{Name: l.Name, In: l.In, Out: l.Out, Act: l.Act, Bias: l.Bias}
 		switch k := l.Kernel.(type) {
-		case nil:
-			c.Weight = l.Weight
 		case *model.Int8FC:
 			c.Kernel = &model.FakeQuantFC{Q: k}
 		case *model.F16FC:
@@ -241,34 +220,19 @@ func Simulate(net *model.Network) (*model.Network, error) {
 		}
 		return c, nil
 	}
-	for _, l := range net.Bottom {
-		c, err := sim(l)
-		if err != nil {
-			return nil, err
-		}
-		out.Bottom = append(out.Bottom, c)
-	}
-	for _, l := range net.Top {
-		c, err := sim(l)
-		if err != nil {
-			return nil, err
-		}
-		out.Top = append(out.Top, c)
-	}
-	for _, t := range net.Tables {
+	table := func(t *model.Table) (*model.Table, error) {
 		bt, ok := t.Kernel.(*kernels.BagTable)
 		if t.Kernel == nil || (ok && bt.Format == kernels.TableF32) {
-			out.Tables = append(out.Tables, t)
-			continue
+			return t, nil
 		}
 		if !ok {
 			return nil, fmt.Errorf("%s: cannot simulate a %s table", t.Name, t.Kernel.Precision())
 		}
 		w := make([]float32, t.Rows*int64(t.Dim))
 		kernels.DequantizeRows(bt.Format, bt.Data, int(t.Rows), t.Dim, w)
-		out.Tables = append(out.Tables, &model.Table{Name: t.Name, Rows: t.Rows, Dim: t.Dim, Weight: w})
+		return &model.Table{Name: t.Name, Rows: t.Rows, Dim: t.Dim, Weight: w}, nil
 	}
-	return &out, nil
+	return net.Map(fc, table)
 }
 
 // quantizeWeightsFull quantizes weights as PyTorch's per_tensor_symmetric

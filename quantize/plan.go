@@ -106,14 +106,11 @@ func (p *Plan) Validate(net *model.Network) error {
 		return fmt.Errorf("plan version %d, rq reads version %d", p.Version, PlanVersion)
 	}
 	kinds := map[string]string{}
-	for _, l := range net.Bottom {
-		kinds[l.Name] = "fc"
-	}
-	for _, l := range net.Top {
-		kinds[l.Name] = "fc"
-	}
-	for _, t := range net.Tables {
-		kinds[t.Name] = "table"
+	for l := range net.Layers() {
+		kinds[l.Name()] = "fc"
+		if l.Table != nil {
+			kinds[l.Name()] = "table"
+		}
 	}
 	names := make([]string, 0, len(p.Layers))
 	for n := range p.Layers {
@@ -280,14 +277,12 @@ func Preset(name string, net *model.Network) (*Plan, error) {
 		return nil, fmt.Errorf("unknown preset %q; presets: %s", name, strings.Join(PresetNames(), ", "))
 	}
 	p := &Plan{Version: PlanVersion, Preset: name, Layers: map[string]LayerPlan{}}
-	for _, l := range net.Bottom {
-		p.Layers[l.Name] = fc
-	}
-	for _, l := range net.Top {
-		p.Layers[l.Name] = fc
-	}
-	for _, t := range net.Tables {
-		p.Layers[t.Name] = table
+	for l := range net.Layers() {
+		if l.Table != nil {
+			p.Layers[l.Name()] = table
+		} else {
+			p.Layers[l.Name()] = fc
+		}
 	}
 	return p, p.Validate(net)
 }
