@@ -51,11 +51,19 @@ func (l Layer) Params() int64 {
 	return l.Table.Params()
 }
 
+// interactionLayers is the interaction's own layers (none for dot and cat).
+func (n *Network) interactionLayers() []*Linear {
+	if n.Interaction == nil {
+		return nil
+	}
+	return n.Interaction.Layers()
+}
+
 // Linears yields every FC-like layer in the order the forward pass runs
-// them: the bottom MLP, then the top MLP.
+// them: the bottom MLP, the interaction's own layers, the top MLP.
 func (n *Network) Linears() iter.Seq[*Linear] {
 	return func(yield func(*Linear) bool) {
-		for _, ls := range [][]*Linear{n.Bottom, n.Top} {
+		for _, ls := range [][]*Linear{n.Bottom, n.interactionLayers(), n.Top} {
 			for _, l := range ls {
 				if !yield(l) {
 					return
@@ -66,7 +74,8 @@ func (n *Network) Linears() iter.Seq[*Linear] {
 }
 
 // Layers yields every quantizable layer in network order: the bottom MLP,
-// the tables, the top MLP (the order of LayerNames, plans and reports).
+// the tables, the interaction's own layers, the top MLP (the order of
+// LayerNames, plans and reports).
 func (n *Network) Layers() iter.Seq[Layer] {
 	return func(yield func(Layer) bool) {
 		for _, l := range n.Bottom {
@@ -76,6 +85,11 @@ func (n *Network) Layers() iter.Seq[Layer] {
 		}
 		for i, t := range n.Tables {
 			if !yield(Layer{Table: t, TableIndex: i}) {
+				return
+			}
+		}
+		for _, l := range n.interactionLayers() {
+			if !yield(Layer{FC: l, TableIndex: -1}) {
 				return
 			}
 		}
@@ -127,6 +141,13 @@ func (n *Network) Map(fc func(*Linear) (*Linear, error), table func(*Table) (*Ta
 	if out.Top, err = mapFCs(n.Top); err != nil {
 		return nil, err
 	}
+	if ls := n.interactionLayers(); len(ls) > 0 {
+		mapped, err := mapFCs(ls)
+		if err != nil {
+			return nil, err
+		}
+		out.Interaction = n.Interaction.WithLayers(mapped)
+	}
 	out.Tables = make([]*Table, len(n.Tables))
 	for i, t := range n.Tables {
 		out.Tables[i] = t
@@ -168,5 +189,5 @@ func (n *Network) InputWidth() int {
 	for i, t := range n.Tables {
 		dims[i] = t.Dim
 	}
-	return InteractionWidth(n.Interaction, n.EmbDim(), dims)
+	return n.Interaction.Width(n.EmbDim(), dims)
 }

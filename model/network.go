@@ -26,31 +26,6 @@ func (a Activation) String() string {
 	return "none"
 }
 
-// InteractionOp is how the bottom MLP's output and the pooled embeddings meet.
-type InteractionOp int
-
-const (
-	// Dot: pairwise dot products of T = [bottom, emb_0, ..., emb_{T-1}],
-	// the strict lower triangle of T·Tᵀ, concatenated after the bottom output.
-	Dot InteractionOp = iota
-	// DotSelf: as Dot with the diagonal (dlrm's --arch-interaction-itself).
-	DotSelf
-	// Cat: the bottom output and every pooled embedding concatenated.
-	Cat
-)
-
-func (op InteractionOp) String() string {
-	switch op {
-	case Dot:
-		return "dot"
-	case DotSelf:
-		return "dot-self"
-	case Cat:
-		return "cat"
-	}
-	return fmt.Sprintf("InteractionOp(%d)", int(op))
-}
-
 // Linear is a fully connected layer y = act(x·Wᵀ + b) with W in PyTorch's
 // [Out x In] layout.
 type Linear struct {
@@ -189,7 +164,7 @@ type Network struct {
 	NumDense    int
 	Bottom      []*Linear
 	Tables      []*Table
-	Interaction InteractionOp
+	Interaction Interaction
 	Top         []*Linear
 }
 
@@ -199,23 +174,6 @@ func (n *Network) EmbDim() int { return n.Bottom[len(n.Bottom)-1].Out }
 // NumFeatures is the number of vectors entering the interaction: the bottom
 // output and one per table.
 func (n *Network) NumFeatures() int { return len(n.Tables) + 1 }
-
-// InteractionWidth is the width of the top MLP's input for an interaction op,
-// given the bottom output width d, the table widths, and the number of vectors f.
-func InteractionWidth(op InteractionOp, d int, tableDims []int) int {
-	f := len(tableDims) + 1
-	switch op {
-	case Dot:
-		return d + f*(f-1)/2
-	case DotSelf:
-		return d + f*(f+1)/2
-	}
-	w := d
-	for _, td := range tableDims {
-		w += td
-	}
-	return w
-}
 
 // TableRows lists every table's row count, in order (what readers check indices against).
 func (n *Network) TableRows() []int64 {
@@ -247,17 +205,25 @@ func (n *Network) Validate() error {
 	if err != nil {
 		return err
 	}
+	if n.Interaction == nil {
+		return fmt.Errorf("network has no interaction")
+	}
 	dims := make([]int, len(n.Tables))
 	for i, t := range n.Tables {
 		if t.Kernel == nil && int64(len(t.Weight)) != t.Rows*int64(t.Dim) {
 			return fmt.Errorf("%s: weight has %d values, want %dx%d", t.Name, len(t.Weight), t.Rows, t.Dim)
 		}
-		if n.Interaction != Cat && t.Dim != d {
-			return fmt.Errorf("%s: embedding width %d differs from the bottom MLP's output width %d (a dot interaction needs them equal)", t.Name, t.Dim, d)
-		}
 		dims[i] = t.Dim
 	}
-	w := InteractionWidth(n.Interaction, d, dims)
+	if err := n.Interaction.CheckTables(d, n.Tables); err != nil {
+		return err
+	}
+	for _, l := range n.Interaction.Layers() {
+		if (l.Kernel == nil && len(l.Weight) != l.In*l.Out) || len(l.Bias) != l.Out && len(l.Bias) != 0 {
+			return fmt.Errorf("%s: weight has %d values and bias %d, want %dx%d and %d", l.Name, len(l.Weight), len(l.Bias), l.Out, l.In, l.Out)
+		}
+	}
+	w := n.Interaction.Width(d, dims)
 	if _, err := check(n.Top, w, "interaction ("+n.Interaction.String()+")"); err != nil {
 		return err
 	}

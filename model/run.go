@@ -196,12 +196,6 @@ func (r *Runner) Forward(b *Batch) ([]float32, error) {
 		return r.forwardBatchWide(b)
 	}
 	n, N := r.net, b.N
-	d := n.EmbDim()
-	f := n.NumFeatures()
-	if n.Interaction == Cat {
-		// Cat allows tables of other widths: lay them out back to back.
-		d = 0
-	}
 	featW := n.featWidth()
 	r.feat = grow(r.feat, N*featW)
 
@@ -255,16 +249,9 @@ func (r *Runner) Forward(b *Batch) ([]float32, error) {
 	if rp == nil || upstream {
 		width := n.Top[0].In
 		r.top = grow(r.top, N*width)
-		if n.Interaction == Cat {
-			copy(r.top, r.feat) // featW == width: the feature rows are the top input
-		} else {
-			self := n.Interaction == DotSelf
-			r.parallel(N, 1, func(lo, hi int) {
-				kernels.InteractDot(r.feat, featW, f, d, self, r.top, width, lo, hi)
-			})
-		}
 		feat := Mat{Rows: N, Cols: featW, Stride: featW, Data: r.feat}
 		in = Mat{Rows: N, Cols: width, Stride: width, Data: r.top}
+		n.Interaction.Forward(r.interactEnv(b, r.parallel), feat, in)
 		r.observe("interaction", feat, in, b)
 	} else {
 		// The last layer always runs: its output is the prediction.
@@ -386,4 +373,19 @@ func SigmoidRows(m Mat, lo, hi int) {
 // Sigmoid is 1/(1+e^-x) in float64, rounded once to float32.
 func Sigmoid(x float32) float32 {
 	return float32(1 / (1 + math.Exp(-float64(x))))
+}
+
+// interactEnv is what the interaction's Forward works with: par to spread
+// rows (serial within a streamed chunk), and the Runner's way of running an
+// FC layer with it, observers included.
+func (r *Runner) interactEnv(b *Batch, par Parallel) InteractEnv {
+	return InteractEnv{
+		Par: par,
+		FC: func(l *Linear, in, out Mat) {
+			linearOn(par, l, in, out)
+			r.observe(l.Name, in, out, b)
+		},
+		NumFeatures: r.net.NumFeatures(),
+		EmbDim:      r.net.EmbDim(),
+	}
 }

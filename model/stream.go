@@ -57,15 +57,10 @@ func (r *Runner) streams() bool {
 		return false
 	}
 	var weights int64
-	for _, ls := range [][]*Linear{r.net.Bottom, r.net.Top} {
-		for _, l := range ls {
-			weights += l.Bytes()
-			if l.Kernel == nil {
-				continue
-			}
-			if rw, ok := l.Kernel.(RowWise); !ok || !rw.RowWise() {
-				return false
-			}
+	for l := range r.net.Linears() {
+		weights += l.Bytes()
+		if !rowWise(l) {
+			return false
 		}
 	}
 	return weights <= streamMaxWeightBytes
@@ -224,11 +219,7 @@ func (r *Runner) features(b *Batch, lo, hi int, feat []float32, featW int, pool 
 		}
 	}
 	rows := hi - lo
-	if n.Interaction == Cat {
-		copy(top[:rows*width], feat) // featW == width
-	} else {
-		kernels.InteractDot(feat, featW, n.NumFeatures(), n.EmbDim(), n.Interaction == DotSelf, top, width, 0, rows)
-	}
+	n.Interaction.Forward(r.interactEnv(b, serial), Mat{Rows: rows, Cols: featW, Stride: featW, Data: feat}, Mat{Rows: rows, Cols: width, Stride: width, Data: top})
 	return -1, -1
 }
 
@@ -247,7 +238,24 @@ func (r *Runner) streamsFeatures() bool {
 			return false
 		}
 	}
+	// The interaction is built chunk by chunk: its own layers, if any,
+	// must compute each row from that row alone.
+	for _, l := range r.net.Interaction.Layers() {
+		if !rowWise(l) {
+			return false
+		}
+	}
 	return true
+}
+
+// rowWise reports whether l computes each row from that row alone (fp32,
+// or a kernel that says so), so that it may run on a chunk of rows.
+func rowWise(l *Linear) bool {
+	if l.Kernel == nil {
+		return true
+	}
+	rw, ok := l.Kernel.(RowWise)
+	return ok && rw.RowWise()
 }
 
 // forwardBatchWide is Forward for networks with batch-wide layers: the
