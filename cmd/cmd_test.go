@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/rqtools/rq/internal/testshared"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,14 +13,8 @@ import (
 )
 
 func sharedFile(t *testing.T, name string) string {
-	p := filepath.Join("..", "..", "shared", "criteo-18k", name)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s missing under CI: %v", p, err)
-		}
-		t.Skipf("%s missing", p)
-	}
-	return p
+	t.Helper()
+	return testshared.Path(t, filepath.Join("criteo-18k", name))
 }
 
 // quantizedCriteo quantizes the criteo-18k model with a preset into a

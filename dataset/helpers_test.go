@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/rqtools/rq/internal/testshared"
 	"hash/crc32"
 	"io"
 	"math"
@@ -22,14 +23,7 @@ import (
 // missing files fail the test under CI=true and skip it otherwise.
 func datasetSharedPath(t testing.TB, rel string) string {
 	t.Helper()
-	p := filepath.Join("..", "..", "shared", rel)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s missing: %v", p, err)
-		}
-		t.Skipf("%s missing", p)
-	}
-	return p
+	return testshared.Path(t, rel)
 }
 
 // readResult is everything a reader handed out, flattened to rows.

@@ -2,9 +2,9 @@ package model_test
 
 import (
 	"errors"
+	"github.com/rqtools/rq/internal/testshared"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -17,14 +17,8 @@ import (
 // shared returns a path under ../shared/criteo-18k; it fails under CI when the
 // file is missing and skips otherwise.
 func shared(t testing.TB, name string) string {
-	p := filepath.Join("..", "..", "shared", "criteo-18k", name)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s missing under CI: %v", p, err)
-		}
-		t.Skipf("%s missing", p)
-	}
-	return p
+	t.Helper()
+	return testshared.Path(t, filepath.Join("criteo-18k", name))
 }
 
 func loadModel(t testing.TB, name string) *modelio.Model {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/rqtools/rq/internal/testshared"
 	"io"
 	"maps"
 	"math"
@@ -23,14 +24,7 @@ var updateSafetensorsSeeds = flag.Bool("update-safetensors-seeds", false, "rewri
 // skipping elsewhere when it is missing.
 func stSharedPath(t testing.TB, rel string) string {
 	t.Helper()
-	p := filepath.Join("..", "..", "shared", rel)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s missing: %v", p, err)
-		}
-		t.Skipf("%s missing", p)
-	}
-	return p
+	return testshared.Path(t, rel)
 }
 
 // allDTypes lists every dtype rq reads and writes.

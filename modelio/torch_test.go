@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/rqtools/rq/internal/testshared"
 	"io"
 	"math"
 	"math/big"
@@ -22,14 +23,8 @@ import (
 // torchSharedPath finds a file of the shared reference data: a missing file
 // skips the test locally but fails it in CI.
 func torchSharedPath(t testing.TB, rel string) string {
-	p := filepath.Join("..", "..", "shared", rel)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s missing: %v", p, err)
-		}
-		t.Skipf("%s missing", p)
-	}
-	return p
+	t.Helper()
+	return testshared.Path(t, rel)
 }
 
 func torchFixture(name string) string { return filepath.Join("testdata", "torch", name) }
