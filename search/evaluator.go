@@ -95,14 +95,12 @@ func NewNetEvaluator(net *model.Network, ranges quantize.RangeSource, batches []
 	if err := quantize.CheckRanges(net, ranges); err != nil {
 		return nil, err
 	}
-	for _, l := range append(append([]*model.Linear{}, net.Bottom...), net.Top...) {
-		if l.Weight == nil || l.Kernel != nil {
-			return nil, fmt.Errorf("%s: search needs the fp32 model (this layer is already %s)", l.Name, l.Precision())
+	for l := range net.Layers() {
+		if l.FC != nil && (l.FC.Weight == nil || l.FC.Kernel != nil) {
+			return nil, fmt.Errorf("%s: search needs the fp32 model (this layer is already %s)", l.Name(), l.Precision())
 		}
-	}
-	for _, t := range net.Tables {
-		if t.Weight == nil || t.Kernel != nil {
-			return nil, fmt.Errorf("%s: search needs the fp32 model (this table is already %s)", t.Name, t.Precision())
+		if l.Table != nil && (l.Table.Weight == nil || l.Table.Kernel != nil) {
+			return nil, fmt.Errorf("%s: search needs the fp32 model (this table is already %s)", l.Name(), l.Precision())
 		}
 	}
 	e := &NetEvaluator{net: net, ranges: ranges, batches: batches, threads: max(threads, 1),
@@ -145,9 +143,9 @@ func (e *NetEvaluator) Network(plan *quantize.Plan) (*model.Network, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := *e.net
-	out.Bottom, out.Top, out.Tables = nil, nil, nil
-	fc := func(l *model.Linear) (*model.Linear, error) {
+	// Layers the plan keeps at fp32 are shared with e.net; quantized ones
+	// come from the cache.
+	return e.net.Map(func(l *model.Linear) (*model.Linear, error) {
 		lp := p.Layer(l.Name)
 		if lp.Precision == quantize.FP32 {
 			return l, nil
@@ -162,51 +160,35 @@ func (e *NetEvaluator) Network(plan *quantize.Plan) (*model.Network, error) {
 		}
 		e.fc[key] = q
 		return q, nil
-	}
-	for _, l := range e.net.Bottom {
-		q, err := fc(l)
-		if err != nil {
-			return nil, err
-		}
-		out.Bottom = append(out.Bottom, q)
-	}
-	for _, l := range e.net.Top {
-		q, err := fc(l)
-		if err != nil {
-			return nil, err
-		}
-		out.Top = append(out.Top, q)
-	}
-	for _, t := range e.net.Tables {
+	}, func(t *model.Table) (*model.Table, error) {
 		lp := p.Layer(t.Name)
 		if lp.Precision == quantize.FP32 {
-			out.Tables = append(out.Tables, t)
-			continue
+			return t, nil
 		}
 		key := cacheKey(t.Name, lp)
-		q, ok := e.tables[key]
-		if !ok {
-			var err error
-			if q, err = quantize.QuantizeTable(t, lp); err != nil {
-				return nil, err
-			}
-			e.tables[key] = q
+		if q, ok := e.tables[key]; ok {
+			return q, nil
 		}
-		out.Tables = append(out.Tables, q)
-	}
-	return &out, nil
+		q, err := quantize.QuantizeTable(t, lp)
+		if err != nil {
+			return nil, err
+		}
+		e.tables[key] = q
+		return q, nil
+	})
 }
 
 // record runs the fp32 network once over the batches, keeping the
 // activations for replay when they fit in maxRecorded.
 func (e *NetEvaluator) record(ctx context.Context) error {
 	e.triedRecord = true
-	// Estimate first: every Linear input plus the feature rows, per row.
-	perRow := int64(e.net.Bottom[len(e.net.Bottom)-1].Out)
+	// Estimate first: every Linear input (the interaction's own layers
+	// included: the Recorder sees them too) plus the feature rows, per row.
+	perRow := int64(e.net.EmbDim())
 	for _, t := range e.net.Tables {
 		perRow += int64(t.Dim)
 	}
-	for _, l := range append(append([]*model.Linear{}, e.net.Bottom...), e.net.Top...) {
+	for l := range e.net.Linears() {
 		perRow += int64(l.In)
 	}
 	if 4*perRow*int64(len(e.labels)) > maxRecorded {
@@ -238,13 +220,14 @@ func (e *NetEvaluator) Evaluate(ctx context.Context, plan *quantize.Plan) (*Outc
 		}
 	}
 	run := model.NewRunner(net, e.threads)
+	replay := !interactionQuantized(net)
 	pred := make([]float32, 0, len(e.labels))
 	for _, b := range e.batches {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		var p []float32
-		if a := e.recorded[b]; a != nil {
+		if a := e.recorded[b]; a != nil && replay {
 			p, err = run.Replay(b, a)
 		} else {
 			p, err = run.Forward(b)
@@ -255,4 +238,19 @@ func (e *NetEvaluator) Evaluate(ctx context.Context, plan *quantize.Plan) (*Outc
 		pred = append(pred, p...)
 	}
 	return &Outcome{Pred: pred, Bytes: net.Bytes()}, nil
+}
+
+// interactionQuantized reports whether one of net's interaction layers has
+// a kernel. model.Runner.Replay reruns the interaction only when a bottom
+// layer or a table was recomputed, so with only an interaction layer
+// quantized it would take the top MLP's recorded fp32 input and return
+// fp32's predictions; such plans run the whole network instead. (When
+// Replay counts the interaction's layers as upstream, this can go.)
+func interactionQuantized(net *model.Network) bool {
+	for _, l := range net.Interaction.Layers() {
+		if l.Kernel != nil {
+			return true
+		}
+	}
+	return false
 }

@@ -29,18 +29,17 @@ type Layer struct {
 	Dim  int   `json:"dim,omitempty"`
 }
 
-// NetworkLayers lists a network's layers in network order (bottom MLP,
-// tables, top MLP), as plans name them.
+// NetworkLayers lists a network's layers in network order (net.Layers:
+// bottom MLP, tables, the interaction's own layers, top MLP), as plans
+// name them.
 func NetworkLayers(net *model.Network) []Layer {
 	var ls []Layer
-	for _, l := range net.Bottom {
-		ls = append(ls, Layer{Name: l.Name, Kind: KindFC, In: l.In, Out: l.Out})
-	}
-	for _, t := range net.Tables {
-		ls = append(ls, Layer{Name: t.Name, Kind: KindTable, Rows: t.Rows, Dim: t.Dim})
-	}
-	for _, l := range net.Top {
-		ls = append(ls, Layer{Name: l.Name, Kind: KindFC, In: l.In, Out: l.Out})
+	for l := range net.Layers() {
+		if l.Table != nil {
+			ls = append(ls, Layer{Name: l.Table.Name, Kind: KindTable, Rows: l.Table.Rows, Dim: l.Table.Dim})
+			continue
+		}
+		ls = append(ls, Layer{Name: l.FC.Name, Kind: KindFC, In: l.FC.In, Out: l.FC.Out})
 	}
 	return ls
 }
