@@ -15,19 +15,42 @@ type Input struct {
 	FollowsReLU bool
 }
 
-// Inputs lists the network's Linear layers in network order (bottom MLP,
-// then top MLP), each with whether its input follows a ReLU: a bottom or
-// top layer's does when the layer before it in the same MLP ends in a ReLU.
-// The first bottom layer takes the dense features and the first top layer
-// the interaction output: both two-sided.
+// Inputs lists the network's Linear layers in network order (the order of
+// net.Linears: bottom MLP, then top MLP), each with whether its input
+// follows a ReLU: it does when the layer right before it in net.Layers is a
+// Linear layer of the same chain ending in a ReLU. A table between them
+// marks the interaction, which the first top layer takes its input from
+// (as the first bottom layer takes the dense features): both two-sided.
+// Layers of the interaction itself (a cross network's) are two-sided too:
+// only the interaction knows which of its layers feeds which.
 func Inputs(net *model.Network) []Input {
+	own := interactionLayers(net)
 	var in []Input
-	for _, mlp := range [][]*model.Linear{net.Bottom, net.Top} {
-		for i, l := range mlp {
-			in = append(in, Input{Layer: l, FollowsReLU: i > 0 && mlp[i-1].Act == model.ActReLU})
+	var prev *model.Linear // the layer before in net.Layers, if a Linear
+	for l := range net.Layers() {
+		if l.FC == nil {
+			prev = nil
+			continue
 		}
+		follows := prev != nil && prev.Act == model.ActReLU && !own[prev] && !own[l.FC]
+		in = append(in, Input{Layer: l.FC, FollowsReLU: follows})
+		prev = l.FC
 	}
 	return in
+}
+
+// interactionLayers is the set of the interaction's own Linear layers, when
+// it has a Layers method (a weightless interaction has none). A model
+// helper telling each layer's input (the dense features, the interaction,
+// or another layer) would replace it and the table rule of Inputs.
+func interactionLayers(net *model.Network) map[*model.Linear]bool {
+	own := map[*model.Linear]bool{}
+	if x, ok := any(net.Interaction).(interface{ Layers() []*model.Linear }); ok {
+		for _, l := range x.Layers() {
+			own[l] = true
+		}
+	}
+	return own
 }
 
 // WeightStats are per output channel statistics of a Linear layer's weight.

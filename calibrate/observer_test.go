@@ -22,6 +22,31 @@ func TestInputsFollowReLU(t *testing.T) {
 	}
 }
 
+// TestInputsAcrossTheInteraction: the bottom MLP ends in a ReLU, but the
+// first top layer takes the interaction's output (dot products can be
+// negative): two-sided. Inputs come in net.Linears order.
+func TestInputsAcrossTheInteraction(t *testing.T) {
+	net := smallNet()
+	var got, linears []string
+	for _, in := range Inputs(net) {
+		got = append(got, in.Layer.Name+"="+map[bool]string{true: "relu", false: "two-sided"}[in.FollowsReLU])
+	}
+	for l := range net.Linears() {
+		linears = append(linears, l.Name)
+	}
+	want := "bot_l.0=two-sided bot_l.2=relu top_l.0=two-sided top_l.2=relu"
+	if strings.Join(got, " ") != want {
+		t.Errorf("got %s, want %s", strings.Join(got, " "), want)
+	}
+	o, err := NewObserver(net, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(o.Layers(), " ") != strings.Join(linears, " ") {
+		t.Errorf("observed layers %v, want net.Linears %v", o.Layers(), linears)
+	}
+}
+
 func TestObserverEvents(t *testing.T) {
 	o, err := NewObserver(smallNet(), 16)
 	if err != nil {

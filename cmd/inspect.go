@@ -87,22 +87,31 @@ func inspectView(m *modelio.Model) *report.Inspect {
 	}
 	out := &report.Inspect{File: m.Path, Format: format, Scheme: m.Scheme, Interaction: n.Interaction.String(),
 		DenseInputs: n.NumDense, Tables: len(n.Tables), Meta: m.Meta}
+	// The summary's MLP widths: the Linear layers before the first table
+	// in network order are the bottom MLP (from the dense inputs), those
+	// after the tables, less the interaction's own, the top MLP (from the
+	// interaction's output).
+	own := interactionLayers(n)
+	seenTable := false
+	var top []*model.Linear
 	out.BottomMLP = append(out.BottomMLP, n.NumDense)
-	addMLP := func(ls []*model.Linear) {
-		for _, l := range ls {
-			out.Layers = append(out.Layers, layer(l.Name, "linear", l.Precision(), []int{l.Out, l.In}, l.Act.String(), l.Params()))
+	for l := range n.Layers() {
+		switch {
+		case l.Table != nil:
+			seenTable = true
+			out.Layers = append(out.Layers, layer(l.Name(), "embedding", l.Precision(), []int{int(l.Table.Rows), l.Table.Dim}, "", l.Params()))
+			continue
+		case !seenTable:
+			out.BottomMLP = append(out.BottomMLP, l.FC.Out)
+		case !own[l.FC]:
+			top = append(top, l.FC)
 		}
+		out.Layers = append(out.Layers, layer(l.Name(), "linear", l.Precision(), []int{l.FC.Out, l.FC.In}, l.FC.Act.String(), l.Params()))
 	}
-	addMLP(n.Bottom)
-	for _, l := range n.Bottom {
-		out.BottomMLP = append(out.BottomMLP, l.Out)
+	if len(top) > 0 {
+		out.TopMLP = append(out.TopMLP, top[0].In)
 	}
-	for _, t := range n.Tables {
-		out.Layers = append(out.Layers, layer(t.Name, "embedding", t.Precision(), []int{int(t.Rows), t.Dim}, "", t.Params()))
-	}
-	addMLP(n.Top)
-	out.TopMLP = append(out.TopMLP, n.Top[0].In)
-	for _, l := range n.Top {
+	for _, l := range top {
 		out.TopMLP = append(out.TopMLP, l.Out)
 	}
 	for _, l := range out.Layers {
@@ -111,4 +120,18 @@ func inspectView(m *modelio.Model) *report.Inspect {
 		out.FP32Bytes += l.FP32Bytes
 	}
 	return out
+}
+
+// interactionLayers is the set of the interaction's own Linear layers, when
+// it has a Layers method (a weightless interaction has none). A model
+// helper telling which part of the network (bottom MLP, interaction, top
+// MLP) a layer belongs to would replace it and the table rule above.
+func interactionLayers(n *model.Network) map[*model.Linear]bool {
+	own := map[*model.Linear]bool{}
+	if x, ok := any(n.Interaction).(interface{ Layers() []*model.Linear }); ok {
+		for _, l := range x.Layers() {
+			own[l] = true
+		}
+	}
+	return own
 }

@@ -67,6 +67,18 @@ func WriteQuantized(path string, net *model.Network, tables map[string]TableEnco
 // file at path untouched and no temporary file behind, when ctx is done
 // (checked between tensors and between blocks of table rows).
 func WriteQuantizedContext(ctx context.Context, path string, net *model.Network, tables map[string]TableEncoding, info QuantInfo) error {
+	specs, meta, err := quantizedSpecs(ctx, net, tables, info)
+	if err != nil {
+		return err
+	}
+	return WriteSafetensors(path, specs, meta)
+}
+
+// quantizedSpecs lays out net as the tensors and metadata of an rq quantized
+// file: each layer's tensors in the order of net.Layers (the bottom MLP, the
+// tables, the top MLP), so the same network always gives the same bytes.
+// Each tensor's Write stops once ctx is done.
+func quantizedSpecs(ctx context.Context, net *model.Network, tables map[string]TableEncoding, info QuantInfo) ([]TensorSpec, map[string]string, error) {
 	var specs []TensorSpec
 	layers := map[string]layerMeta{}
 	addFC := func(l *model.Linear) error {
@@ -111,12 +123,7 @@ func WriteQuantizedContext(ctx context.Context, path string, net *model.Network,
 		specs = append(specs, f32Spec(l.Name+".bias", []int{l.Out}, l.Bias))
 		return nil
 	}
-	for _, l := range net.Bottom {
-		if err := addFC(l); err != nil {
-			return err
-		}
-	}
-	for _, t := range net.Tables {
+	addTable := func(t *model.Table) error {
 		name := t.Name + ".weight"
 		enc, streamed := tables[t.Name]
 		switch k := t.Kernel.(type) {
@@ -124,7 +131,7 @@ func WriteQuantizedContext(ctx context.Context, path string, net *model.Network,
 			if !streamed || enc.Format == kernels.TableF32 {
 				specs = append(specs, f32Spec(name, []int{int(t.Rows), t.Dim}, t.Weight))
 				layers[t.Name] = layerMeta{Kind: "table", Precision: "fp32", Dim: t.Dim}
-				continue
+				return nil
 			}
 			specs = append(specs, streamTableSpec(name, t, enc))
 			layers[t.Name] = layerMeta{Kind: "table", Precision: tablePrecision(enc.Format), Dim: t.Dim}
@@ -134,15 +141,22 @@ func WriteQuantizedContext(ctx context.Context, path string, net *model.Network,
 		default:
 			return fmt.Errorf("%s: cannot write a %s table", t.Name, t.Kernel.Precision())
 		}
+		return nil
 	}
-	for _, l := range net.Top {
-		if err := addFC(l); err != nil {
-			return err
+	for l := range net.Layers() {
+		var err error
+		if l.FC != nil {
+			err = addFC(l.FC)
+		} else {
+			err = addTable(l.Table)
+		}
+		if err != nil {
+			return nil, nil, err
 		}
 	}
 	lj, err := json.Marshal(layers) // maps marshal with sorted keys
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	meta := map[string]string{
 		"format":           quantFormat,
@@ -163,7 +177,7 @@ func WriteQuantizedContext(ctx context.Context, path string, net *model.Network,
 			return w(&ctxWriter{ctx: ctx, w: out})
 		}
 	}
-	return WriteSafetensors(path, specs, meta)
+	return specs, meta, nil
 }
 
 // ctxWriter fails writes once its context is done, so a long tensor (a
@@ -482,13 +496,19 @@ func buildQuantized(file string, f *SafetensorsFile) (*model.Network, error) {
 		}
 		return &FormatError{File: file, Tensor: l.Name + ".weight", Msg: fmt.Sprintf("rq.layers gives FC precision %q", lm.Precision)}
 	}
-	for _, l := range append(append([]*model.Linear(nil), net.Bottom...), net.Top...) {
+	// Every FC layer first, then every table: the order in which a file
+	// with several faults has always reported them.
+	for l := range net.Linears() {
 		l.Weight = nil
 		if err := fc(l); err != nil {
 			return nil, err
 		}
 	}
-	for _, t := range net.Tables {
+	for l := range net.Layers() {
+		t := l.Table
+		if t == nil {
+			continue
+		}
 		t.Weight = nil
 		lm := layers[t.Name]
 		tf, ok := tableFormat(lm.Precision)
