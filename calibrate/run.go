@@ -2,9 +2,7 @@ package calibrate
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/rqtools/rq/dataset"
@@ -87,34 +85,28 @@ func Run(ctx context.Context, net *model.Network, rd dataset.Reader, opts Option
 	// for the AUC, memory calibration has no use for.
 	run := model.NewRunner(net, opts.Threads, obs)
 	var rows int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		b, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
+	err = dataset.Batches(ctx, rd, func(b *model.Batch) error {
 		p, err := run.Forward(b)
 		if err != nil {
-			return nil, fmt.Errorf("rows from %d: %w", b.Row, err)
+			return fmt.Errorf("rows from %d: %w", b.Row, err)
 		}
 		// Non-finite activations would only be counted and left out of
 		// the histograms: refuse them as rq eval does, naming the table
 		// row or feature that made them.
 		if err := evaluate.CheckPredictions(opts.ModelFile, net, b, p, rd); err != nil {
-			return nil, err
+			return err
 		}
 		if err := obs.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		rows += int64(b.N)
 		if opts.Progress != nil {
 			opts.Progress(rows)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if rows == 0 {
 		return nil, dataset.NoRowsError(rd, "calibrate on")

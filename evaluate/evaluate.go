@@ -2,9 +2,7 @@ package evaluate
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/rqtools/rq/dataset"
@@ -103,42 +101,32 @@ func Run(ctx context.Context, rd dataset.Reader, opts Options) (*Report, error) 
 	baseline := &predictions{acc: &baseAcc, net: opts.Baseline, file: opts.BaselineFile, allow: opts.AllowNonFinite, what: "baseline "}
 	var fwd time.Duration
 	rep := &Report{}
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		b, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
+	err := dataset.Batches(ctx, rd, func(b *model.Batch) error {
 		t0 := time.Now()
 		p, err := run.Forward(b)
 		fwd += time.Since(t0)
 		if err != nil {
-			return nil, fmt.Errorf("rows from %d: %w", b.Row, err)
+			return fmt.Errorf("rows from %d: %w", b.Row, err)
 		}
 		if err := main.add(p, b, rd); err != nil {
-			return nil, err
+			return err
 		}
 		if base != nil {
 			q, err := base.Forward(b)
 			if err != nil {
-				return nil, fmt.Errorf("baseline, rows from %d: %w", b.Row, err)
+				return fmt.Errorf("baseline, rows from %d: %w", b.Row, err)
 			}
 			for i := range p {
 				rep.MaxAbsPredDiff = max(rep.MaxAbsPredDiff, abs(float64(p[i])-float64(q[i])))
 			}
 			if err := baseline.add(q, b, rd); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		if shadow != nil {
 			q, err := shadow.Forward(b)
 			if err != nil {
-				return nil, fmt.Errorf("rows from %d: %w", b.Row, err)
+				return fmt.Errorf("rows from %d: %w", b.Row, err)
 			}
 			for i := range p {
 				rep.ShadowMaxAbsDiff = max(rep.ShadowMaxAbsDiff, abs(float64(p[i])-float64(q[i])))
@@ -147,6 +135,10 @@ func Run(ctx context.Context, rd dataset.Reader, opts Options) (*Report, error) 
 		if opts.Progress != nil {
 			opts.Progress(acc.Count() + main.bad)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	res, err := main.result()
 	if err != nil {

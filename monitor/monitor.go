@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strings"
 
@@ -244,21 +243,15 @@ func forward(ctx context.Context, net *model.Network, win Window, threads int, o
 	defer rd.Close()
 	run := model.NewRunner(net, threads, obs...)
 	var rows int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		b, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return 0, fmt.Errorf("window %s: %w", win.Name, err)
-		}
+	err = dataset.Batches(ctx, rd, func(b *model.Batch) error {
 		if _, err := run.Forward(b); err != nil {
-			return 0, fmt.Errorf("window %s: rows from %d: %w", win.Name, b.Row, err)
+			return fmt.Errorf("rows from %d: %w", b.Row, err)
 		}
 		rows += int64(b.N)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("window %s: %w", win.Name, err)
 	}
 	if rows == 0 {
 		return 0, fmt.Errorf("window %s has no rows", win.Name)
