@@ -9,5 +9,9 @@
 // per output channel or per tensor; activations u8 asymmetric, either
 // static per tensor from calibration or dynamic per row or per batch).
 // Embedding tables: fp32, fp16, and 8-, 4- and 2-bit row-wise (PyTorch's and
-// FBGEMM's fused layouts). The interaction stays fp32.
+// FBGEMM's fused layouts). The interaction's own arithmetic (dot products,
+// concatenation) stays fp32; FC-like layers an interaction has (DCN's cross
+// network) are FC layers like the MLPs', for plans, presets, Apply and
+// Simulate alike, since this package walks a network through its Layers,
+// Linears and Map.
 package quantize
