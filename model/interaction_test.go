@@ -104,8 +104,24 @@ func TestInteractionWithLayers(t *testing.T) {
 	if l, _ := net.Layer("proj"); l.Precision() != "fp32" {
 		t.Fatal("Map changed the original network's interaction")
 	}
-	if _, err := NewRunner(q, 1).Forward(b); err != nil {
+	qWant, err := NewRunner(q, 1).Forward(b)
+	if err != nil {
 		t.Fatal(err)
+	}
+	qWant = slices.Clone(qWant)
+
+	// Replaying the fp32 recording with only the interaction's layer
+	// lowered must rerun the interaction (nothing upstream changed).
+	rec := &Recorder{}
+	if _, err := NewRunner(net, 2, rec).Forward(b); err != nil {
+		t.Fatal(err)
+	}
+	replayed, err := NewRunner(q, 2).Replay(b, rec.Batches[b])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(replayed, qWant) {
+		t.Fatalf("replay with the interaction's layer lowered: %v, Forward gives %v", replayed, qWant)
 	}
 }
 

@@ -243,8 +243,12 @@ func (r *Runner) Forward(b *Batch) ([]float32, error) {
 		col += tb.Dim
 	}
 
-	// Interaction (replaying with nothing upstream recomputed, the top
-	// MLP starts from recorded inputs instead).
+	// Interaction (replaying with nothing upstream recomputed and none of
+	// the interaction's own layers lowered, the top MLP starts from
+	// recorded inputs instead).
+	if rp != nil && firstKernel(n.Interaction.Layers()) < len(n.Interaction.Layers()) {
+		upstream = true
+	}
 	top := 0
 	if rp == nil || upstream {
 		width := n.Top[0].In
