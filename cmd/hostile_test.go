@@ -111,6 +111,8 @@ func TestHostileCorpus(t *testing.T) {
 		{"inf table row: eval", []string{"eval", "--model", "{h}/inf_table.safetensors", "--data", "{h}/tiny.tsv"}, 1, []string{"inf_table.safetensors", "emb_l.5.weight", "row 3", "data row 7"}},
 		{"inf table row: calibrate", []string{"calibrate", "--model", "{h}/inf_table.safetensors", "--data", "{h}/tiny.tsv", "-o", "{tmp}/r.json"}, 1, []string{"inf_table.safetensors", "emb_l.5.weight", "row 3", "data row 7"}},
 		{"inf table row: quantize", []string{"quantize", "--model", "{h}/inf_table.safetensors", "--preset", "int8-dynamic", "-o", "{tmp}/q.safetensors"}, 1, []string{"emb_l.5.weight", "row 3"}},
+		{"table beyond fp16: quantize fp16", []string{"quantize", "--model", "{h}/big_table.safetensors", "--preset", "fp16", "-o", "{tmp}/q.safetensors"}, 1, []string{"emb_l.2.weight", "row 4", "65504", "int8"}},
+		{"table beyond fp16: int8 takes it", []string{"quantize", "--model", "{h}/big_table.safetensors", "--preset", "int8-dynamic", "-o", "{tmp}/q.safetensors"}, 0, nil},
 		{"inf table: allowed", []string{"eval", "--model", "{h}/inf_table.safetensors", "--data", "{h}/tiny.tsv", "--allow-nonfinite"}, 0, nil},
 		// Interaction widths that coincide.
 		{"ambiguous interaction", []string{"inspect", "{h}/ambiguous.safetensors"}, 1, []string{"ambiguous.safetensors", "dot and cat", "--interaction"}},

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/rqtools/rq/evaluate"
+	"github.com/rqtools/rq/kernels"
 	"github.com/rqtools/rq/model"
 	"github.com/rqtools/rq/modelio"
 	"github.com/rqtools/rq/quantize"
@@ -145,7 +146,11 @@ type tableRowError struct {
 }
 
 func (e *tableRowError) Error() string {
-	return fmt.Sprintf("%s: %v (--allow-nonfinite quantizes it anyway)", e.file, e.err)
+	var nf *quantize.NonFiniteRowError
+	if errors.As(e.err, &nf) {
+		return fmt.Sprintf("%s: %v (--allow-nonfinite quantizes it anyway)", e.file, e.err)
+	}
+	return fmt.Sprintf("%s: %v", e.file, e.err)
 }
 func (e *tableRowError) Unwrap() error { return e.err }
 
@@ -153,15 +158,16 @@ func (e *tableRowError) Unwrap() error { return e.err }
 // is encoded: a NaN or Inf is an error naming the model file, table tensor
 // and row, or under --allow-nonfinite a warning (once per table) and the
 // row is encoded as before.
-func checkTableRows(ctx context.Context, modelPath string, t *model.Table) func(w []float32, first int64, rows, dim int) error {
+func checkTableRows(ctx context.Context, modelPath string, t *model.Table, f kernels.TableFormat) func(w []float32, first int64, rows, dim int) error {
 	mf := modelFlagsFrom(ctx)
 	warned := false
 	return func(w []float32, first int64, rows, dim int) error {
-		err := quantize.CheckRows(t.Name+".weight", w, first, rows, dim)
+		err := quantize.CheckRowsFor(f, t.Name+".weight", w, first, rows, dim)
+		var nf *quantize.NonFiniteRowError
 		switch {
 		case err == nil:
 			return nil
-		case !mf.allowNonFinite:
+		case !mf.allowNonFinite || !errors.As(err, &nf):
 			return &tableRowError{file: modelPath, err: err}
 		case !warned:
 			warned = true

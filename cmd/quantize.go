@@ -146,7 +146,7 @@ func runQuantize(ctx context.Context, opts *quantizeOptions) error {
 			return err
 		}
 		greedy := lp.Greedy
-		tables[t.Name] = modelio.TableEncoding{Format: f, Check: checkTableRows(ctx, opts.model, t), Encode: func(w []float32, rows, dim int, dst []byte) {
+		tables[t.Name] = modelio.TableEncoding{Format: f, Check: checkTableRows(ctx, opts.model, t, f), Encode: func(w []float32, rows, dim int, dst []byte) {
 			quantize.QuantizeTableRows(f, greedy, w, rows, dim, dst)
 		}}
 	}

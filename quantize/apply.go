@@ -83,7 +83,7 @@ func QuantizeTable(t *model.Table, lp LayerPlan) (*model.Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", t.Name, err)
 	}
-	if err := CheckRows(t.Name+".weight", t.Weight, 0, int(t.Rows), t.Dim); err != nil {
+	if err := CheckRowsFor(f, t.Name+".weight", t.Weight, 0, int(t.Rows), t.Dim); err != nil {
 		return nil, err
 	}
 	data := make([]byte, t.Rows*int64(f.RowBytes(t.Dim)))
@@ -117,6 +117,46 @@ func CheckRows(tensor string, w []float32, first int64, rows, dim int) error {
 		// Exponent all ones: infinite or NaN.
 		if math.Float32bits(v)&0x7f800000 == 0x7f800000 {
 			return &NonFiniteRowError{Tensor: tensor, Row: first + int64(i/dim), Col: i % dim, Value: v}
+		}
+	}
+	return nil
+}
+
+// maxHalf is fp16's largest finite value.
+const maxHalf = 65504
+
+// RangeRowError reports a finite table value that the table's format cannot
+// hold: beyond fp16's range for fp16 rows, or for the fp16 scale and bias
+// of 4- and 2-bit rows. Stored, it would become infinite.
+type RangeRowError struct {
+	Tensor string
+	Row    int64
+	Col    int
+	Value  float32
+	Format kernels.TableFormat
+}
+
+func (e *RangeRowError) Error() string {
+	what := "fp16 values"
+	if e.Format != kernels.TableF16 {
+		what = "the fp16 scale and bias of " + e.Format.String() + " rows"
+	}
+	return fmt.Sprintf("tensor %q: row %d holds %v (column %d), beyond the ±%d that %s can hold (it would be stored as infinite); quantize this table to int8 or keep it fp32", e.Tensor, e.Row, e.Value, e.Col, maxHalf, what)
+}
+
+// CheckRowsFor is CheckRows, and for formats that store fp16 (fp16 rows,
+// and the scale and bias of 4- and 2-bit rows) a *RangeRowError for the
+// first value beyond fp16's range.
+func CheckRowsFor(f kernels.TableFormat, tensor string, w []float32, first int64, rows, dim int) error {
+	if err := CheckRows(tensor, w, first, rows, dim); err != nil {
+		return err
+	}
+	if f != kernels.TableF16 && f != kernels.TableQ4 && f != kernels.TableQ2 {
+		return nil
+	}
+	for i, v := range w[:rows*dim] {
+		if v > maxHalf || v < -maxHalf {
+			return &RangeRowError{Tensor: tensor, Row: first + int64(i/dim), Col: i % dim, Value: v, Format: f}
 		}
 	}
 	return nil

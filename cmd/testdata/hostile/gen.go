@@ -41,6 +41,8 @@ func main() {
 	write("nan_weight.safetensors", tiny, map[string]int{"top_l.0.weight": 357})
 	// An Inf in table 5, row 3, col 1: eval and quantize meet it.
 	write("inf_table.safetensors", tiny, map[string]int{"emb_l.5.weight": 3*4 + 1})
+	// 1e6 in table 2, row 4, col 0: finite, but beyond what fp16 holds.
+	write("big_table.safetensors", tiny, map[string]int{"emb_l.2.weight": 4 * 4})
 	// 3 tables and a 2-wide bottom: dot (2 + 4*3/2 = 8) and cat (4*2 = 8)
 	// give the same top width.
 	write("ambiguous.safetensors", dlrm(13, 2, 3, 8, false), nil)
@@ -140,7 +142,7 @@ func floats(v []float32) func(io.Writer) error {
 }
 
 // write writes specs to name with one value per poisoned tensor set to NaN
-// (weights) or +Inf (tables).
+// (weights), +Inf (tables) or 1e6 (big_table).
 func write(name string, specs []modelio.TensorSpec, poison map[string]int) {
 	out := make([]modelio.TensorSpec, len(specs))
 	copy(out, specs)
@@ -156,7 +158,10 @@ func write(name string, specs []modelio.TensorSpec, poison map[string]int) {
 		v := make([]float32, buf.Len()/4)
 		binary.Read(&buf, binary.LittleEndian, v)
 		v[at] = float32(math.NaN())
-		if strings.HasPrefix(s.Name, "emb_l.") {
+		switch {
+		case name == "big_table.safetensors":
+			v[at] = 1e6
+		case strings.HasPrefix(s.Name, "emb_l."):
 			v[at] = float32(math.Inf(1))
 		}
 		out[i].Write = floats(v)
