@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"github.com/rqtools/rq/internal/testshared"
 	"io"
 	"math"
 	"os"
@@ -21,14 +22,7 @@ import (
 // missing files fail the test under CI=true and skip it otherwise.
 func calibrateSharedPath(t testing.TB, rel string) string {
 	t.Helper()
-	p := filepath.Join("..", "..", "shared", rel)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s missing: %v", p, err)
-		}
-		t.Skipf("%s missing", p)
-	}
-	return p
+	return testshared.Path(t, rel)
 }
 
 func fileSHA(t testing.TB, path string) string {
