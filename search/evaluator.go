@@ -220,14 +220,13 @@ func (e *NetEvaluator) Evaluate(ctx context.Context, plan *quantize.Plan) (*Outc
 		}
 	}
 	run := model.NewRunner(net, e.threads)
-	replay := !interactionQuantized(net)
 	pred := make([]float32, 0, len(e.labels))
 	for _, b := range e.batches {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		var p []float32
-		if a := e.recorded[b]; a != nil && replay {
+		if a := e.recorded[b]; a != nil {
 			p, err = run.Replay(b, a)
 		} else {
 			p, err = run.Forward(b)
@@ -238,19 +237,4 @@ func (e *NetEvaluator) Evaluate(ctx context.Context, plan *quantize.Plan) (*Outc
 		pred = append(pred, p...)
 	}
 	return &Outcome{Pred: pred, Bytes: net.Bytes()}, nil
-}
-
-// interactionQuantized reports whether one of net's interaction layers has
-// a kernel. model.Runner.Replay reruns the interaction only when a bottom
-// layer or a table was recomputed, so with only an interaction layer
-// quantized it would take the top MLP's recorded fp32 input and return
-// fp32's predictions; such plans run the whole network instead. (When
-// Replay counts the interaction's layers as upstream, this can go.)
-func interactionQuantized(net *model.Network) bool {
-	for _, l := range net.Interaction.Layers() {
-		if l.Kernel != nil {
-			return true
-		}
-	}
-	return false
 }
