@@ -7,6 +7,7 @@ import (
 	"github.com/rqtools/rq/dataset"
 	"io"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/rqtools/rq/calibrate"
@@ -116,14 +117,9 @@ func Analyze(ctx context.Context, ref, q *model.Network, src Source, opts Option
 // CheckFP32 verifies a network is fp32 with weights (what Analyze measures
 // against), naming the first layer that is not.
 func CheckFP32(net *model.Network) error {
-	for _, l := range append(append([]*model.Linear{}, net.Bottom...), net.Top...) {
-		if l.Kernel != nil || l.Weight == nil {
-			return fmt.Errorf("%s is %s: the reference must be the fp32 model", l.Name, l.Precision())
-		}
-	}
-	for _, t := range net.Tables {
-		if t.Kernel != nil || t.Weight == nil {
-			return fmt.Errorf("%s is %s: the reference must be the fp32 model", t.Name, t.Precision())
+	for l := range net.Layers() {
+		if (l.FC != nil && (l.FC.Kernel != nil || l.FC.Weight == nil)) || (l.Table != nil && (l.Table.Kernel != nil || l.Table.Weight == nil)) {
+			return fmt.Errorf("%s is %s: the reference must be the fp32 model", l.Name(), l.Precision())
 		}
 	}
 	return net.Validate()
@@ -136,41 +132,82 @@ func Compatible(ref, q *model.Network) error {
 	if ref.NumDense != q.NumDense {
 		return fmt.Errorf("the fp32 model takes %d dense features, the quantized one %d", ref.NumDense, q.NumDense)
 	}
-	if ref.Interaction != q.Interaction {
-		return fmt.Errorf("the fp32 model's interaction is %s, the quantized one's %s", ref.Interaction, q.Interaction)
+	// By name: an interaction with layers of its own holds them, so the
+	// two networks' values differ (their layers are compared below).
+	if r, qn := interactionName(ref), interactionName(q); r != qn {
+		return fmt.Errorf("the fp32 model's interaction is %s, the quantized one's %s", r, qn)
 	}
-	fcs := func(what string, a, b []*model.Linear) error {
-		for i := 0; i < max(len(a), len(b)); i++ {
-			if i >= len(a) {
-				return fmt.Errorf("the quantized model has an extra %s layer %s", what, b[i].Name)
+	rl, ql := slices.Collect(ref.Layers()), slices.Collect(q.Layers())
+	for i := 0; i < max(len(rl), len(ql)); i++ {
+		if i >= len(rl) {
+			return fmt.Errorf("the quantized model has an extra %s %s", layerKind(ql[i]), ql[i].Name())
+		}
+		if i >= len(ql) {
+			return fmt.Errorf("the quantized model lacks %s %s", layerKind(rl[i]), rl[i].Name())
+		}
+		x, y := rl[i], ql[i]
+		switch {
+		case x.FC != nil && y.FC != nil:
+			a, b := x.FC, y.FC
+			if a.Name != b.Name || a.In != b.In || a.Out != b.Out || a.Act != b.Act {
+				return fmt.Errorf("layer %d: the fp32 model has %s (%dx%d, %s), the quantized one %s (%dx%d, %s)",
+					i, a.Name, a.Out, a.In, a.Act, b.Name, b.Out, b.In, b.Act)
 			}
-			if i >= len(b) {
-				return fmt.Errorf("the quantized model lacks %s layer %s", what, a[i].Name)
+		case x.Table != nil && y.Table != nil:
+			a, b := x.Table, y.Table
+			if a.Name != b.Name || a.Rows != b.Rows || a.Dim != b.Dim {
+				return fmt.Errorf("table %d: the fp32 model has %s (%dx%d), the quantized one %s (%dx%d)", x.TableIndex, a.Name, a.Rows, a.Dim, b.Name, b.Rows, b.Dim)
 			}
-			x, y := a[i], b[i]
-			if x.Name != y.Name || x.In != y.In || x.Out != y.Out || x.Act != y.Act {
-				return fmt.Errorf("%s layer %d: the fp32 model has %s (%dx%d, %s), the quantized one %s (%dx%d, %s)",
-					what, i, x.Name, x.Out, x.In, x.Act, y.Name, y.Out, y.In, y.Act)
-			}
-		}
-		return nil
-	}
-	if err := fcs("bottom", ref.Bottom, q.Bottom); err != nil {
-		return err
-	}
-	for i := 0; i < max(len(ref.Tables), len(q.Tables)); i++ {
-		if i >= len(ref.Tables) {
-			return fmt.Errorf("the quantized model has an extra table %s", q.Tables[i].Name)
-		}
-		if i >= len(q.Tables) {
-			return fmt.Errorf("the quantized model lacks table %s", ref.Tables[i].Name)
-		}
-		x, y := ref.Tables[i], q.Tables[i]
-		if x.Name != y.Name || x.Rows != y.Rows || x.Dim != y.Dim {
-			return fmt.Errorf("table %d: the fp32 model has %s (%dx%d), the quantized one %s (%dx%d)", i, x.Name, x.Rows, x.Dim, y.Name, y.Rows, y.Dim)
+		default:
+			return fmt.Errorf("layer %d: the fp32 model has %s %s, the quantized one %s %s", i, layerKind(x), x.Name(), layerKind(y), y.Name())
 		}
 	}
-	return fcs("top", ref.Top, q.Top)
+	return nil
+}
+
+// interactionName is n's interaction's name ("none" when it has none:
+// Compatible may see a network that has not been validated).
+func interactionName(n *model.Network) string {
+	if n.Interaction == nil {
+		return "none"
+	}
+	return n.Interaction.String()
+}
+
+// layerKind names a layer's kind in messages.
+func layerKind(l model.Layer) string {
+	if l.Table != nil {
+		return "table"
+	}
+	return "layer"
+}
+
+// interactionAt is where the interaction stands among a network's layers
+// (net.Layers order): after the last table and the interaction's own
+// layers, which Layers yields just before the top MLP. A network with
+// neither (no model file is one: modelio refuses a model without tables)
+// has it before the first FC layer that takes the interaction's width
+// after one that gives the bottom MLP's.
+func interactionAt(net *model.Network, ls []model.Layer) int {
+	own := map[*model.Linear]bool{}
+	for _, l := range net.Interaction.Layers() {
+		own[l] = true
+	}
+	at := -1
+	for i, l := range ls {
+		if l.Table != nil || own[l.FC] {
+			at = i + 1
+		}
+	}
+	if at >= 0 {
+		return at
+	}
+	for i := 1; i < len(ls); i++ {
+		if ls[i].FC.In == net.InputWidth() && ls[i-1].FC.Out == net.EmbDim() {
+			return i
+		}
+	}
+	return len(ls)
 }
 
 func newAnalysis(ref, q *model.Network, opts Options) (*analysis, error) {
@@ -196,21 +233,26 @@ func newAnalysis(ref, q *model.Network, opts Options) (*analysis, error) {
 		add(s)
 		return nil
 	}
-	for i, l := range ref.Bottom {
-		if err := fc(l, q.Bottom[i]); err != nil {
+	// Compatible has checked that q's layers pair with ref's, in order;
+	// the interaction's own layers are FC layers like any other.
+	rl, ql := slices.Collect(ref.Layers()), slices.Collect(q.Layers())
+	at := interactionAt(ref, rl)
+	for i, l := range rl {
+		if i == at {
+			add(&layerState{Layer: Layer{Name: "interaction", Kind: KindInteraction, Precision: "fp32"}})
+		}
+		if l.Table != nil {
+			qt := ql[i].Table
+			quant := qt.Kernel != nil && qt.Precision() != "fp32"
+			add(&layerState{Layer: Layer{Name: l.Table.Name, Kind: KindTable, Precision: qt.Precision(), Quantized: quant}, refT: l.Table, qT: qt, tableIdx: l.TableIndex})
+			continue
+		}
+		if err := fc(l.FC, ql[i].FC); err != nil {
 			return nil, err
 		}
 	}
-	for i, t := range ref.Tables {
-		qt := q.Tables[i]
-		quant := qt.Kernel != nil && qt.Precision() != "fp32"
-		add(&layerState{Layer: Layer{Name: t.Name, Kind: KindTable, Precision: qt.Precision(), Quantized: quant}, refT: t, qT: qt, tableIdx: i})
-	}
-	add(&layerState{Layer: Layer{Name: "interaction", Kind: KindInteraction, Precision: "fp32"}})
-	for i, l := range ref.Top {
-		if err := fc(l, q.Top[i]); err != nil {
-			return nil, err
-		}
+	if at == len(rl) {
+		add(&layerState{Layer: Layer{Name: "interaction", Kind: KindInteraction, Precision: "fp32"}})
 	}
 	a.output = &layerState{Layer: Layer{Name: "output", Kind: KindOutput, Precision: "fp32"}}
 	a.layers = append(a.layers, a.output)
@@ -226,24 +268,15 @@ func newAnalysis(ref, q *model.Network, opts Options) (*analysis, error) {
 		s.qHist, _ = calibrate.NewHistogram(accBins)
 		// The fp32 network with this layer alone quantized, sharing every
 		// other layer so Replay can start from the fp32 recording.
-		n := *ref
-		n.Bottom = append([]*model.Linear{}, ref.Bottom...)
-		n.Top = append([]*model.Linear{}, ref.Top...)
-		n.Tables = append([]*model.Table{}, ref.Tables...)
-		for i := range n.Bottom {
-			if n.Bottom[i].Name == s.Name {
-				n.Bottom[i] = s.qFC
-			}
-		}
-		for i := range n.Top {
-			if n.Top[i].Name == s.Name {
-				n.Top[i] = s.qFC
-			}
-		}
+		l := model.Layer{FC: s.qFC, Table: s.qT, TableIndex: -1}
 		if s.Kind == KindTable {
-			n.Tables[s.tableIdx] = s.qT
+			l.TableIndex = s.tableIdx
 		}
-		a.culprit = append(a.culprit, &culprit{st: s, net: &n})
+		n, ok := ref.WithLayer(l)
+		if !ok {
+			return nil, fmt.Errorf("%s: no such layer in the fp32 model", s.Name)
+		}
+		a.culprit = append(a.culprit, &culprit{st: s, net: n})
 	}
 	return a, nil
 }
@@ -363,17 +396,7 @@ func (a *analysis) isolated(s *layerState, b *model.Batch, rec *model.Activation
 		l := s.qFC
 		in := dense(N, l.In, rec.In[s.Name])
 		out = dense(N, l.Out, a.buf(N*l.Out))
-		if l.Kernel != nil {
-			l.Kernel.Forward(a.par, in, out, l.Bias, l.Act)
-		} else {
-			pk := l.Packed()
-			a.par(N, kernels.GemmRowAlign, func(lo, hi int) {
-				pk.Gemm(hi-lo, in.Data[lo*in.Stride:], in.Stride, out.Data[lo*out.Stride:], out.Stride, l.Bias, l.Act == model.ActReLU)
-				if l.Act == model.ActSigmoid {
-					model.SigmoidRows(out, lo, hi)
-				}
-			})
-		}
+		a.linear(l, in, out)
 		if s.Clip != nil {
 			for _, v := range in.Data {
 				if v < s.clipLo || v > s.clipHi {
@@ -393,19 +416,16 @@ func (a *analysis) isolated(s *layerState, b *model.Batch, rec *model.Activation
 			return fmt.Errorf("%s: index %d (batch position %d) is outside the table's %d rows", t.Name, b.Indices[s.tableIdx][p], p, t.Rows)
 		}
 	case KindInteraction:
-		// No parameters: recomputed from the fp32 feature rows, the error
-		// is what the arithmetic adds (none, as both networks share it).
+		// Recomputed from the fp32 feature rows by the quantized network's
+		// interaction: the error is what its arithmetic adds (none for dot
+		// and cat, which both networks share; its own layers' error for an
+		// interaction that has some).
 		n := a.q
-		width := n.Top[0].In
+		width := n.InputWidth()
 		featW := len(rec.Feat) / max(N, 1)
 		out = dense(N, width, a.buf(N*width))
-		if n.Interaction == model.Cat {
-			copy(out.Data, rec.Feat)
-		} else {
-			a.par(N, 1, func(lo, hi int) {
-				kernels.InteractDot(rec.Feat, featW, n.NumFeatures(), n.EmbDim(), n.Interaction == model.DotSelf, out.Data, width, lo, hi)
-			})
-		}
+		env := model.InteractEnv{Par: a.par, FC: a.linear, NumFeatures: n.NumFeatures(), EmbDim: n.EmbDim()}
+		n.Interaction.Forward(env, dense(N, featW, rec.Feat), out)
 	default:
 		return nil
 	}
@@ -416,6 +436,22 @@ func (a *analysis) isolated(s *layerState, b *model.Batch, rec *model.Activation
 		s.qHist.Observe(out.Data)
 	}
 	return nil
+}
+
+// linear runs one FC layer as model.Runner does: on its kernel, or in
+// fp32 on its packed weight.
+func (a *analysis) linear(l *model.Linear, in, out model.Mat) {
+	if l.Kernel != nil {
+		l.Kernel.Forward(a.par, in, out, l.Bias, l.Act)
+		return
+	}
+	pk := l.Packed()
+	a.par(in.Rows, kernels.GemmRowAlign, func(lo, hi int) {
+		pk.Gemm(hi-lo, in.Data[lo*in.Stride:], in.Stride, out.Data[lo*out.Stride:], out.Stride, l.Bias, l.Act == model.ActReLU)
+		if l.Act == model.ActSigmoid {
+			model.SigmoidRows(out, lo, hi)
+		}
+	})
 }
 
 func (a *analysis) buf(n int) []float32 {
