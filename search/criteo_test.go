@@ -3,6 +3,7 @@ package search
 import (
 	"context"
 	"fmt"
+	"github.com/rqtools/rq/internal/testshared"
 	"math"
 	"os"
 	"path/filepath"
@@ -19,14 +20,8 @@ import (
 )
 
 func searchSharedPath(t testing.TB, rel string) string {
-	p := filepath.Join("..", "..", "shared", rel)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s missing: %v", p, err)
-		}
-		t.Skipf("%s missing", p)
-	}
-	return p
+	t.Helper()
+	return testshared.Path(t, rel)
 }
 
 // criteo loads the criteo-18k model, calibrates it on rows 0:4000, and
