@@ -59,6 +59,11 @@ const (
 	DotSelf
 	// Cat: the bottom output and every pooled embedding concatenated.
 	Cat
+	// DotTriu is Dot in TorchRec's order: the strict upper triangle of
+	// T·Tᵀ taken row-major (torch.triu_indices(F, F, 1): the pairs i < j
+	// in the order (0,1), (0,2), ..., (1,2), ...), concatenated after the
+	// bottom output. The products are Dot's; only their order differs.
+	DotTriu
 )
 
 func (op InteractionOp) String() string {
@@ -69,6 +74,8 @@ func (op InteractionOp) String() string {
 		return "dot-self"
 	case Cat:
 		return "cat"
+	case DotTriu:
+		return "dot-triu"
 	}
 	return fmt.Sprintf("InteractionOp(%d)", int(op))
 }
@@ -77,7 +84,7 @@ func (op InteractionOp) String() string {
 func (op InteractionOp) Width(d int, tableDims []int) int {
 	f := len(tableDims) + 1
 	switch op {
-	case Dot:
+	case Dot, DotTriu:
 		return d + f*(f-1)/2
 	case DotSelf:
 		return d + f*(f+1)/2
@@ -118,9 +125,42 @@ func (op InteractionOp) Forward(env InteractEnv, feat, out Mat) {
 		}
 		return
 	}
+	var perm []int32
+	if op == DotTriu {
+		perm = triuFromTril(env.NumFeatures)
+	}
 	env.Par(feat.Rows, 1, func(lo, hi int) {
 		kernels.InteractDot(feat.Data, feat.Stride, env.NumFeatures, env.EmbDim, op == DotSelf, out.Data, out.Stride, lo, hi)
+		if perm == nil {
+			return
+		}
+		// TorchRec's order is a permutation of the kernel's: reorder each
+		// row's products through a copy (a few hundred floats, in cache)
+		// rather than keep a second set of assembly kernels.
+		d := env.EmbDim
+		tmp := make([]float32, len(perm))
+		for i := lo; i < hi; i++ {
+			pairs := out.Data[i*out.Stride+d : i*out.Stride+d+len(perm)]
+			copy(tmp, pairs)
+			for u, p := range perm {
+				pairs[u] = tmp[p]
+			}
+		}
 	})
+}
+
+// triuFromTril maps each position u of the strict upper triangle of an f×f
+// matrix, row-major (pairs i < j), to the position of the same pair in the
+// strict lower triangle, row-major (pairs a > b, kernels.InteractDot's
+// order): pair (i, j) is the kernel's (a, b) = (j, i), at j(j-1)/2 + i.
+func triuFromTril(f int) []int32 {
+	perm := make([]int32, 0, f*(f-1)/2)
+	for i := 0; i < f; i++ {
+		for j := i + 1; j < f; j++ {
+			perm = append(perm, int32(j*(j-1)/2+i))
+		}
+	}
+	return perm
 }
 
 // InteractionWidth is op's Width: the top MLP's input width for a d-wide

@@ -11,26 +11,59 @@ import (
 	"github.com/rqtools/rq/model"
 )
 
-// scheme maps one family of tensor names onto a DLRM. Each pattern's first
-// group is the layer's index; a layer's name is its tensor prefix (the match
-// without ".weight"/".bias"), which is the name rq uses everywhere.
+// scheme maps one family of tensor names onto a DLRM. A layer's name is
+// its tensor's name without ".weight"/".bias" (prefix included), which is
+// the name rq uses everywhere: plans, ranges and reports name layers as the
+// file does.
 type scheme struct {
-	name   string
-	table  *regexp.Regexp // embedding table weight
-	bottom *regexp.Regexp // bottom MLP weight or bias; group 2 is weight|bias
-	top    *regexp.Regexp // top MLP weight or bias
+	name string
+	// roots, when set, are the names the family's tensors start with once
+	// a common prefix is stripped (TorchRec's training wrapper saves
+	// "model.sparse_arch...."): the prefix is what precedes the first
+	// tensor's root, and the patterns match the names without it.
+	roots []string
+	// table matches an embedding table's weight; group 1 is its key.
+	table *regexp.Regexp
+	// tablesByNumber: feature k is the table whose name has the k-th
+	// smallest trailing number (t_cat_10 after t_cat_9), or the k-th in
+	// the file when the names do not all carry distinct numbers. Without
+	// it the key is the feature's index, 0..T-1 without gaps.
+	tablesByNumber bool
+	// bottom and top are the MLPs' layers, in order: a layer matching an
+	// earlier pattern runs before one matching a later one, and within a
+	// pattern by its "i" group. Group "p" is weight or bias.
+	bottom, top []*regexp.Regexp
+	// cross, when set, finds a DCN-v2 cross network (torchrec.go).
+	cross *crossScheme
+	// interactions are the weightless interactions the top MLP's width
+	// chooses among, in the order tried; a cross network, when the file
+	// has one, is the interaction instead.
+	interactions []model.InteractionOp
+	// family names the model family for inspect: the scheme's name, and
+	// the architecture (given whether it has a cross network).
+	family func(cross bool) string
+	// expect and the hints name the tensors the scheme wants, in errors.
+	expect                         string
+	tableHint, bottomHint, topHint string
 }
 
 // schemes are tried in order; the first whose patterns match a tensor of the
-// file is used. To support another layout (e.g. TorchRec's DLRM, whose tables
-// live under sparse_arch.embedding_bag_collection.embedding_bags.*), add a row.
+// file is used. Another layout is another row (and, for a new
+// architecture, its Interaction).
 var schemes = []scheme{
 	{
-		name:   "facebookresearch/dlrm",
-		table:  regexp.MustCompile(`^emb_l\.(\d+)\.weight$`),
-		bottom: regexp.MustCompile(`^bot_l\.(\d+)\.(weight|bias)$`),
-		top:    regexp.MustCompile(`^top_l\.(\d+)\.(weight|bias)$`),
+		name:         "facebookresearch/dlrm",
+		table:        regexp.MustCompile(`^emb_l\.(\d+)\.weight$`),
+		bottom:       []*regexp.Regexp{regexp.MustCompile(`^bot_l\.(?P<i>\d+)\.(?P<p>weight|bias)$`)},
+		top:          []*regexp.Regexp{regexp.MustCompile(`^top_l\.(?P<i>\d+)\.(?P<p>weight|bias)$`)},
+		interactions: []model.InteractionOp{model.Dot, model.DotSelf, model.Cat},
+		family:       func(bool) string { return "facebookresearch/dlrm" },
+		expect:       "emb_l.N.weight, bot_l.N.{weight,bias} or top_l.N.{weight,bias}",
+		tableHint:    "emb_l.N.weight",
+		bottomHint:   "bot_l.N.weight",
+		topHint:      "top_l.N.weight",
 	},
+	torchrecScheme,
 }
 
 // BuildNetwork infers a DLRM from a state dict's tensors. Tensors are viewed
@@ -123,10 +156,13 @@ func (e *AmbiguousInteractionError) Error() string {
 // interaction to use instead of inferring it.
 func buildNetwork(file string, tensors []Tensor, withWeights bool, interaction string) (*model.Network, string, error) {
 	var sc *scheme
+	var prefix string
 	for i := range schemes {
+		p := schemes[i].prefix(tensors)
 		for j := range tensors {
-			if schemes[i].table.MatchString(tensors[j].Name) || schemes[i].bottom.MatchString(tensors[j].Name) {
-				sc = &schemes[i]
+			name, ok := strings.CutPrefix(tensors[j].Name, p)
+			if ok && (schemes[i].table.MatchString(name) || schemes[i].matchFC(schemes[i].bottom, name) != nil) {
+				sc, prefix = &schemes[i], p
 				break
 			}
 		}
@@ -139,45 +175,56 @@ func buildNetwork(file string, tensors []Tensor, withWeights bool, interaction s
 		for i := 0; i < len(tensors) && i < 5; i++ {
 			names = append(names, tensors[i].Name)
 		}
-		return nil, "", &UnsupportedError{File: file, What: fmt.Sprintf("no known DLRM naming scheme matches the tensors (first: %s); rq knows facebookresearch/dlrm names (emb_l.N.weight, bot_l.N.weight, top_l.N.weight)", strings.Join(names, ", "))}
+		return nil, "", &UnsupportedError{File: file, What: fmt.Sprintf("no known DLRM naming scheme matches the tensors (first: %s); rq knows facebookresearch/dlrm names (emb_l.N.weight, bot_l.N.weight, top_l.N.weight) and TorchRec's (sparse_arch.embedding_bag_collection.embedding_bags.NAME.weight, dense_arch.model._mlp.N._linear.weight, over_arch.model.*, inter_arch.crossnet.*)", strings.Join(names, ", "))}
 	}
 
 	type fc struct {
-		idx    int
 		w, b   *Tensor
 		prefix string
 	}
-	tables := map[int]*Tensor{}
-	bottom, top := map[int]*fc{}, map[int]*fc{}
+	type tableT struct {
+		key string
+		t   *Tensor
+	}
+	var tables []tableT
+	bottom, top := map[[2]int]*fc{}, map[[2]int]*fc{}
+	var cross crossTensors
 	for i := range tensors {
 		t := &tensors[i]
-		if m := sc.table.FindStringSubmatch(t.Name); m != nil {
-			k, err := strconv.Atoi(m[1])
-			if err != nil || k > 1<<20 {
-				return nil, "", &FormatError{File: file, Tensor: t.Name, Msg: "table index out of range"}
-			}
-			tables[k] = t
+		name, ok := strings.CutPrefix(t.Name, prefix)
+		if !ok {
+			return nil, "", &FormatError{File: file, Tensor: t.Name, Msg: fmt.Sprintf("not part of a %s network: its other tensors start with %q", sc.name, prefix)}
+		}
+		if m := sc.table.FindStringSubmatch(name); m != nil {
+			tables = append(tables, tableT{m[1], t})
 			continue
 		}
-		var dst map[int]*fc
-		var m []string
-		if m = sc.bottom.FindStringSubmatch(t.Name); m != nil {
+		if sc.cross != nil {
+			if ok, err := sc.cross.match(file, t, name, &cross); ok || err != nil {
+				if err != nil {
+					return nil, "", err
+				}
+				continue
+			}
+		}
+		var dst map[[2]int]*fc
+		var m *fcMatch
+		if m = sc.matchFC(sc.bottom, name); m != nil {
 			dst = bottom
-		} else if m = sc.top.FindStringSubmatch(t.Name); m != nil {
+		} else if m = sc.matchFC(sc.top, name); m != nil {
 			dst = top
 		} else {
-			return nil, "", &FormatError{File: file, Tensor: t.Name, Msg: fmt.Sprintf("not part of a %s network (expected emb_l.N.weight, bot_l.N.{weight,bias} or top_l.N.{weight,bias})", sc.name)}
+			return nil, "", &FormatError{File: file, Tensor: t.Name, Msg: fmt.Sprintf("not part of a %s network (expected %s)", sc.name, sc.expect)}
 		}
-		k, err := strconv.Atoi(m[1])
-		if err != nil || k > 1<<20 {
+		if m.err {
 			return nil, "", &FormatError{File: file, Tensor: t.Name, Msg: "layer index out of range"}
 		}
-		l := dst[k]
+		l := dst[m.key]
 		if l == nil {
-			l = &fc{idx: k, prefix: strings.TrimSuffix(t.Name, "."+m[2])}
-			dst[k] = l
+			l = &fc{prefix: strings.TrimSuffix(t.Name, "."+m.part)}
+			dst[m.key] = l
 		}
-		if m[2] == "weight" {
+		if m.part == "weight" {
 			l.w = t
 		} else {
 			l.b = t
@@ -185,12 +232,11 @@ func buildNetwork(file string, tensors []Tensor, withWeights bool, interaction s
 	}
 
 	net := &model.Network{}
-	// Tables: numbered 0..T-1 without gaps.
-	for k := 0; k < len(tables); k++ {
-		t, ok := tables[k]
-		if !ok {
-			return nil, "", &FormatError{File: file, Msg: fmt.Sprintf("embedding tables are not numbered 0..%d: emb_l.%d.weight is missing", len(tables)-1, k)}
-		}
+	ordered, err := sc.orderTables(file, len(tables), func(k int) (string, *Tensor) { return tables[k].key, tables[k].t })
+	if err != nil {
+		return nil, "", err
+	}
+	for _, t := range ordered {
 		if len(t.Shape) != 2 || t.Shape[0] < 1 || t.Shape[1] < 1 {
 			return nil, "", &FormatError{File: file, Tensor: t.Name, Msg: fmt.Sprintf("embedding table has shape %v, want [rows, dim]", t.Shape)}
 		}
@@ -203,12 +249,17 @@ func buildNetwork(file string, tensors []Tensor, withWeights bool, interaction s
 		}
 		net.Tables = append(net.Tables, &model.Table{Name: strings.TrimSuffix(t.Name, ".weight"), Rows: int64(t.Shape[0]), Dim: t.Shape[1], Weight: w})
 	}
-	mlp := func(ls map[int]*fc, what string) ([]*model.Linear, error) {
-		keys := make([]int, 0, len(ls))
+	mlp := func(ls map[[2]int]*fc, what string) ([]*model.Linear, error) {
+		keys := make([][2]int, 0, len(ls))
 		for k := range ls {
 			keys = append(keys, k)
 		}
-		slices.Sort(keys)
+		slices.SortFunc(keys, func(a, b [2]int) int {
+			if a[0] != b[0] {
+				return a[0] - b[0]
+			}
+			return a[1] - b[1]
+		})
 		out := make([]*model.Linear, 0, len(keys))
 		for _, k := range keys {
 			l := ls[k]
@@ -239,7 +290,6 @@ func buildNetwork(file string, tensors []Tensor, withWeights bool, interaction s
 		}
 		return out, nil
 	}
-	var err error
 	if net.Bottom, err = mlp(bottom, "bottom MLP"); err != nil {
 		return nil, "", err
 	}
@@ -247,16 +297,31 @@ func buildNetwork(file string, tensors []Tensor, withWeights bool, interaction s
 		return nil, "", err
 	}
 	if len(net.Bottom) == 0 {
-		return nil, "", &FormatError{File: file, Msg: "no bottom MLP (bot_l.N.weight) found"}
+		return nil, "", &FormatError{File: file, Msg: "no bottom MLP (" + sc.bottomHint + ") found"}
 	}
 	if len(net.Top) == 0 {
-		return nil, "", &FormatError{File: file, Msg: "no top MLP (top_l.N.weight) found"}
+		return nil, "", &FormatError{File: file, Msg: "no top MLP (" + sc.topHint + ") found"}
 	}
 	if len(net.Tables) == 0 {
-		return nil, "", &FormatError{File: file, Msg: "no embedding tables (emb_l.N.weight) found"}
+		return nil, "", &FormatError{File: file, Msg: "no embedding tables (" + sc.tableHint + ") found"}
 	}
 	net.Top[len(net.Top)-1].Act = model.ActSigmoid
 	net.NumDense = net.Bottom[0].In
+
+	if sc.cross != nil {
+		// TorchRec: the file says which interaction it has (a cross
+		// network's tensors, or none: the dot), so no width can be
+		// ambiguous; a choice must agree with it.
+		if err := sc.torchrecInteraction(file, net, &cross, withWeights, interaction); err != nil {
+			return nil, "", err
+		}
+		if withWeights {
+			if err := net.Validate(); err != nil {
+				return nil, "", &FormatError{File: file, Msg: err.Error()}
+			}
+		}
+		return net, sc.family(len(cross.v) > 0), nil
+	}
 
 	// The interaction follows from the top MLP's input width, unless the
 	// caller names it. The widths of dot and cat coincide when d = (T+1)/2
@@ -318,12 +383,113 @@ func buildNetwork(file string, tensors []Tensor, withWeights bool, interaction s
 		}
 	}
 	if !withWeights {
-		return net, sc.name, nil
+		return net, sc.family(false), nil
 	}
 	if err := net.Validate(); err != nil {
 		return nil, "", &FormatError{File: file, Msg: err.Error()}
 	}
-	return net, sc.name, nil
+	return net, sc.family(false), nil
+}
+
+// prefix is the common prefix the scheme strips from tensor names: what
+// precedes the first tensor's root ("model." for TorchRec's training
+// wrapper), or "" for schemes without roots.
+func (sc *scheme) prefix(tensors []Tensor) string {
+	for _, t := range tensors {
+		for _, r := range sc.roots {
+			// Roots start at a name's start or after a dot.
+			for i := 0; ; {
+				if strings.HasPrefix(t.Name[i:], r) {
+					return t.Name[:i]
+				}
+				j := strings.IndexByte(t.Name[i:], '.')
+				if j < 0 {
+					break
+				}
+				i += j + 1
+			}
+		}
+	}
+	return ""
+}
+
+// fcMatch is an MLP tensor: its layer's sort key (pattern, "i" group),
+// "weight" or "bias", and err when the index is out of range.
+type fcMatch struct {
+	key  [2]int
+	part string
+	err  bool
+}
+
+// matchFC matches name against an MLP's patterns.
+func (sc *scheme) matchFC(pats []*regexp.Regexp, name string) *fcMatch {
+	for rank, re := range pats {
+		m := re.FindStringSubmatch(name)
+		if m == nil {
+			continue
+		}
+		r := &fcMatch{key: [2]int{rank, 0}}
+		if i := re.SubexpIndex("i"); i >= 0 {
+			k, err := strconv.Atoi(m[i])
+			r.key[1], r.err = k, err != nil || k > 1<<20
+		}
+		r.part = m[re.SubexpIndex("p")]
+		return r
+	}
+	return nil
+}
+
+// orderTables returns the n tables (key and tensor of each, in file order)
+// in feature order.
+func (sc *scheme) orderTables(file string, n int, at func(int) (string, *Tensor)) ([]*Tensor, error) {
+	if !sc.tablesByNumber {
+		byIdx := map[int]*Tensor{}
+		for i := range n {
+			key, t := at(i)
+			k, err := strconv.Atoi(key)
+			if err != nil || k > 1<<20 {
+				return nil, &FormatError{File: file, Tensor: t.Name, Msg: "table index out of range"}
+			}
+			byIdx[k] = t
+		}
+		out := make([]*Tensor, 0, len(byIdx))
+		for k := 0; k < len(byIdx); k++ {
+			t, ok := byIdx[k]
+			if !ok {
+				return nil, &FormatError{File: file, Msg: fmt.Sprintf("embedding tables are not numbered 0..%d: emb_l.%d.weight is missing", len(byIdx)-1, k)}
+			}
+			out = append(out, t)
+		}
+		return out, nil
+	}
+	type numbered struct {
+		num int
+		t   *Tensor
+	}
+	ts := make([]numbered, n)
+	seen := map[int]bool{}
+	byNumber := true
+	for i := range n {
+		key, t := at(i)
+		ts[i].t = t
+		j := len(key)
+		for j > 0 && key[j-1] >= '0' && key[j-1] <= '9' {
+			j--
+		}
+		k, err := strconv.Atoi(key[j:])
+		if err != nil || seen[k] {
+			byNumber = false
+		}
+		ts[i].num, seen[k] = k, true
+	}
+	if byNumber {
+		slices.SortStableFunc(ts, func(a, b numbered) int { return a.num - b.num })
+	}
+	out := make([]*Tensor, n)
+	for i := range ts {
+		out[i] = ts[i].t
+	}
+	return out, nil
 }
 
 // weights returns t as float32 values, aliasing t.Data when it is aligned F32.
