@@ -39,14 +39,14 @@ func Inputs(net *model.Network) []Input {
 	return in
 }
 
-// interactionLayers is the set of the interaction's own Linear layers, when
-// it has a Layers method (a weightless interaction has none). A model
-// helper telling each layer's input (the dense features, the interaction,
-// or another layer) would replace it and the table rule of Inputs.
+// interactionLayers is the set of the interaction's own Linear layers (a
+// weightless interaction has none). A model helper telling
+// each layer's input (the dense features, the interaction, or another
+// layer) would replace it and the table rule of Inputs.
 func interactionLayers(net *model.Network) map[*model.Linear]bool {
 	own := map[*model.Linear]bool{}
-	if x, ok := any(net.Interaction).(interface{ Layers() []*model.Linear }); ok {
-		for _, l := range x.Layers() {
+	if net.Interaction != nil {
+		for _, l := range net.Interaction.Layers() {
 			own[l] = true
 		}
 	}

@@ -122,14 +122,14 @@ func inspectView(m *modelio.Model) *report.Inspect {
 	return out
 }
 
-// interactionLayers is the set of the interaction's own Linear layers, when
-// it has a Layers method (a weightless interaction has none). A model
-// helper telling which part of the network (bottom MLP, interaction, top
-// MLP) a layer belongs to would replace it and the table rule above.
+// interactionLayers is the set of the interaction's own Linear layers (a
+// weightless interaction has none). A model helper telling
+// which part of the network (bottom MLP, interaction, top MLP) a layer
+// belongs to would replace it and the table rule above.
 func interactionLayers(n *model.Network) map[*model.Linear]bool {
 	own := map[*model.Linear]bool{}
-	if x, ok := any(n.Interaction).(interface{ Layers() []*model.Linear }); ok {
-		for _, l := range x.Layers() {
+	if n.Interaction != nil {
+		for _, l := range n.Interaction.Layers() {
 			own[l] = true
 		}
 	}
