@@ -144,9 +144,6 @@ func TestCriteoSearch(t *testing.T) {
 	if s.Evaluations-s.Steps[StepMiddle] > s.Bound+1 {
 		t.Errorf("%d evaluations beyond the bound %d (+1 all-lowest, + %d middle)", s.Evaluations, s.Bound, s.Steps[StepMiddle])
 	}
-	if el > 30*time.Second {
-		t.Errorf("search took %v", el)
-	}
 	// The plan, applied the ordinary way, gives the reported figures.
 	if err := res.Plan.Validate(net); err != nil {
 		t.Fatal(err)
