@@ -1,9 +1,15 @@
 package cmd
 
 import (
+	"math"
+	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/modelio"
 
 	"github.com/rqtools/rq/internal/testshared"
 )
@@ -34,5 +40,83 @@ func TestInspectTorchRec(t *testing.T) {
 		if i, j := strings.LastIndex(out, "t_cat_25"), strings.Index(out, "inter_arch.crossnet"); j >= 0 && (j < i || j > strings.Index(out, "over_arch.model.0")) {
 			t.Errorf("%s: cross layers out of place:\n%s", c.file, out)
 		}
+	}
+}
+
+// TestQuantizeDCN: every FC preset quantizes TorchRec's DLRM_DCN, cross
+// layers included (V kernels have no bias, which the file records), and the
+// file reads back into a network that predicts what the fp32 one does,
+// within each precision's error. PyTorch's recipe leaves the cross network
+// fp32, as quantize_dynamic does.
+func TestQuantizeDCN(t *testing.T) {
+	src := testshared.Path(t, filepath.Join("criteo-torchrec", "dcn.pt"))
+	ref, err := modelio.Load(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	rng := rand.New(rand.NewPCG(5, 6))
+	const n = 64
+	b := &model.Batch{N: n, NumDense: ref.Net.NumDense, Dense: make([]float32, n*ref.Net.NumDense), Labels: make([]float32, n)}
+	for i := range b.Dense {
+		b.Dense[i] = rng.Float32() * 3
+	}
+	for _, tb := range ref.Net.Tables {
+		idx, off := make([]int64, n), make([]int32, n+1)
+		for i := range idx {
+			idx[i], off[i+1] = rng.Int64N(tb.Rows), int32(i+1)
+		}
+		b.Indices, b.Offsets = append(b.Indices, idx), append(b.Offsets, off)
+	}
+	want, err := model.NewRunner(ref.Net, 2).Forward(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = slices.Clone(want)
+	for _, c := range []struct {
+		preset     string
+		crossPrec  string
+		maxAbsDiff float64
+	}{
+		{"fp16", "fp16", 1e-3},
+		{"int8-dynamic", "int8-dynamic", 2e-2},
+		{"pytorch-dynamic", "fp32", 2e-2},
+	} {
+		out := filepath.Join(t.TempDir(), "q.safetensors")
+		if _, stderr, code := rq(t, "quantize", "--model", src, "--preset", c.preset, "-o", out); code != 0 {
+			t.Fatalf("%s: exit %d: %s", c.preset, code, stderr)
+		}
+		q, err := modelio.Load(out)
+		if err != nil {
+			t.Fatalf("%s: reading back: %v", c.preset, err)
+		}
+		if !strings.Contains(q.Scheme, "DLRM_DCN") {
+			t.Errorf("%s: read back as %q", c.preset, q.Scheme)
+		}
+		crosses := 0
+		for l := range q.Net.Layers() {
+			if l.Part == model.PartInteraction {
+				crosses++
+				if l.Precision() != c.crossPrec {
+					t.Errorf("%s: %s is %s, want %s", c.preset, l.Name(), l.Precision(), c.crossPrec)
+				}
+			}
+		}
+		if crosses != 6 {
+			t.Errorf("%s: %d cross layers read back, want 6", c.preset, crosses)
+		}
+		got, err := model.NewRunner(q.Net, 2).Forward(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		worst := 0.0
+		for i := range want {
+			worst = max(worst, math.Abs(float64(got[i])-float64(want[i])))
+		}
+		t.Logf("%s: largest prediction difference from fp32 %.2g", c.preset, worst)
+		if worst > c.maxAbsDiff || worst == 0 && c.preset != "pytorch-dynamic" {
+			t.Errorf("%s: largest prediction difference %.3g (bound %g)", c.preset, worst, c.maxAbsDiff)
+		}
+		q.Close()
 	}
 }

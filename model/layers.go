@@ -8,6 +8,20 @@ import "iter"
 // name, so that an architecture with other layers (an interaction with
 // weights of its own, such as DCN's cross network) needs no change there.
 
+// Part is where a layer sits in the network.
+type Part int
+
+const (
+	PartBottom      Part = iota // the bottom (dense) MLP
+	PartTable                   // an embedding table
+	PartInteraction             // the interaction's own layers (DCN's cross network)
+	PartTop                     // the top (over) MLP
+)
+
+func (p Part) String() string {
+	return [...]string{"bottom", "table", "interaction", "top"}[p]
+}
+
 // Layer is one quantizable layer of a network: an FC-like weight matrix
 // (FC) or an embedding table (Table, with its position in Network.Tables).
 // Exactly one of FC and Table is set.
@@ -17,6 +31,10 @@ type Layer struct {
 	// TableIndex is Table's index in Network.Tables (the sparse feature it
 	// pools), or -1 for an FC layer.
 	TableIndex int
+	// Part is where the layer sits: what feeds it, and for presets that
+	// treat parts differently (PyTorch's quantize_dynamic leaves DCN's
+	// cross network fp32: its kernels are Parameters, not nn.Linear).
+	Part Part
 }
 
 // Name is the layer's name, as plans, ranges and reports use it.
@@ -79,22 +97,22 @@ func (n *Network) Linears() iter.Seq[*Linear] {
 func (n *Network) Layers() iter.Seq[Layer] {
 	return func(yield func(Layer) bool) {
 		for _, l := range n.Bottom {
-			if !yield(Layer{FC: l, TableIndex: -1}) {
+			if !yield(Layer{FC: l, TableIndex: -1, Part: PartBottom}) {
 				return
 			}
 		}
 		for i, t := range n.Tables {
-			if !yield(Layer{Table: t, TableIndex: i}) {
+			if !yield(Layer{Table: t, TableIndex: i, Part: PartTable}) {
 				return
 			}
 		}
 		for _, l := range n.interactionLayers() {
-			if !yield(Layer{FC: l, TableIndex: -1}) {
+			if !yield(Layer{FC: l, TableIndex: -1, Part: PartInteraction}) {
 				return
 			}
 		}
 		for _, l := range n.Top {
-			if !yield(Layer{FC: l, TableIndex: -1}) {
+			if !yield(Layer{FC: l, TableIndex: -1, Part: PartTop}) {
 				return
 			}
 		}

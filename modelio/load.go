@@ -111,13 +111,13 @@ func LoadContext(ctx context.Context, path string) (*Model, error) {
 			m.Meta[k] = v
 		}
 		if IsQuantized(f.Metadata) {
-			net, err := buildQuantized(path, f)
+			net, scheme, err := buildQuantizedScheme(path, f)
 			if err != nil {
 				m.Close()
 				return nil, err
 			}
 			boundResidentTables(net)
-			m.Net, m.Scheme, m.Quantized = net, schemes[0].name, true
+			m.Net, m.Scheme, m.Quantized = net, scheme, true
 			return m, nil
 		}
 	case FormatTorch:

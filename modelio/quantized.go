@@ -31,6 +31,9 @@ type layerMeta struct {
 	ReduceRange bool   `json:"reduce_range,omitempty"`
 	WeightRange string `json:"weight_range,omitempty"` // int8: narrow or full
 	Dim         int    `json:"dim,omitempty"`          // tables: values per row
+	// NoBias marks an FC-like layer without a bias (DCN's V kernels); the
+	// file then has no <layer>.bias tensor for it.
+	NoBias bool `json:"no_bias,omitempty"`
 }
 
 // TableEncoding tells WriteQuantized to quantize an fp32 table while
@@ -119,6 +122,12 @@ func quantizedSpecs(ctx context.Context, net *model.Network, tables map[string]T
 			layers[l.Name] = m
 		default:
 			return fmt.Errorf("%s: cannot write a %s layer", l.Name, l.Kernel.Precision())
+		}
+		if len(l.Bias) == 0 {
+			m := layers[l.Name]
+			m.NoBias = true
+			layers[l.Name] = m
+			return nil
 		}
 		specs = append(specs, f32Spec(l.Name+".bias", []int{l.Out}, l.Bias))
 		return nil
@@ -341,14 +350,22 @@ func IsQuantized(meta map[string]string) bool { return meta["format"] == quantFo
 // buildQuantized builds the network of an rq quantized file: the fp32 scheme
 // inference gives the structure from the tensor names (scales and zero
 // points set aside), and rq.layers gives each layer's precision.
+// buildQuantized is buildQuantizedScheme without the naming scheme.
 func buildQuantized(file string, f *SafetensorsFile) (*model.Network, error) {
+	net, _, err := buildQuantizedScheme(file, f)
+	return net, err
+}
+
+// buildQuantizedScheme reads an rq quantized file's network, and names the
+// naming scheme of the model it was quantized from.
+func buildQuantizedScheme(file string, f *SafetensorsFile) (*model.Network, string, error) {
 	meta := f.Metadata
 	if v := meta["rq.version"]; v != strconv.Itoa(QuantVersion) {
-		return nil, &UnsupportedError{File: file, What: fmt.Sprintf("rq quantized format version %q (this rq reads %d)", v, QuantVersion)}
+		return nil, "", &UnsupportedError{File: file, What: fmt.Sprintf("rq quantized format version %q (this rq reads %d)", v, QuantVersion)}
 	}
 	var layers map[string]layerMeta
 	if err := json.Unmarshal([]byte(meta["rq.layers"]), &layers); err != nil {
-		return nil, &FormatError{File: file, Tensor: "__metadata__", Msg: "rq.layers is not valid JSON: " + err.Error()}
+		return nil, "", &FormatError{File: file, Tensor: "__metadata__", Msg: "rq.layers is not valid JSON: " + err.Error()}
 	}
 	byName := map[string]*Tensor{}
 	for i := range f.Tensors {
@@ -374,10 +391,10 @@ func buildQuantized(file string, f *SafetensorsFile) (*model.Network, error) {
 		prefix, suffix := splitSuffix(t.Name)
 		lm, ok := layers[prefix]
 		if !ok {
-			return nil, &FormatError{File: file, Tensor: t.Name, Msg: "its layer is not described in rq.layers"}
+			return nil, "", &FormatError{File: file, Tensor: t.Name, Msg: "its layer is not described in rq.layers"}
 		}
 		if lm.Kind != "fc" && lm.Kind != "table" {
-			return nil, &FormatError{File: file, Tensor: "__metadata__", Msg: fmt.Sprintf("rq.layers: %s has kind %q, want fc or table", prefix, lm.Kind)}
+			return nil, "", &FormatError{File: file, Tensor: "__metadata__", Msg: fmt.Sprintf("rq.layers: %s has kind %q, want fc or table", prefix, lm.Kind)}
 		}
 		switch suffix {
 		case "weight_scale", "input_scale", "input_zero_point":
@@ -387,7 +404,7 @@ func buildQuantized(file string, f *SafetensorsFile) (*model.Network, error) {
 				// The stored width is bytes per row; the dim is in rq.layers.
 				dim := lm.Dim
 				if dim < 1 || dim > 1<<20 || f.RowBytes(dim) != t.Shape[1] {
-					return nil, &FormatError{File: file, Tensor: t.Name, Msg: fmt.Sprintf("%d bytes per row do not fit a %s row of dim %d (rq.layers)", t.Shape[1], lm.Precision, dim)}
+					return nil, "", &FormatError{File: file, Tensor: t.Name, Msg: fmt.Sprintf("%d bytes per row do not fit a %s row of dim %d (rq.layers)", t.Shape[1], lm.Precision, dim)}
 				}
 				skeleton = append(skeleton, Tensor{Name: t.Name, DType: F32, Shape: []int{t.Shape[0], dim}})
 				continue
@@ -395,21 +412,28 @@ func buildQuantized(file string, f *SafetensorsFile) (*model.Network, error) {
 		}
 		skeleton = append(skeleton, Tensor{Name: t.Name, DType: F32, Shape: t.Shape})
 	}
-	net, _, err := buildStructure(file, skeleton, meta["rq.interaction"])
+	net, scheme, err := buildStructure(file, skeleton, meta["rq.interaction"])
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if op := meta["rq.interaction"]; op != net.Interaction.String() {
-		return nil, &FormatError{File: file, Tensor: "__metadata__", Msg: fmt.Sprintf("rq.interaction is %q but the top MLP's width implies %s", op, net.Interaction)}
+		return nil, "", &FormatError{File: file, Tensor: "__metadata__", Msg: fmt.Sprintf("rq.interaction is %q but the top MLP's width implies %s", op, net.Interaction)}
 	}
 	fc := func(l *model.Linear) error {
 		lm := layers[l.Name]
-		b, err := need(l.Name+".bias", F32, l.Out)
-		if err != nil {
-			return err
-		}
-		if l.Bias, err = weights(file, b); err != nil {
-			return err
+		if lm.NoBias {
+			if _, ok := byName[l.Name+".bias"]; ok {
+				return &FormatError{File: file, Tensor: l.Name + ".bias", Msg: "present, but rq.layers says the layer has no bias"}
+			}
+			l.Bias = nil
+		} else {
+			b, err := need(l.Name+".bias", F32, l.Out)
+			if err != nil {
+				return err
+			}
+			if l.Bias, err = weights(file, b); err != nil {
+				return err
+			}
 		}
 		switch lm.Precision {
 		case "fp32":
@@ -501,7 +525,7 @@ func buildQuantized(file string, f *SafetensorsFile) (*model.Network, error) {
 	for l := range net.Linears() {
 		l.Weight = nil
 		if err := fc(l); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
 	for l := range net.Layers() {
@@ -513,29 +537,29 @@ func buildQuantized(file string, f *SafetensorsFile) (*model.Network, error) {
 		lm := layers[t.Name]
 		tf, ok := tableFormat(lm.Precision)
 		if !ok {
-			return nil, &FormatError{File: file, Tensor: t.Name + ".weight", Msg: fmt.Sprintf("rq.layers gives table precision %q", lm.Precision)}
+			return nil, "", &FormatError{File: file, Tensor: t.Name + ".weight", Msg: fmt.Sprintf("rq.layers gives table precision %q", lm.Precision)}
 		}
 		shape, dt := tableShape(tf, t.Rows, t.Dim)
 		w, err := need(t.Name+".weight", dt, shape...)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if tf == kernels.TableF32 {
 			if t.Weight, err = weights(file, w); err != nil {
-				return nil, err
+				return nil, "", err
 			}
 			continue
 		}
 		bt, err := kernels.NewBagTable(tf, t.Rows, t.Dim, w.Data)
 		if err != nil {
-			return nil, &FormatError{File: file, Tensor: w.Name, Msg: err.Error()}
+			return nil, "", &FormatError{File: file, Tensor: w.Name, Msg: err.Error()}
 		}
 		t.Kernel = bt
 	}
 	if err := net.Validate(); err != nil {
-		return nil, &FormatError{File: file, Msg: err.Error()}
+		return nil, "", &FormatError{File: file, Msg: err.Error()}
 	}
-	return net, nil
+	return net, scheme, nil
 }
 
 func splitSuffix(name string) (prefix, suffix string) {

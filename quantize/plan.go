@@ -278,9 +278,14 @@ func Preset(name string, net *model.Network) (*Plan, error) {
 	}
 	p := &Plan{Version: PlanVersion, Preset: name, Layers: map[string]LayerPlan{}}
 	for l := range net.Layers() {
-		if l.Table != nil {
+		switch {
+		case l.Table != nil:
 			p.Layers[l.Name()] = table
-		} else {
+		case l.Part == model.PartInteraction && strings.HasPrefix(name, "pytorch-dynamic"):
+			// quantize_dynamic swaps nn.Linear modules only; DCN's cross
+			// kernels are Parameters, so PyTorch leaves them fp32.
+			p.Layers[l.Name()] = LayerPlan{Precision: FP32}
+		default:
 			p.Layers[l.Name()] = fc
 		}
 	}
