@@ -60,8 +60,10 @@ func runInspect(ctx context.Context, opts *inspectOptions) error {
 func inspectView(m *modelio.Model) *report.Inspect {
 	n := m.Net
 	byPrefix := map[string][]*modelio.Tensor{}
+	byName := map[string]*modelio.Tensor{}
 	for i := range m.Tensors {
 		t := &m.Tensors[i]
+		byName[t.Name] = t
 		p := t.Name
 		if k := strings.LastIndexByte(p, '.'); k >= 0 {
 			p = p[:k]
@@ -71,7 +73,12 @@ func inspectView(m *modelio.Model) *report.Inspect {
 	layer := func(name, kind, precision string, shape []int, act string, params int64) report.Layer {
 		l := report.Layer{Name: name, Kind: kind, Precision: precision, Shape: shape, Activation: act, Params: params, FP32Bytes: 4 * params}
 		seen := map[string]bool{}
-		for _, t := range byPrefix[name] {
+		ts := byPrefix[name]
+		if t, ok := byName[name]; ok {
+			// Named without a .weight suffix (TorchRec's cross kernels).
+			ts = append(ts, t)
+		}
+		for _, t := range ts {
 			l.Bytes += int64(len(t.Data))
 			if !seen[string(t.DType)] {
 				seen[string(t.DType)] = true
@@ -91,19 +98,16 @@ func inspectView(m *modelio.Model) *report.Inspect {
 	// in network order are the bottom MLP (from the dense inputs), those
 	// after the tables, less the interaction's own, the top MLP (from the
 	// interaction's output).
-	own := interactionLayers(n)
-	seenTable := false
 	var top []*model.Linear
 	out.BottomMLP = append(out.BottomMLP, n.NumDense)
 	for l := range n.Layers() {
-		switch {
-		case l.Table != nil:
-			seenTable = true
+		switch l.Part {
+		case model.PartTable:
 			out.Layers = append(out.Layers, layer(l.Name(), "embedding", l.Precision(), []int{int(l.Table.Rows), l.Table.Dim}, "", l.Params()))
 			continue
-		case !seenTable:
+		case model.PartBottom:
 			out.BottomMLP = append(out.BottomMLP, l.FC.Out)
-		case !own[l.FC]:
+		case model.PartTop:
 			top = append(top, l.FC)
 		}
 		out.Layers = append(out.Layers, layer(l.Name(), "linear", l.Precision(), []int{l.FC.Out, l.FC.In}, l.FC.Act.String(), l.Params()))
@@ -120,18 +124,4 @@ func inspectView(m *modelio.Model) *report.Inspect {
 		out.FP32Bytes += l.FP32Bytes
 	}
 	return out
-}
-
-// interactionLayers is the set of the interaction's own Linear layers (a
-// weightless interaction has none). A model helper telling
-// which part of the network (bottom MLP, interaction, top MLP) a layer
-// belongs to would replace it and the table rule above.
-func interactionLayers(n *model.Network) map[*model.Linear]bool {
-	own := map[*model.Linear]bool{}
-	if n.Interaction != nil {
-		for _, l := range n.Interaction.Layers() {
-			own[l] = true
-		}
-	}
-	return own
 }
