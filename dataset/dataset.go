@@ -141,7 +141,8 @@ type Options struct {
 	// (npz) or reduced modulo it (TSV hashes). Nil takes the file's column
 	// count (npz) or 26 (TSV) and checks only that indices fit in int64.
 	TableRows []int64
-	// Format is "npz", "tsv", or "" to sniff it from the first bytes and the
+	// Format is "npz", "tsv", "mlperf", or "" to sniff it from the path
+	// (a directory or day_N_dense.npy is mlperf), the first bytes and the
 	// file name extension.
 	Format string
 	// Shard, when set, keeps only one shard of the selection's batches.
@@ -314,9 +315,10 @@ func (o Options) resolve() (config, error) {
 }
 
 // Open opens a click log for streaming. The format is Options.Format or, when
-// that is empty, sniffed: a zip (npz) by its "PK" magic, gzip and anything else
-// as Criteo TSV, with a ".npz" name forcing npz so a damaged archive gets a zip
-// error rather than a TSV one.
+// that is empty, sniffed: a directory or a day_N_dense.npy path is MLPerf
+// dlrm-v2's layout (see IsMLPerf), a zip (npz) by its "PK" magic, gzip and
+// anything else as Criteo TSV, with a ".npz" name forcing npz so a damaged
+// archive gets a zip error rather than a TSV one.
 func Open(path string, opts Options) (Reader, error) {
 	return OpenContext(context.Background(), path, opts)
 }
@@ -324,6 +326,18 @@ func Open(path string, opts Options) (Reader, error) {
 // OpenContext is Open whose reader stops, with ctx's error, when ctx is done:
 // also inside one Next, in the loops that skip rows.
 func OpenContext(ctx context.Context, path string, opts Options) (Reader, error) {
+	batch := opts.BatchSize
+	if batch == 0 {
+		batch = DefaultBatchSize
+	}
+	if IsMLPerf(path, opts.Format) {
+		// Three files, found from a directory or the dense file's name.
+		r, err := openMLPerf(ctx, path, opts)
+		if err != nil {
+			return nil, err
+		}
+		return Sharded(r, opts.Shard, batch), nil
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -337,10 +351,6 @@ func OpenContext(ctx context.Context, path string, opts Options) (Reader, error)
 	if err != nil {
 		f.Close()
 		return nil, err
-	}
-	batch := opts.BatchSize
-	if batch == 0 {
-		batch = DefaultBatchSize
 	}
 	return Sharded(r, opts.Shard, batch), nil
 }
@@ -368,9 +378,13 @@ func openFromContext(ctx context.Context, name string, ra io.ReaderAt, size int6
 	case "tsv", "txt", "criteo":
 		return newTSVReader(name, io.NewSectionReader(ra, 0, size), closer, cfg)
 	case "npy":
-		return nil, &UnsupportedError{File: name, What: "a single .npy array; rq reads an .npz holding X_int, X_cat and y"}
+		return nil, &UnsupportedError{File: name, What: "a single .npy array; rq reads an .npz holding X_int, X_cat and y, or MLPerf dlrm-v2's day_N_dense.npy beside its day_N_labels.npy and day_N_sparse_multi_hot.npz"}
+	case "mlperf":
+		// Reached only from openFrom: the layout is three files, which
+		// OpenContext finds by path.
+		return nil, fmt.Errorf("%s: the mlperf format is three files: open the directory or day_N_dense.npy by path", name)
 	}
-	return nil, fmt.Errorf("%s: unknown data format %q: want npz or tsv", name, opts.Format)
+	return nil, fmt.Errorf("%s: unknown data format %q: want npz, tsv or mlperf", name, opts.Format)
 }
 
 var (
