@@ -15,42 +15,25 @@ type Input struct {
 	FollowsReLU bool
 }
 
-// Inputs lists the network's Linear layers in network order (the order of
-// net.Linears: bottom MLP, then top MLP), each with whether its input
-// follows a ReLU: it does when the layer right before it in net.Layers is a
-// Linear layer of the same chain ending in a ReLU. A table between them
-// marks the interaction, which the first top layer takes its input from
-// (as the first bottom layer takes the dense features): both two-sided.
-// Layers of the interaction itself (a cross network's) are two-sided too:
-// only the interaction knows which of its layers feeds which.
+// Inputs lists the network's Linear layers in network order (bottom MLP,
+// the interaction's own layers, top MLP), each with whether its input
+// follows a ReLU: it does when the layer before it in net.Layers is a
+// Linear layer of the same part of the network ending in a ReLU. The first
+// bottom layer takes the dense features and the first top layer the
+// interaction's output: both two-sided. The interaction's own layers (a
+// cross network's) are two-sided too: only the interaction knows which of
+// its layers feeds which.
 func Inputs(net *model.Network) []Input {
-	own := interactionLayers(net)
 	var in []Input
-	var prev *model.Linear // the layer before in net.Layers, if a Linear
+	var prev model.Layer
 	for l := range net.Layers() {
-		if l.FC == nil {
-			prev = nil
-			continue
+		if l.FC != nil {
+			follows := prev.FC != nil && prev.Part == l.Part && l.Part != model.PartInteraction && prev.FC.Act == model.ActReLU
+			in = append(in, Input{Layer: l.FC, FollowsReLU: follows})
 		}
-		follows := prev != nil && prev.Act == model.ActReLU && !own[prev] && !own[l.FC]
-		in = append(in, Input{Layer: l.FC, FollowsReLU: follows})
-		prev = l.FC
+		prev = l
 	}
 	return in
-}
-
-// interactionLayers is the set of the interaction's own Linear layers (a
-// weightless interaction has none). A model helper telling
-// each layer's input (the dense features, the interaction, or another
-// layer) would replace it and the table rule of Inputs.
-func interactionLayers(net *model.Network) map[*model.Linear]bool {
-	own := map[*model.Linear]bool{}
-	if net.Interaction != nil {
-		for _, l := range net.Interaction.Layers() {
-			own[l] = true
-		}
-	}
-	return own
 }
 
 // WeightStats are per output channel statistics of a Linear layer's weight.
