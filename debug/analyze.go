@@ -183,27 +183,10 @@ func layerKind(l model.Layer) string {
 }
 
 // interactionAt is where the interaction stands among a network's layers
-// (net.Layers order): after the last table and the interaction's own
-// layers, which Layers yields just before the top MLP. A network with
-// neither (no model file is one: modelio refuses a model without tables)
-// has it before the first FC layer that takes the interaction's width
-// after one that gives the bottom MLP's.
-func interactionAt(net *model.Network, ls []model.Layer) int {
-	own := map[*model.Linear]bool{}
-	for _, l := range net.Interaction.Layers() {
-		own[l] = true
-	}
-	at := -1
+// (net.Layers order): before the first layer of the top MLP.
+func interactionAt(ls []model.Layer) int {
 	for i, l := range ls {
-		if l.Table != nil || own[l.FC] {
-			at = i + 1
-		}
-	}
-	if at >= 0 {
-		return at
-	}
-	for i := 1; i < len(ls); i++ {
-		if ls[i].FC.In == net.InputWidth() && ls[i-1].FC.Out == net.EmbDim() {
+		if l.Part == model.PartTop {
 			return i
 		}
 	}
@@ -236,7 +219,7 @@ func newAnalysis(ref, q *model.Network, opts Options) (*analysis, error) {
 	// Compatible has checked that q's layers pair with ref's, in order;
 	// the interaction's own layers are FC layers like any other.
 	rl, ql := slices.Collect(ref.Layers()), slices.Collect(q.Layers())
-	at := interactionAt(ref, rl)
+	at := interactionAt(rl)
 	for i, l := range rl {
 		if i == at {
 			add(&layerState{Layer: Layer{Name: "interaction", Kind: KindInteraction, Precision: "fp32"}})
