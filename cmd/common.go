@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"os"
+	"path/filepath"
 	"runtime"
 	"time"
 
@@ -21,14 +22,18 @@ type dataFlags struct {
 	batch          int
 	threads        int
 	shard          string
+	// fs tells whether --dense-transform was given: MLPerf's dense files are
+	// already transformed, so the default is none for them.
+	fs *pflag.FlagSet
 }
 
 func (d *dataFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&d.path, "data", "", "click log: DLRM processed .npz (X_int, X_cat, y) or Criteo TSV (optionally gzipped)")
+	d.fs = fs
+	fs.StringVar(&d.path, "data", "", "click log: DLRM processed .npz (X_int, X_cat, y), Criteo TSV (optionally gzipped), or MLPerf dlrm-v2's layout (a directory or its day_N_dense.npy, beside day_N_labels.npy and day_N_sparse_multi_hot.npz)")
 	fs.StringVar(&d.rows, "rows", "", "row range A:B of the data (0-based, B exclusive; A: or :B allowed)")
-	fs.StringVar(&d.denseTransform, "dense-transform", "log1p", "dense feature transform: log1p (negatives clamped to 0, then log(x+1), the DLRM convention) or none")
+	fs.StringVar(&d.denseTransform, "dense-transform", "log1p", "dense feature transform: log1p (negatives clamped to 0, then log(x+1), the DLRM convention) or none (the default for MLPerf's already transformed dense files)")
 	fs.StringVar(&d.badRows, "bad-rows", "fail", "what to do with a malformed row: fail or skip (skipped rows are counted)")
-	fs.StringVar(&d.format, "data-format", "", "data format: npz or tsv (default: told from the file's content)")
+	fs.StringVar(&d.format, "data-format", "", "data format: npz, tsv or mlperf (default: told from the path and the file's content)")
 	fs.IntVar(&d.batch, "batch", 2048, "examples per batch")
 	fs.IntVar(&d.threads, "threads", runtime.NumCPU(), "threads for the forward pass")
 }
@@ -69,7 +74,11 @@ func (d *dataFlags) options(numDense int, tableRows []int64) (dataset.Options, e
 	} else {
 		o.Rows = dataset.Range{Start: 0, End: -1}
 	}
-	switch d.denseTransform {
+	transform := d.denseTransform
+	if d.fs != nil && !d.fs.Changed("dense-transform") && dataset.IsMLPerf(d.path, d.format) {
+		transform = "none"
+	}
+	switch transform {
 	case "log1p":
 		o.DenseTransform = dataset.Log1p
 	case "none":
@@ -93,9 +102,9 @@ func (d *dataFlags) options(numDense int, tableRows []int64) (dataset.Options, e
 		o.Shard = sh
 	}
 	switch d.format {
-	case "", "npz", "tsv":
+	case "", "npz", "tsv", "mlperf":
 	default:
-		return o, usageErrorf("--data-format must be npz or tsv, got %q", d.format)
+		return o, usageErrorf("--data-format must be npz, tsv or mlperf, got %q", d.format)
 	}
 	return o, nil
 }
@@ -152,4 +161,22 @@ func rowsTotal(r dataset.Reader) int64 {
 		return t.SelectedRows()
 	}
 	return -1
+}
+
+// data adds --data to the paths checked before any work: for MLPerf's layout
+// the day's three files (a directory is found, not read), otherwise the path.
+// A directory holding no MLPerf day stays a usage error, as any directory
+// was before; other layout errors (two days, no labels file) are left to the
+// reader, whose message says what it wanted.
+func (f *pathSet) data(d *dataFlags) *pathSet {
+	if d.path != "" && dataset.IsMLPerf(d.path, d.format) {
+		dense, labels, sparse, err := dataset.MLPerfFiles(d.path)
+		if err == nil {
+			return f.input("--data", dense).input("--data", labels).input("--data", sparse)
+		}
+		if days, _ := filepath.Glob(filepath.Join(d.path, "day_*_dense.npy")); len(days) > 0 {
+			return f
+		}
+	}
+	return f.input("--data", d.path)
 }

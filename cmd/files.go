@@ -9,12 +9,12 @@ import (
 // any work.
 
 func (o *evalOptions) paths() *pathSet {
-	return new(pathSet).input("--model", o.model).input("--baseline", o.baseline).input("--data", o.data.path).
+	return new(pathSet).input("--model", o.model).input("--baseline", o.baseline).data(&o.data).
 		output("--summary-md", o.summaryMD).output("--state-out", o.stateOut)
 }
 
 func (o *calibrateOptions) paths() *pathSet {
-	return new(pathSet).input("--model", o.model).input("--data", o.data.path).output("-o", o.output)
+	return new(pathSet).input("--model", o.model).data(&o.data).output("-o", o.output)
 }
 
 func (o *quantizeOptions) paths() *pathSet {
@@ -22,7 +22,7 @@ func (o *quantizeOptions) paths() *pathSet {
 }
 
 func (o *searchOptions) paths() *pathSet {
-	f := new(pathSet).input("--model", o.model).input("--ranges", o.ranges).input("--data", o.data.path).
+	f := new(pathSet).input("--model", o.model).input("--ranges", o.ranges).data(&o.data).
 		output("-o", o.output).output("--trace", o.trace)
 	// A trace is a journal: --resume T --trace T continues it in place,
 	// which is what it is for. Any other output onto --resume is refused.
@@ -33,7 +33,7 @@ func (o *searchOptions) paths() *pathSet {
 }
 
 func (o *debugOptions) paths() *pathSet {
-	return new(pathSet).input("--model", o.model).input("--quantized", o.quantized).input("--data", o.data.path).output("--html", o.html)
+	return new(pathSet).input("--model", o.model).input("--quantized", o.quantized).data(&o.data).output("--html", o.html)
 }
 
 func (o *inspectOptions) paths() *pathSet { return new(pathSet).input("model", o.model) }
@@ -47,7 +47,7 @@ func (o *mergeOptions) paths() *pathSet {
 }
 
 func (o *monitorOptions) paths() *pathSet {
-	f := new(pathSet).input("--plan", o.plan).input("--ranges", o.ranges).input("--data", o.data.path).inputDir("--snapshots", o.snapshotDir)
+	f := new(pathSet).input("--plan", o.plan).input("--ranges", o.ranges).data(&o.data).inputDir("--snapshots", o.snapshotDir)
 	for _, p := range o.snapshots {
 		f.input("--snapshot", p)
 	}
