@@ -1,8 +1,10 @@
 package cmd
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -118,5 +120,52 @@ func TestQuantizeDCN(t *testing.T) {
 			t.Errorf("%s: largest prediction difference %.3g (bound %g)", c.preset, worst, c.maxAbsDiff)
 		}
 		q.Close()
+	}
+}
+
+// TestPyTorchRecipeTorchRec: rq's pytorch-dynamic preset reproduces
+// PyTorch's quantize_dynamic on TorchRec's DLRM and DLRM_DCN (the "int8
+// MLP, fp32 tables" rows of peer-*.json, where the cross network stays
+// fp32) within 0.02 percentage points of ΔNE, on the test rows of the
+// MLPerf-layout files.
+func TestPyTorchRecipeTorchRec(t *testing.T) {
+	dir := testshared.Path(t, "criteo-torchrec")
+	for _, m := range []string{"dlrm", "dcn"} {
+		var peer struct {
+			Rows []struct {
+				MLP, Emb   string
+				NEDeltaPct float64 `json:"ne_delta_pct"`
+			}
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "peer-"+m+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &peer); err != nil {
+			t.Fatal(err)
+		}
+		want := math.NaN()
+		for _, r := range peer.Rows {
+			if r.MLP == "int8" && r.Emb == "fp32" {
+				want = r.NEDeltaPct
+			}
+		}
+		if math.IsNaN(want) {
+			t.Fatalf("peer-%s.json has no int8 MLP, fp32 tables row", m)
+		}
+		src := filepath.Join(dir, m+".pt")
+		q := filepath.Join(t.TempDir(), "q.safetensors")
+		if _, stderr, code := rq(t, "quantize", "--model", src, "--preset", "pytorch-dynamic", "-o", q); code != 0 {
+			t.Fatalf("%s: exit %d: %s", m, code, stderr)
+		}
+		out, stderr, code := rq(t, "eval", "--model", q, "--baseline", src, "--data", dir, "--rows", "15429:16715", "--json")
+		if code != 0 {
+			t.Fatalf("%s: eval exit %d: %s", m, code, stderr)
+		}
+		got := evalOut(t, out).Delta.NEPct
+		t.Logf("%s: ΔNE %+.4f%%, PyTorch %+.4f%%", m, got, want)
+		if math.Abs(got-want) > 0.02 {
+			t.Errorf("%s: ΔNE %+.4f%%, PyTorch's %+.4f%%: more than 0.02 pp apart", m, got, want)
+		}
 	}
 }
