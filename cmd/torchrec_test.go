@@ -169,3 +169,43 @@ func TestPyTorchRecipeTorchRec(t *testing.T) {
 		}
 	}
 }
+
+// TestSearchDCN: rq search within +0.05% ΔNE on TorchRec's DLRM_DCN gives a
+// plan that passes under rq eval at no more than 30% of the fp32 bytes, its
+// cross layers quantized like any FC layer.
+func TestSearchDCN(t *testing.T) {
+	dir := testshared.Path(t, "criteo-torchrec")
+	src := filepath.Join(dir, "dcn.pt")
+	tmp := t.TempDir()
+	ranges, plan, q := filepath.Join(tmp, "ranges.json"), filepath.Join(tmp, "plan.json"), filepath.Join(tmp, "q.safetensors")
+	for _, args := range [][]string{
+		{"calibrate", "--model", src, "--data", dir, "--rows", "0:4000", "-o", ranges},
+		{"search", "--model", src, "--ranges", ranges, "--data", dir, "--rows", "15429:16715", "--max-ne-delta", "0.05", "-o", plan},
+		{"quantize", "--model", src, "--plan", plan, "--ranges", ranges, "-o", q},
+	} {
+		if _, stderr, code := rq(t, args...); code != 0 {
+			t.Fatalf("rq %s: exit %d: %s", args[0], code, stderr)
+		}
+	}
+	out, stderr, code := rq(t, "eval", "--model", q, "--baseline", src, "--data", dir, "--rows", "15429:16715", "--max-ne-delta", "0.05", "--json")
+	e := evalOut(t, out)
+	frac := float64(e.Bytes) / float64(e.BaselineBytes)
+	t.Logf("plan: ΔNE %+.4f%%, %.1f%% of fp32", e.Delta.NEPct, 100*frac)
+	if code != 0 || e.Pass == nil || !*e.Pass || frac > 0.30 {
+		t.Errorf("eval: exit %d, pass %v, %.1f%% of fp32: %s", code, e.Pass, 100*frac, stderr)
+	}
+	m, err := modelio.Load(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	quantized := 0
+	for l := range m.Net.Layers() {
+		if l.Part == model.PartInteraction && l.Precision() != "fp32" {
+			quantized++
+		}
+	}
+	if quantized == 0 {
+		t.Error("the plan keeps every cross layer fp32")
+	}
+}
