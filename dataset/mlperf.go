@@ -361,43 +361,13 @@ func (r *mlperfReader) Next() (*model.Batch, error) {
 	for k, a := range r.sparse {
 		b.Indices[k] = make([]int64, capN*a.cols)
 	}
-	n := 0
-	for n < capN && r.next < r.end {
-		if err := r.cfg.ctx.Err(); err != nil {
-			return nil, err
-		}
-		k := int(min(int64(capN-n), r.end-r.next))
-		for _, a := range append([]*npzArray{r.dense, r.labels}, r.sparse...) {
-			if err := a.src.read(k, a.buf); err != nil {
-				r.err = err
-				return nil, err
-			}
-			if r.next+int64(k) == r.end {
-				if s, ok := a.src.(*streamSource); ok {
-					if err := s.finish(); err != nil {
-						r.err = err
-						return nil, err
-					}
-				}
-			}
-		}
-		for i := 0; i < k; i++ {
-			row := r.next + int64(i)
-			if err := r.decodeRow(b, n, i, row); err != nil {
-				if r.cfg.badRows == Skip {
-					recordSkip(&r.stats, err)
-					continue
-				}
-				r.err = err
-				return nil, err
-			}
-			if n == 0 {
-				b.Row = row
-			}
-			n++
-		}
-		r.next += int64(k)
+	n, first, err := fillRows(r.cfg, append([]*npzArray{r.dense, r.labels}, r.sparse...), &r.next, r.end, capN, &r.stats,
+		func(n, i int, row int64) error { return r.decodeRow(b, n, i, row) })
+	if err != nil {
+		r.err = err
+		return nil, err
 	}
+	b.Row = first
 	if n == 0 {
 		return nil, io.EOF
 	}

@@ -616,6 +616,51 @@ func (s *columnSource) read(n int, dst []byte) error {
 
 func (s *columnSource) close() error { return nil }
 
+// fillRows is the chunk loop of the readers backed by arrays of rows (npz,
+// MLPerf's layout): up to capN rows from *next (not past end) are read, k
+// at a time, into every array's buffer (stream sources are finished, their
+// CRCs checked, at end), and decode(n, i, row) turns row i of the chunk,
+// source row row, into example n. A bad row is skipped and counted under
+// --bad-rows skip. It returns the examples filled and the first one's
+// source row; *next moves past what was read. ctx is looked at before
+// every chunk.
+func fillRows(cfg config, arrays []*npzArray, next *int64, end int64, capN int, stats *Stats, decode func(n, i int, row int64) error) (n int, first int64, err error) {
+	for n < capN && *next < end {
+		if err := cfg.ctx.Err(); err != nil {
+			return 0, 0, err
+		}
+		k := int(min(int64(capN-n), end-*next))
+		for _, a := range arrays {
+			if err := a.src.read(k, a.buf); err != nil {
+				return 0, 0, err
+			}
+			if *next+int64(k) == end {
+				if s, ok := a.src.(*streamSource); ok {
+					if err := s.finish(); err != nil {
+						return 0, 0, err
+					}
+				}
+			}
+		}
+		for i := 0; i < k; i++ {
+			row := *next + int64(i)
+			if err := decode(n, i, row); err != nil {
+				if cfg.badRows == Skip {
+					recordSkip(stats, err)
+					continue
+				}
+				return 0, 0, err
+			}
+			if n == 0 {
+				first = row
+			}
+			n++
+		}
+		*next += int64(k)
+	}
+	return n, first, nil
+}
+
 func (r *npzReader) Next() (*model.Batch, error) {
 	if r.closed {
 		return nil, errClosed
@@ -631,43 +676,13 @@ func (r *npzReader) Next() (*model.Batch, error) {
 		capN = left
 	}
 	b := newBatch(int(capN), r.nd, r.ns)
-	n := 0
-	for n < int(capN) && r.next < r.end {
-		if err := r.cfg.ctx.Err(); err != nil {
-			return nil, err
-		}
-		k := int(min(capN-int64(n), r.end-r.next))
-		for _, a := range []*npzArray{r.xint, r.xcat, r.y} {
-			if err := a.src.read(k, a.buf); err != nil {
-				r.err = err
-				return nil, err
-			}
-			if r.next+int64(k) == r.end {
-				if s, ok := a.src.(*streamSource); ok {
-					if err := s.finish(); err != nil {
-						r.err = err
-						return nil, err
-					}
-				}
-			}
-		}
-		for i := 0; i < k; i++ {
-			row := r.next + int64(i)
-			if err := r.decodeRow(b, n, i, row); err != nil {
-				if r.cfg.badRows == Skip {
-					recordSkip(&r.stats, err)
-					continue
-				}
-				r.err = err
-				return nil, err
-			}
-			if n == 0 {
-				b.Row = row
-			}
-			n++
-		}
-		r.next += int64(k)
+	n, first, err := fillRows(r.cfg, []*npzArray{r.xint, r.xcat, r.y}, &r.next, r.end, int(capN), &r.stats,
+		func(n, i int, row int64) error { return r.decodeRow(b, n, i, row) })
+	if err != nil {
+		r.err = err
+		return nil, err
 	}
+	b.Row = first
 	if n == 0 {
 		return nil, io.EOF
 	}
