@@ -141,9 +141,9 @@ type Options struct {
 	// (npz) or reduced modulo it (TSV hashes). Nil takes the file's column
 	// count (npz) or 26 (TSV) and checks only that indices fit in int64.
 	TableRows []int64
-	// Format is "npz", "tsv", "mlperf", or "" to sniff it from the path
-	// (a directory or day_N_dense.npy is mlperf), the first bytes and the
-	// file name extension.
+	// Format is "npz", "tsv", "mlperf", "parquet", or "" to sniff it from
+	// the path (a directory or day_N_dense.npy is mlperf), the first bytes
+	// ("PAR1" is parquet) and the file name extension.
 	Format string
 	// Shard, when set, keeps only one shard of the selection's batches.
 	Shard Shard
@@ -316,9 +316,10 @@ func (o Options) resolve() (config, error) {
 
 // Open opens a click log for streaming. The format is Options.Format or, when
 // that is empty, sniffed: a directory or a day_N_dense.npy path is MLPerf
-// dlrm-v2's layout (see IsMLPerf), a zip (npz) by its "PK" magic, gzip and
-// anything else as Criteo TSV, with a ".npz" name forcing npz so a damaged
-// archive gets a zip error rather than a TSV one.
+// dlrm-v2's layout (see IsMLPerf), a zip (npz) by its "PK" magic, Parquet
+// by its "PAR1" magic, gzip and anything else as Criteo TSV, with a ".npz"
+// or ".parquet" name forcing that format so a damaged file gets its own
+// format's error rather than a TSV one.
 func Open(path string, opts Options) (Reader, error) {
 	return OpenContext(context.Background(), path, opts)
 }
@@ -379,12 +380,14 @@ func openFromContext(ctx context.Context, name string, ra io.ReaderAt, size int6
 		return newTSVReader(name, io.NewSectionReader(ra, 0, size), closer, cfg)
 	case "npy":
 		return nil, &UnsupportedError{File: name, What: "a single .npy array; rq reads an .npz holding X_int, X_cat and y, or MLPerf dlrm-v2's day_N_dense.npy beside its day_N_labels.npy and day_N_sparse_multi_hot.npz"}
+	case "parquet":
+		return newParquetReader(name, ra, size, closer, cfg)
 	case "mlperf":
 		// Reached only from openFrom: the layout is three files, which
 		// OpenContext finds by path.
 		return nil, fmt.Errorf("%s: the mlperf format is three files: open the directory or day_N_dense.npy by path", name)
 	}
-	return nil, fmt.Errorf("%s: unknown data format %q: want npz, tsv or mlperf", name, opts.Format)
+	return nil, fmt.Errorf("%s: unknown data format %q: want npz, tsv, mlperf or parquet", name, opts.Format)
 }
 
 var (
@@ -405,9 +408,14 @@ func sniff(name string, ra io.ReaderAt) string {
 		return "npy"
 	case bytes.HasPrefix(h, gzipMagic):
 		return "tsv"
+	case bytes.HasPrefix(h, parquetMagic):
+		return "parquet"
 	}
-	if strings.EqualFold(filepath.Ext(name), ".npz") {
+	switch {
+	case strings.EqualFold(filepath.Ext(name), ".npz"):
 		return "npz"
+	case strings.EqualFold(filepath.Ext(name), ".parquet"):
+		return "parquet" // a damaged file gets a Parquet error, not a TSV one
 	}
 	return "tsv"
 }

@@ -295,7 +295,7 @@ func TestOptionsErrors(t *testing.T) {
 		{Options{BadRows: 3}, "unknown bad-rows mode"},
 		{Options{Rows: Range{-2, 5}}, "START is negative"},
 		{Options{Rows: Range{5, 2}}, "END is before START"},
-		{Options{Format: "parquet"}, `unknown data format "parquet"`},
+		{Options{Format: "orc"}, `unknown data format "orc"`},
 		{Options{NumDense: -1}, "number of dense features -1"},
 	} {
 		_, err := Open(p, c.opts)
