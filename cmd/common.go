@@ -22,18 +22,19 @@ type dataFlags struct {
 	batch          int
 	threads        int
 	shard          string
-	// fs tells whether --dense-transform was given: MLPerf's dense files are
-	// already transformed, so the default is none for them.
+	// fs tells whether --dense-transform was given: MLPerf's dense files and
+	// Parquet's float dense columns are already transformed, so the default
+	// is none for them.
 	fs *pflag.FlagSet
 }
 
 func (d *dataFlags) register(fs *pflag.FlagSet) {
 	d.fs = fs
-	fs.StringVar(&d.path, "data", "", "click log: DLRM processed .npz (X_int, X_cat, y), Criteo TSV (optionally gzipped), or MLPerf dlrm-v2's layout (a directory or its day_N_dense.npy, beside day_N_labels.npy and day_N_sparse_multi_hot.npz)")
+	fs.StringVar(&d.path, "data", "", "click log: DLRM processed .npz (X_int, X_cat, y), Criteo TSV (optionally gzipped), MLPerf dlrm-v2's layout (a directory or its day_N_dense.npy, beside day_N_labels.npy and day_N_sparse_multi_hot.npz), or Parquet with columns label, I1..I13, C1..C26 (ids, or lists of ids)")
 	fs.StringVar(&d.rows, "rows", "", "row range A:B of the data (0-based, B exclusive; A: or :B allowed)")
-	fs.StringVar(&d.denseTransform, "dense-transform", "log1p", "dense feature transform: log1p (negatives clamped to 0, then log(x+1), the DLRM convention) or none (the default for MLPerf's already transformed dense files)")
+	fs.StringVar(&d.denseTransform, "dense-transform", "log1p", "dense feature transform: log1p (negatives clamped to 0, then log(x+1), the DLRM convention) or none (the default for MLPerf's already transformed dense files and Parquet's float dense columns)")
 	fs.StringVar(&d.badRows, "bad-rows", "fail", "what to do with a malformed row: fail or skip (skipped rows are counted)")
-	fs.StringVar(&d.format, "data-format", "", "data format: npz, tsv or mlperf (default: told from the path and the file's content)")
+	fs.StringVar(&d.format, "data-format", "", "data format: npz, tsv, mlperf or parquet (default: told from the path and the file's content)")
 	fs.IntVar(&d.batch, "batch", 2048, "examples per batch")
 	fs.IntVar(&d.threads, "threads", runtime.NumCPU(), "threads for the forward pass")
 }
@@ -75,7 +76,7 @@ func (d *dataFlags) options(numDense int, tableRows []int64) (dataset.Options, e
 		o.Rows = dataset.Range{Start: 0, End: -1}
 	}
 	transform := d.denseTransform
-	if d.fs != nil && !d.fs.Changed("dense-transform") && dataset.IsMLPerf(d.path, d.format) {
+	if d.fs != nil && !d.fs.Changed("dense-transform") && (dataset.IsMLPerf(d.path, d.format) || dataset.ParquetDenseIsFloat(d.path, d.format)) {
 		transform = "none"
 	}
 	switch transform {
@@ -102,9 +103,9 @@ func (d *dataFlags) options(numDense int, tableRows []int64) (dataset.Options, e
 		o.Shard = sh
 	}
 	switch d.format {
-	case "", "npz", "tsv", "mlperf":
+	case "", "npz", "tsv", "mlperf", "parquet":
 	default:
-		return o, usageErrorf("--data-format must be npz, tsv or mlperf, got %q", d.format)
+		return o, usageErrorf("--data-format must be npz, tsv, mlperf or parquet, got %q", d.format)
 	}
 	return o, nil
 }
