@@ -1,5 +1,9 @@
 // Package dataset streams click logs into model.Batches: the DLRM reference's
-// preprocessed npz and raw Criteo TSV.
+// preprocessed npz, raw Criteo TSV, MLPerf dlrm-v2's multi-hot layout
+// (mlperf.go: dense and labels .npy, one int32 [N, h_k] bag array per table
+// in an npz) and Parquet (parquet.go: columns matched by name, bags as
+// list<int64> of any length). Batches is the loop every command reads them
+// with.
 //
 // # Formats
 //
