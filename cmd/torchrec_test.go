@@ -178,17 +178,27 @@ func TestSearchDCN(t *testing.T) {
 	src := filepath.Join(dir, "dcn.pt")
 	tmp := t.TempDir()
 	ranges, plan, q := filepath.Join(tmp, "ranges.json"), filepath.Join(tmp, "plan.json"), filepath.Join(tmp, "q.safetensors")
+	var searched struct{ Summary struct{ Bytes int64 } }
 	for _, args := range [][]string{
 		{"calibrate", "--model", src, "--data", dir, "--rows", "0:4000", "-o", ranges},
-		{"search", "--model", src, "--ranges", ranges, "--data", dir, "--rows", "15429:16715", "--max-ne-delta", "0.05", "-o", plan},
+		{"search", "--model", src, "--ranges", ranges, "--data", dir, "--rows", "15429:16715", "--max-ne-delta", "0.05", "-o", plan, "--json"},
 		{"quantize", "--model", src, "--plan", plan, "--ranges", ranges, "-o", q},
 	} {
-		if _, stderr, code := rq(t, args...); code != 0 {
+		out, stderr, code := rq(t, args...)
+		if code != 0 {
 			t.Fatalf("rq %s: exit %d: %s", args[0], code, stderr)
+		}
+		if args[0] == "search" {
+			if err := json.Unmarshal([]byte(out), &searched); err != nil {
+				t.Fatalf("search --json: %v", err)
+			}
 		}
 	}
 	out, stderr, code := rq(t, "eval", "--model", q, "--baseline", src, "--data", dir, "--rows", "15429:16715", "--max-ne-delta", "0.05", "--json")
 	e := evalOut(t, out)
+	if searched.Summary.Bytes != e.Bytes {
+		t.Errorf("search priced the plan at %d bytes, the quantized model has %d", searched.Summary.Bytes, e.Bytes)
+	}
 	frac := float64(e.Bytes) / float64(e.BaselineBytes)
 	t.Logf("plan: ΔNE %+.4f%%, %.1f%% of fp32", e.Delta.NEPct, 100*frac)
 	if code != 0 || e.Pass == nil || !*e.Pass || frac > 0.30 {
@@ -199,6 +209,15 @@ func TestSearchDCN(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	// The network counts its bytes as the file stores them (the V
+	// kernels have no bias: neither may count one).
+	var stored int64
+	for _, t := range m.Tensors {
+		stored += int64(len(t.Data))
+	}
+	if m.Net.Bytes() != stored {
+		t.Errorf("the quantized network counts %d bytes, its file stores %d", m.Net.Bytes(), stored)
+	}
 	quantized := 0
 	for l := range m.Net.Layers() {
 		if l.Part == model.PartInteraction && l.Precision() != "fp32" {

@@ -27,7 +27,7 @@ func (k *F16FC) Precision() string { return "fp16" }
 func (k *F16FC) RowWise() bool { return true }
 
 // Bytes counts fp16 weights and the fp32 bias.
-func (k *F16FC) Bytes() int64 { return 2*int64(k.In)*int64(k.Out) + 4*int64(k.Out) }
+func (k *F16FC) Bytes() int64 { return 2 * int64(k.In) * int64(k.Out) }
 
 // Prepare packs the weights for the kernel.
 func (k *F16FC) Prepare() { k.once.Do(func() { k.packed = kernels.PackF16(k.W, k.Out, k.In) }) }
@@ -85,7 +85,7 @@ func (k *Int8FC) RowWise() bool { return k.Static || k.PerRow }
 
 // Bytes counts int8 weights, scales, bias and static activation parameters.
 func (k *Int8FC) Bytes() int64 {
-	b := int64(k.In)*int64(k.Out) + 4*int64(len(k.WScale)) + 4*int64(k.Out)
+	b := int64(k.In)*int64(k.Out) + 4*int64(len(k.WScale))
 	if k.Static {
 		b += 8
 	}
@@ -237,7 +237,7 @@ func (k *BF16FC) Precision() string { return "bf16" }
 func (k *BF16FC) RowWise() bool { return true }
 
 // Bytes counts bf16 weights and the fp32 bias.
-func (k *BF16FC) Bytes() int64 { return 2*int64(k.In)*int64(k.Out) + 4*int64(k.Out) }
+func (k *BF16FC) Bytes() int64 { return 2 * int64(k.In) * int64(k.Out) }
 
 // Weight32 widens the weights to fp32 (exactly).
 func (k *BF16FC) Weight32() []float32 {

@@ -55,8 +55,9 @@ type Parallel func(n, align int, fn func(lo, hi int))
 // RowWise: then the Runner may hand it a chunk of rows at a time.
 type FCKernel interface {
 	Precision() string
-	// Bytes is the size of the layer's parameters as stored (weights,
-	// scales, zero points, bias).
+	// Bytes is the size of the kernel's parameters as stored (weights,
+	// scales, zero points); the bias, fp32, is the Linear's, and a layer
+	// may have none (DCN's V kernels).
 	Bytes() int64
 	Forward(par Parallel, in, out Mat, bias []float32, act Activation)
 }
@@ -82,7 +83,7 @@ func (l *Linear) Precision() string {
 // Bytes is the size of the layer's parameters as stored.
 func (l *Linear) Bytes() int64 {
 	if l.Kernel != nil {
-		return l.Kernel.Bytes()
+		return l.Kernel.Bytes() + 4*int64(len(l.Bias))
 	}
 	return 4 * l.Params()
 }

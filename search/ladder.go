@@ -27,6 +27,8 @@ type Layer struct {
 	// Tables: rows and width.
 	Rows int64 `json:"rows,omitempty"`
 	Dim  int   `json:"dim,omitempty"`
+	// NoBias marks an FC-like layer without a bias (DCN's V kernels).
+	NoBias bool `json:"no_bias,omitempty"`
 }
 
 // NetworkLayers lists a network's layers in network order (net.Layers:
@@ -39,7 +41,7 @@ func NetworkLayers(net *model.Network) []Layer {
 			ls = append(ls, Layer{Name: l.Table.Name, Kind: KindTable, Rows: l.Table.Rows, Dim: l.Table.Dim})
 			continue
 		}
-		ls = append(ls, Layer{Name: l.FC.Name, Kind: KindFC, In: l.FC.In, Out: l.FC.Out})
+		ls = append(ls, Layer{Name: l.FC.Name, Kind: KindFC, In: l.FC.In, Out: l.FC.Out, NoBias: len(l.FC.Bias) == 0})
 	}
 	return ls
 }
@@ -56,6 +58,9 @@ func (l Layer) Bytes(lp quantize.LayerPlan) int64 {
 	}
 	w := int64(l.In) * int64(l.Out)
 	bias := 4 * int64(l.Out)
+	if l.NoBias {
+		bias = 0
+	}
 	switch lp.Precision {
 	case quantize.FP16, quantize.BF16:
 		return 2*w + bias
