@@ -2,10 +2,8 @@ package debug
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"github.com/rqtools/rq/dataset"
-	"io"
 	"math"
 	"slices"
 	"sort"
@@ -18,9 +16,7 @@ import (
 )
 
 // Source hands out batches until io.EOF (a dataset.Reader is one).
-type Source interface {
-	Next() (*model.Batch, error)
-}
+type Source = dataset.Source
 
 // Options configure Analyze.
 type Options struct {
@@ -87,23 +83,17 @@ func Analyze(ctx context.Context, ref, q *model.Network, src Source, opts Option
 	if err != nil {
 		return nil, err
 	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		b, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
+	err = dataset.Batches(ctx, src, func(b *model.Batch) error {
 		if err := a.batch(b); err != nil {
-			return nil, fmt.Errorf("rows from %d: %w", b.Row, err)
+			return fmt.Errorf("rows from %d: %w", b.Row, err)
 		}
 		if opts.Progress != nil {
 			opts.Progress(a.rows)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if a.rows == 0 {
 		if rd, ok := src.(dataset.Reader); ok {

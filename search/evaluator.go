@@ -3,9 +3,7 @@ package search
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"sync"
 
 	"github.com/rqtools/rq/dataset"
@@ -68,22 +66,17 @@ const maxRecorded = 1 << 30
 // ReadBatches reads every batch of rd into memory (rd is not closed).
 func ReadBatches(ctx context.Context, rd dataset.Reader) ([]*model.Batch, error) {
 	var out []*model.Batch
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		b, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			if len(out) == 0 {
-				return nil, dataset.NoRowsError(rd, "search on")
-			}
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
+	err := dataset.Batches(ctx, rd, func(b *model.Batch) error {
 		out = append(out, b) // readers hand out fresh batches: safe to keep
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	if len(out) == 0 {
+		return nil, dataset.NoRowsError(rd, "search on")
+	}
+	return out, nil
 }
 
 // NewNetEvaluator makes an evaluator for net (fp32, with weights) on the
