@@ -147,6 +147,10 @@ type Options struct {
 	Format string
 	// Shard, when set, keeps only one shard of the selection's batches.
 	Shard Shard
+	// Columns names a Parquet file's label, dense and sparse columns in
+	// place of label, I1.. and C1..; other formats have no names and
+	// refuse it.
+	Columns Columns
 }
 
 // MaxBatchSize bounds Options.BatchSize so a typo cannot ask for gigabytes.
@@ -264,6 +268,7 @@ type config struct {
 	numDense  int // 0: take the file's
 	tableRows []int64
 	numSparse int // -1: take the file's
+	columns   Columns
 	// ctx stops long loops inside one Next (skipping malformed rows or
 	// rows before --rows): a log of millions of bad rows must not hold a
 	// stop signal for minutes.
@@ -272,7 +277,7 @@ type config struct {
 
 func (o Options) resolve() (config, error) {
 	c := config{rows: o.Rows, batch: o.BatchSize, transform: o.DenseTransform, badRows: o.BadRows,
-		numDense: o.NumDense, tableRows: o.TableRows, numSparse: -1, ctx: context.Background()}
+		numDense: o.NumDense, tableRows: o.TableRows, numSparse: -1, columns: o.Columns, ctx: context.Background()}
 	if c.rows.IsAll() {
 		c.rows = AllRows
 	}
@@ -311,12 +316,16 @@ func (o Options) resolve() (config, error) {
 	if c.tableRows != nil {
 		c.numSparse = len(c.tableRows)
 	}
+	if err := c.columns.check(c.numDense, c.numSparse); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
 // Open opens a click log for streaming. The format is Options.Format or, when
-// that is empty, sniffed: a directory or a day_N_dense.npy path is MLPerf
-// dlrm-v2's layout (see IsMLPerf), a zip (npz) by its "PK" magic, Parquet
+// that is empty, sniffed: a directory of *.parquet parts is one Parquet
+// stream (see IsParquetDir), another directory or a day_N_dense.npy path is
+// MLPerf dlrm-v2's layout (see IsMLPerf), a zip (npz) by its "PK" magic, Parquet
 // by its "PAR1" magic, gzip and anything else as Criteo TSV, with a ".npz"
 // or ".parquet" name forcing that format so a damaged file gets its own
 // format's error rather than a TSV one.
@@ -330,6 +339,14 @@ func OpenContext(ctx context.Context, path string, opts Options) (Reader, error)
 	batch := opts.BatchSize
 	if batch == 0 {
 		batch = DefaultBatchSize
+	}
+	if IsParquetDir(path, opts.Format) {
+		// Parts read in name order as one stream, one open at a time.
+		r, err := openParquetDir(ctx, path, opts)
+		if err != nil {
+			return nil, err
+		}
+		return Sharded(r, opts.Shard, batch), nil
 	}
 	if IsMLPerf(path, opts.Format) {
 		// Three files, found from a directory or the dense file's name.
@@ -372,6 +389,9 @@ func openFromContext(ctx context.Context, name string, ra io.ReaderAt, size int6
 	format := strings.ToLower(opts.Format)
 	if format == "" {
 		format = sniff(name, ra)
+	}
+	if !cfg.columns.empty() && format != "parquet" {
+		return nil, fmt.Errorf("%s: column names (label, dense, sparse) apply to Parquet only; this file is read as %s", name, format)
 	}
 	switch format {
 	case "npz":

@@ -40,8 +40,26 @@
 // and a file starting with the gzip magic is decompressed transparently,
 // whatever its name.
 //
-// Open sniffs the format from the first bytes (zip magic: npz; gzip or
-// anything else: TSV; a ".npz" name forces npz) unless Options.Format says.
+// Open sniffs the format from the first bytes (zip magic: npz; "PAR1":
+// Parquet; gzip or anything else: TSV; a ".npz" or ".parquet" name forces
+// that format) unless Options.Format says.
+//
+// Directories are streams of several files, read one file at a time with
+// rows numbered across them (for Options.Rows, shards and Batch.Row) and
+// batches running on across a file's end as in one file: a directory
+// holding day_N_dense.npy files is MLPerf's layout, every day in the order
+// of N (day_10 after day_9); one holding *.parquet parts (Spark's, BigQuery's
+// and NVTabular's part-00000-*.parquet, ...) is Parquet, the parts in
+// lexical order of their names, names starting "_" or "." skipped as Spark
+// skips them. Every file's header or footer is read and checked against the
+// first's when the stream is opened, so a part of another schema is found
+// before any row is read. A bad row's RowError names its own file and row,
+// and its Where adds its row in the stream.
+//
+// Parquet columns are found by name: "label", "I1".."In", "C1".."Ck", or the
+// names of Options.Columns (a Columns with empty fields keeps Criteo's
+// names). Columns not named are not read. Formats without column names
+// refuse Options.Columns.
 //
 // # Conventions
 //

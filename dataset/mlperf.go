@@ -34,9 +34,10 @@ const (
 
 // IsMLPerf reports whether path (with the --data-format value format) is
 // read as MLPerf dlrm-v2's layout: format "mlperf", or no format and a
-// directory or a day_N_dense.npy file. Commands use it to default
-// --dense-transform to none, since those dense features are already
-// transformed.
+// day_N_dense.npy file or a directory that is not one of Parquet parts
+// (IsParquetDir; a directory holding neither is this layout's error).
+// Commands use it to default --dense-transform to none, since those dense
+// features are already transformed.
 func IsMLPerf(path, format string) bool {
 	switch strings.ToLower(format) {
 	case "mlperf":
@@ -49,44 +50,67 @@ func IsMLPerf(path, format string) bool {
 		return true
 	}
 	st, err := os.Stat(path)
-	return err == nil && st.IsDir()
+	return err == nil && st.IsDir() && dirKind(path) != "parquet"
 }
 
-// MLPerfFiles finds the three files of one day from a directory (which must
-// hold exactly one day, so the choice is never silent) or the dense file.
-func MLPerfFiles(path string) (dense, labels, sparse string, err error) {
-	dense = path
+// An MLPerfDay is the three files of one day of MLPerf dlrm-v2's layout.
+type MLPerfDay struct {
+	Dense, Labels, Sparse string
+}
+
+// MLPerfDays finds the days to read from a directory (every
+// day_N_dense.npy in it, in the order of N: day_10 after day_9) or from
+// one day's dense file; each day's labels and sparse files are named
+// after its dense file.
+func MLPerfDays(path string) ([]MLPerfDay, error) {
+	dense := []string{path}
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		days, err := filepath.Glob(filepath.Join(path, "day_*"+mlperfDenseSuffix))
+		es, err := os.ReadDir(path)
 		if err != nil {
-			return "", "", "", err
+			return nil, err
 		}
-		var found []string
-		for _, d := range days {
-			if mlperfDenseName.MatchString(filepath.Base(d)) {
-				found = append(found, d)
-			}
+		type day struct {
+			n    uint64
+			path string
 		}
-		switch len(found) {
-		case 0:
-			return "", "", "", &FormatError{File: path, Msg: "no day_N_dense.npy in this directory: want MLPerf dlrm-v2's day_N_dense.npy, day_N_labels.npy and day_N_sparse_multi_hot.npz (or an .npz or TSV file)"}
-		case 1:
-			dense = found[0]
-		default:
-			sort.Strings(found)
-			names := make([]string, len(found))
-			for i, f := range found {
-				names[i] = filepath.Base(f)
+		var found []day
+		for _, e := range es {
+			if !mlperfDenseName.MatchString(e.Name()) {
+				continue
 			}
-			return "", "", "", &FormatError{File: path, Msg: fmt.Sprintf("the directory holds %d days (%s): give one day's dense file, e.g. --data %s",
-				len(found), strings.Join(names, ", "), found[len(found)-1])}
+			num := strings.TrimSuffix(strings.TrimPrefix(e.Name(), "day_"), mlperfDenseSuffix)
+			n, err := strconv.ParseUint(num, 10, 64)
+			if err != nil {
+				return nil, &FormatError{File: filepath.Join(path, e.Name()), Msg: fmt.Sprintf("day number %s: %v", num, err)}
+			}
+			found = append(found, day{n, filepath.Join(path, e.Name())})
+		}
+		if len(found) == 0 {
+			return nil, &FormatError{File: path, Msg: "no day_N_dense.npy in this directory: want MLPerf dlrm-v2's day_N_dense.npy, day_N_labels.npy and day_N_sparse_multi_hot.npz, or *.parquet parts (or give an .npz, Parquet or TSV file)"}
+		}
+		sort.Slice(found, func(i, j int) bool {
+			if found[i].n != found[j].n {
+				return found[i].n < found[j].n
+			}
+			return found[i].path < found[j].path
+		})
+		dense = dense[:0]
+		for i, d := range found {
+			if i > 0 && d.n == found[i-1].n {
+				return nil, &FormatError{File: path, Msg: fmt.Sprintf("two files for day %d: %s and %s", d.n, filepath.Base(found[i-1].path), filepath.Base(d.path))}
+			}
+			dense = append(dense, d.path)
 		}
 	}
-	prefix, ok := strings.CutSuffix(dense, mlperfDenseSuffix)
-	if !ok {
-		return "", "", "", &FormatError{File: dense, Msg: "the MLPerf layout's dense file is named day_N_dense.npy (its labels and sparse files are found by that name)"}
+	days := make([]MLPerfDay, len(dense))
+	for i, d := range dense {
+		prefix, ok := strings.CutSuffix(d, mlperfDenseSuffix)
+		if !ok {
+			return nil, &FormatError{File: d, Msg: "the MLPerf layout's dense file is named day_N_dense.npy (its labels and sparse files are found by that name)"}
+		}
+		days[i] = MLPerfDay{Dense: d, Labels: prefix + mlperfLabelsSuffix, Sparse: prefix + mlperfSparseSuffix}
 	}
-	return dense, prefix + mlperfLabelsSuffix, prefix + mlperfSparseSuffix, nil
+	return days, nil
 }
 
 // mlperfSource is one of the three files: its path, contents and size.
@@ -143,20 +167,54 @@ func (r *mlperfReader) Close() error {
 	return first
 }
 
-// openMLPerf opens the files of path (a directory or a dense file).
+// openMLPerf opens the days of path (a directory or a dense file). Several
+// days are one stream, in the order of their numbers; every day's files
+// are opened and checked against the first day's shape before any row is
+// read, then one day at a time is open.
 func openMLPerf(ctx context.Context, path string, opts Options) (Reader, error) {
 	cfg, err := opts.resolve()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if !cfg.columns.empty() {
+		return nil, fmt.Errorf("%s: column names (label, dense, sparse) apply to Parquet only; MLPerf dlrm-v2's files have none", path)
+	}
 	cfg.ctx = ctx
-	dense, labels, sparse, err := MLPerfFiles(path)
+	days, err := MLPerfDays(path)
 	if err != nil {
 		return nil, err
 	}
+	if len(days) == 1 {
+		return openMLPerfDay(days[0], cfg)
+	}
+	parts := make([]streamPart, len(days))
+	var first string
+	for i, d := range days {
+		parts[i] = streamPart{name: d.Dense, open: func(c config) (Reader, error) { return openMLPerfDay(d, c) }}
+		all := cfg
+		all.rows = AllRows
+		rd, err := openMLPerfDay(d, all)
+		if err != nil {
+			return nil, err
+		}
+		mr := rd.(*mlperfReader)
+		parts[i].rows = mr.total
+		shape := fmt.Sprintf("%d dense columns and %d sparse arrays", mr.nd, mr.ns)
+		mr.Close()
+		if i == 0 {
+			first = shape
+		} else if shape != first {
+			return nil, &FormatError{File: d.Dense, Msg: fmt.Sprintf("the days of a directory must have one shape: %s here, %s in %s", shape, first, filepath.Base(days[0].Dense))}
+		}
+	}
+	return newStream(path, parts, cfg)
+}
+
+// openMLPerfDay opens the three files of one day.
+func openMLPerfDay(day MLPerfDay, cfg config) (Reader, error) {
 	var srcs [3]mlperfSource
 	var files []io.Closer
-	for i, p := range []string{dense, labels, sparse} {
+	for i, p := range []string{day.Dense, day.Labels, day.Sparse} {
 		f, err := os.Open(p)
 		if err == nil {
 			var st os.FileInfo
@@ -185,6 +243,8 @@ func openMLPerf(ctx context.Context, path string, opts Options) (Reader, error) 
 	r.closers = files
 	return r, nil
 }
+
+func (r *mlperfReader) limitBatch(n int) { r.cfg.batch = n }
 
 // newMLPerfReader checks the three files against each other and the model
 // and positions them at the first selected row. On failure it releases what

@@ -2,12 +2,15 @@ package dataset
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -26,12 +29,65 @@ import (
 
 var parquetMagic = []byte("PAR1")
 
+// Columns names a Parquet click log's columns when they are not Criteo's
+// (--label-col, --dense-cols, --sparse-cols): Label replaces "label",
+// Dense "I1".."In" and Sparse "C1".."Ck", each matched by name. An empty
+// field keeps the Criteo names; columns not named are not read.
+type Columns struct {
+	Label  string
+	Dense  []string
+	Sparse []string
+}
+
+func (c Columns) empty() bool { return c.Label == "" && c.Dense == nil && c.Sparse == nil }
+
+// check refuses empty or repeated names, and name lists whose length is not
+// the model's (numDense > 0, numSparse >= 0 when a model is given).
+func (c Columns) check(numDense, numSparse int) error {
+	seen := map[string]string{}
+	add := func(what, name string) error {
+		if name == "" {
+			return fmt.Errorf("an empty column name among the %s columns", what)
+		}
+		if prev, dup := seen[name]; dup {
+			return fmt.Errorf("column %q is named twice (as %s and as %s)", name, prev, what)
+		}
+		seen[name] = what
+		return nil
+	}
+	if c.Label != "" {
+		if err := add("label", c.Label); err != nil {
+			return err
+		}
+	}
+	for _, n := range c.Dense {
+		if err := add("dense", n); err != nil {
+			return err
+		}
+	}
+	for _, n := range c.Sparse {
+		if err := add("sparse", n); err != nil {
+			return err
+		}
+	}
+	if c.Dense != nil && numDense > 0 && len(c.Dense) != numDense {
+		return fmt.Errorf("%d dense columns named, but the model has %d dense features", len(c.Dense), numDense)
+	}
+	if c.Sparse != nil && numSparse >= 0 && len(c.Sparse) != numSparse {
+		return fmt.Errorf("%d sparse columns named, but the model has %d embedding tables", len(c.Sparse), numSparse)
+	}
+	if len(c.Dense) > maxColumns || len(c.Sparse) > maxColumns {
+		return fmt.Errorf("more than %d columns named", maxColumns)
+	}
+	return nil
+}
+
 // parquetDenseName matches a dense column's name; its number is 1-based.
 var parquetDenseName = regexp.MustCompile(`^I[1-9][0-9]*$`)
 
 // IsParquet reports whether path (with the --data-format value format) is
-// read as Parquet: format "parquet", or no format and a ".parquet" name
-// or the "PAR1" magic.
+// read as Parquet: format "parquet", or no format and a ".parquet" name,
+// the "PAR1" magic or a directory of parts (IsParquetDir).
 func IsParquet(path, format string) bool {
 	switch strings.ToLower(format) {
 	case "parquet":
@@ -39,6 +95,9 @@ func IsParquet(path, format string) bool {
 	case "":
 	default:
 		return false
+	}
+	if IsParquetDir(path, format) {
+		return true
 	}
 	if strings.EqualFold(filepath.Ext(path), ".parquet") {
 		return true
@@ -53,15 +112,93 @@ func IsParquet(path, format string) bool {
 	return bytes.Equal(head[:n], parquetMagic)
 }
 
-// ParquetDenseIsFloat reports whether path is a Parquet click log whose
-// dense columns ("I1", "I2", ...) are all floating point: such files hold
-// features already transformed (NVTabular's LogOp, MLPerf's log(x+3)), so
-// commands default --dense-transform to none for them, as for MLPerf's
-// layout; integer columns are raw counts and keep the log1p default. It
-// is false for anything it cannot read, leaving the error to the reader.
-func ParquetDenseIsFloat(path, format string) (isFloat bool) {
+// IsParquetDir reports whether path is a directory read as one Parquet
+// stream: with format "parquet" any directory (an empty one is the
+// reader's error), with no format a directory holding *.parquet parts and
+// no MLPerf day (the shared criteo-torchrec directory holds both: it is
+// an MLPerf day beside a clicks.parquet).
+func IsParquetDir(path, format string) bool {
+	switch strings.ToLower(format) {
+	case "parquet":
+		st, err := os.Stat(path)
+		return err == nil && st.IsDir()
+	case "":
+		return dirKind(path) == "parquet"
+	}
+	return false
+}
+
+// dirKind tells what a directory holds: "mlperf" for a day_N_dense.npy,
+// else "parquet" for a *.parquet part, else "" (also for a non-directory).
+func dirKind(path string) string {
+	es, err := os.ReadDir(path)
+	if err != nil {
+		return ""
+	}
+	kind := ""
+	for _, e := range es {
+		switch {
+		case mlperfDenseName.MatchString(e.Name()):
+			return "mlperf"
+		case isParquetPart(e.Name()):
+			kind = "parquet"
+		}
+	}
+	return kind
+}
+
+// isParquetPart: a *.parquet name that Hadoop's readers would not skip
+// (Spark and Hive ignore names starting "_" or "."; their metadata and
+// checksum files are named so).
+func isParquetPart(name string) bool {
+	return strings.EqualFold(filepath.Ext(name), ".parquet") && !strings.HasPrefix(name, "_") && !strings.HasPrefix(name, ".")
+}
+
+// ParquetParts lists the parts of a directory of Parquet files (as Spark,
+// BigQuery and NVTabular write them: part-00000-*.parquet, ...) in lexical
+// order of their names, which is the order they are read in. Names
+// starting "_" or "." are skipped, as Spark and Hive skip them;
+// subdirectories are not read.
+func ParquetParts(dir string) ([]string, error) {
+	es, err := os.ReadDir(dir) // sorted by name
+	if err != nil {
+		return nil, err
+	}
+	var parts []string
+	for _, e := range es {
+		if !isParquetPart(e.Name()) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			continue
+		}
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		return nil, &FormatError{File: dir, Msg: "no *.parquet files in this directory (a directory is read as the Parquet parts in it, or as MLPerf dlrm-v2's day_N_dense.npy, day_N_labels.npy and day_N_sparse_multi_hot.npz)"}
+	}
+	sort.Strings(parts) // ReadDir's order already; said here because it is the reading order
+	return parts, nil
+}
+
+// ParquetDenseIsFloat reports whether path is a Parquet click log (for a
+// directory, its first part) whose dense columns (cols.Dense, or "I1",
+// "I2", ...) are all floating point: such files hold features already
+// transformed (NVTabular's LogOp, MLPerf's log(x+3)), so commands default
+// --dense-transform to none for them, as for MLPerf's layout; integer
+// columns are raw counts and keep the log1p default. It is false for
+// anything it cannot read, leaving the error to the reader.
+func ParquetDenseIsFloat(path, format string, cols Columns) (isFloat bool) {
 	if !IsParquet(path, format) {
 		return false
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		parts, err := ParquetParts(path)
+		if err != nil {
+			return false
+		}
+		path = parts[0]
 	}
 	defer func() {
 		if recover() != nil { // a hostile footer: the reader reports it
@@ -81,9 +218,13 @@ func ParquetDenseIsFloat(path, format string) (isFloat bool) {
 	if err != nil {
 		return false
 	}
+	want := map[string]bool{}
+	for _, n := range cols.Dense {
+		want[n] = true
+	}
 	n := 0
 	for _, fd := range pf.Schema().Fields() {
-		if !parquetDenseName.MatchString(fd.Name()) {
+		if cols.Dense != nil && !want[fd.Name()] || cols.Dense == nil && !parquetDenseName.MatchString(fd.Name()) {
 			continue
 		}
 		if !fd.Leaf() {
@@ -239,34 +380,65 @@ func newParquetReader(name string, ra io.ReaderAt, size int64, closer io.Closer,
 	}
 	has := func(s string) bool { _, ok := fields[s]; return ok }
 
-	r.nd = cfg.numDense
-	if r.nd == 0 {
-		for r.nd < maxColumns && has("I"+strconv.Itoa(r.nd+1)) {
-			r.nd++
-		}
+	cols := cfg.columns
+	labelName := cols.Label
+	if labelName == "" {
+		labelName = "label"
+	}
+	denseNames, sparseNames := cols.Dense, cols.Sparse
+	if denseNames == nil {
+		r.nd = cfg.numDense
 		if r.nd == 0 {
-			r.nd = criteoDense // reported below as a missing I1
+			for r.nd < maxColumns && has("I"+strconv.Itoa(r.nd+1)) {
+				r.nd++
+			}
+			if r.nd == 0 {
+				r.nd = criteoDense // reported below as a missing I1
+			}
+		}
+		if cfg.numDense > 0 && has("I"+strconv.Itoa(r.nd+1)) {
+			return nil, &FormatError{File: name, Msg: fmt.Sprintf("a dense column I%d but the model has %d dense features", r.nd+1, r.nd)}
+		}
+		for j := range r.nd {
+			denseNames = append(denseNames, "I"+strconv.Itoa(j+1))
 		}
 	}
-	r.ns = cfg.numSparse
-	if r.ns < 0 {
-		for r.ns = 0; r.ns < maxColumns && has("C"+strconv.Itoa(r.ns+1)); r.ns++ {
+	if sparseNames == nil {
+		r.ns = cfg.numSparse
+		if r.ns < 0 {
+			for r.ns = 0; r.ns < maxColumns && has("C"+strconv.Itoa(r.ns+1)); r.ns++ {
+			}
+			if r.ns == 0 {
+				r.ns = criteoSparse
+			}
 		}
-		if r.ns == 0 {
-			r.ns = criteoSparse
+		if cfg.numSparse >= 0 && has("C"+strconv.Itoa(r.ns+1)) {
+			return nil, &FormatError{File: name, Msg: fmt.Sprintf("a sparse column C%d but the model has only %d embedding tables", r.ns+1, r.ns)}
+		}
+		for k := range r.ns {
+			sparseNames = append(sparseNames, "C"+strconv.Itoa(k+1))
 		}
 	}
-	if cfg.numDense > 0 && has("I"+strconv.Itoa(r.nd+1)) {
-		return nil, &FormatError{File: name, Msg: fmt.Sprintf("a dense column I%d but the model has %d dense features", r.nd+1, r.nd)}
+	r.nd, r.ns = len(denseNames), len(sparseNames)
+	// missing says which column was not found and where its name came
+	// from: a flag's list, or Criteo's names.
+	missing := func(field, what, flag string) error {
+		if flag != "" {
+			return &FormatError{File: name, Msg: fmt.Sprintf("no column %q (%s, named by %s)", field, what, flag)}
+		}
+		return &FormatError{File: name, Msg: fmt.Sprintf("no column %q (%s): rq reads the Criteo columns label, I1..I%d and C1..C%d by name (--label-col, --dense-cols and --sparse-cols name others)", field, what, r.nd, r.ns)}
 	}
-	if cfg.numSparse >= 0 && has("C"+strconv.Itoa(r.ns+1)) {
-		return nil, &FormatError{File: name, Msg: fmt.Sprintf("a sparse column C%d but the model has only %d embedding tables", r.ns+1, r.ns)}
+	flagOf := func(named bool, flag string) string {
+		if named {
+			return flag
+		}
+		return ""
 	}
 
-	col := func(field, what string, kinds ...parquet.Kind) (*pqColumn, error) {
+	col := func(field, what, flag string, kinds ...parquet.Kind) (*pqColumn, error) {
 		f, ok := fields[field]
 		if !ok {
-			return nil, &FormatError{File: name, Msg: fmt.Sprintf("no column %q (%s): rq reads the Criteo columns label, I1..I%d and C1..C%d by name", field, what, r.nd, r.ns)}
+			return nil, missing(field, what, flag)
 		}
 		path, repeated := []string{field}, false
 		var n parquet.Node = f
@@ -312,18 +484,18 @@ func newParquetReader(name string, ra io.ReaderAt, size int64, closer io.Closer,
 		r.all = append(r.all, c)
 		return c, nil
 	}
-	if r.label, err = col("label", "label", parquet.Boolean, parquet.Int32, parquet.Int64, parquet.Float, parquet.Double); err != nil {
+	if r.label, err = col(labelName, "label", flagOf(cols.Label != "", "--label-col"), parquet.Boolean, parquet.Int32, parquet.Int64, parquet.Float, parquet.Double); err != nil {
 		return nil, err
 	}
-	for j := range r.nd {
-		c, err := col("I"+strconv.Itoa(j+1), "dense feature", parquet.Int32, parquet.Int64, parquet.Float, parquet.Double)
+	for _, n := range denseNames {
+		c, err := col(n, "dense feature", flagOf(cols.Dense != nil, "--dense-cols"), parquet.Int32, parquet.Int64, parquet.Float, parquet.Double)
 		if err != nil {
 			return nil, err
 		}
 		r.dense = append(r.dense, c)
 	}
-	for k := range r.ns {
-		c, err := col("C"+strconv.Itoa(k+1), "ids", parquet.Int32, parquet.Int64)
+	for _, n := range sparseNames {
+		c, err := col(n, "ids", flagOf(cols.Sparse != nil, "--sparse-cols"), parquet.Int32, parquet.Int64)
 		if err != nil {
 			return nil, err
 		}
@@ -562,4 +734,277 @@ func pqLabel(v parquet.Value) (float32, string) {
 		return 0, fmt.Sprintf("label %v is not 0 or 1", f)
 	}
 	return 0, "the label is null, want 0 or 1"
+}
+
+// columnTypes describes the columns r reads, for comparing the parts of a
+// directory: name, physical type and whether it is a list.
+func (r *parquetReader) columnTypes() []string {
+	var out []string
+	for _, c := range r.all {
+		t := c.kind.String()
+		if c.repeated {
+			t = "list<" + t + ">"
+		}
+		out = append(out, fmt.Sprintf("%q %s", c.name, t))
+	}
+	return out
+}
+
+// openParquetDir reads the Parquet parts of dir (ParquetParts) as one
+// stream. Every part's footer is read and its columns checked against
+// the first part's when the stream is opened, so a mismatch is found
+// before any work; then one part at a time is open.
+func openParquetDir(ctx context.Context, dir string, opts Options) (Reader, error) {
+	cfg, err := opts.resolve()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	cfg.ctx = ctx
+	names, err := ParquetParts(dir)
+	if err != nil {
+		return nil, err
+	}
+	parts := make([]streamPart, len(names))
+	var first []string
+	for i, p := range names {
+		parts[i] = streamPart{name: p, open: func(c config) (Reader, error) { return openParquetPart(p, c) }}
+		all := cfg
+		all.rows = AllRows
+		rd, err := openParquetPart(p, all)
+		if err != nil {
+			return nil, err
+		}
+		pr := rd.(*parquetReader)
+		parts[i].rows = pr.total
+		types := pr.columnTypes()
+		pr.Close()
+		if i == 0 {
+			first = types
+			continue
+		}
+		if d := diffColumns(first, types); d != "" {
+			return nil, &FormatError{File: p, Msg: fmt.Sprintf("the parts of a directory must share one schema: %s in %s (the first part)", d, filepath.Base(names[0]))}
+		}
+	}
+	return newStream(dir, parts, cfg)
+}
+
+// diffColumns says how the columns b differ from a ("" when they agree).
+func diffColumns(a, b []string) string {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return fmt.Sprintf("column %s here, %s", b[i], a[i])
+		}
+	}
+	switch {
+	case len(b) > len(a):
+		return fmt.Sprintf("column %s here, not", b[len(a)])
+	case len(a) > len(b):
+		return fmt.Sprintf("no column %s here, but it is", a[len(b)])
+	}
+	return ""
+}
+
+// openParquetPart opens one file of a directory.
+func openParquetPart(path string, cfg config) (Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err == nil {
+		var r *parquetReader
+		if r, err = newParquetReader(path, f, st.Size(), f, cfg); err == nil {
+			return r, nil
+		}
+	}
+	f.Close()
+	return nil, err
+}
+
+// A streamPart is one file (or MLPerf day) of a stream: its rows, and how
+// to open it for a selection of them.
+type streamPart struct {
+	name  string
+	rows  int64
+	start int64 // its first row in the stream
+	open  func(config) (Reader, error)
+}
+
+// batchLimiter is a reader whose batch size can be lowered between calls
+// to Next, so that a stream fills a batch from the end of one part and
+// the start of the next.
+type batchLimiter interface {
+	limitBatch(n int)
+}
+
+func (r *parquetReader) limitBatch(n int) { r.cfg.batch = n }
+
+// stream reads parts one after the other as one click log: rows are
+// numbered across the parts (for --rows, --shard and Batch.Row), batches
+// run on across a part's end as they would in one file (only the last is
+// short), and one part is open at a time. A bad row's error names its
+// part, its row in the part and its row in the stream.
+type stream struct {
+	name      string
+	cfg       config
+	parts     []streamPart
+	k         int    // the part open or to open next
+	cur       Reader // nil between parts
+	total     int64
+	next, end int64 // the selection, in stream rows
+	rows      int64
+	skipped   Stats // skips of the parts closed
+	closed    bool
+	err       error
+}
+
+func newStream(name string, parts []streamPart, cfg config) (*stream, error) {
+	s := &stream{name: name, cfg: cfg, parts: parts}
+	for i := range parts {
+		parts[i].start = s.total
+		s.total += parts[i].rows
+		if s.total < 0 {
+			return nil, &FormatError{File: parts[i].name, Msg: "the parts hold more rows than an int64 counts"}
+		}
+	}
+	s.next, s.end = cfg.rows.Start, cfg.rows.End
+	if s.end < 0 {
+		s.end = s.total
+	}
+	if s.next > s.total || s.end > s.total {
+		return nil, fmt.Errorf("%s: the row range %v goes beyond the end of the data, which has %d rows", name, cfg.rows, s.total)
+	}
+	return s, nil
+}
+
+func (s *stream) TotalRows() int64    { return s.total }
+func (s *stream) SelectedRows() int64 { return s.end - s.cfg.rows.Start }
+
+func (s *stream) Stats() Stats {
+	st := s.skipped
+	st.Rows = s.rows
+	if s.cur != nil {
+		c := s.cur.Stats()
+		if st.Skipped == 0 {
+			st.FirstSkipped = c.FirstSkipped
+		}
+		st.Skipped += c.Skipped
+	}
+	return st
+}
+
+// closePart closes the open part, keeping its count of skipped rows.
+func (s *stream) closePart() error {
+	if s.cur == nil {
+		return nil
+	}
+	c := s.cur.Stats()
+	if s.skipped.Skipped == 0 {
+		s.skipped.FirstSkipped = c.FirstSkipped
+	}
+	s.skipped.Skipped += c.Skipped
+	err := s.cur.Close()
+	s.cur = nil
+	s.k++
+	return err
+}
+
+func (s *stream) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.cur != nil {
+		err := s.cur.Close()
+		s.cur = nil
+		return err
+	}
+	return nil
+}
+
+func (s *stream) Next() (*model.Batch, error) {
+	if s.closed {
+		return nil, errClosed
+	}
+	if s.err != nil {
+		return nil, s.err
+	}
+	var b *model.Batch
+	for b == nil || b.N < s.cfg.batch {
+		if s.cur == nil {
+			// The next part holding selected rows.
+			for s.k < len(s.parts) && s.parts[s.k].start+s.parts[s.k].rows <= s.next {
+				s.k++
+			}
+			if s.k >= len(s.parts) || s.next >= s.end {
+				break
+			}
+			p := s.parts[s.k]
+			c := s.cfg
+			c.rows = Range{Start: s.next - p.start, End: min(s.end, p.start+p.rows) - p.start}
+			rd, err := p.open(c)
+			if err != nil {
+				s.err = err
+				return nil, err
+			}
+			s.cur = rd
+		}
+		need := s.cfg.batch
+		if b != nil {
+			need -= b.N
+		}
+		s.cur.(batchLimiter).limitBatch(need)
+		pb, err := s.cur.Next()
+		if err == io.EOF {
+			p := s.parts[s.k]
+			s.next = min(s.end, p.start+p.rows)
+			if err := s.closePart(); err != nil {
+				s.err = err
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			var re *RowError
+			if errors.As(err, &re) && len(s.parts) > 1 {
+				re.Where = strings.TrimPrefix(re.Where+fmt.Sprintf("; row %d of %s", re.Row+s.parts[s.k].start, s.name), "; ")
+			}
+			s.err = err
+			return nil, err
+		}
+		pb.Row += s.parts[s.k].start
+		if b == nil {
+			b = pb
+		} else if !appendBatch(b, pb) {
+			s.err = &FormatError{File: s.parts[s.k].name, Msg: "more ids in one batch than an int32 offset holds"}
+			return nil, s.err
+		}
+	}
+	if b == nil {
+		return nil, io.EOF
+	}
+	s.rows += int64(b.N)
+	return b, nil
+}
+
+// appendBatch appends the examples of src to dst; false if a table's ids
+// would overflow the batch's int32 offsets.
+func appendBatch(dst, src *model.Batch) bool {
+	for k := range dst.Indices {
+		if int64(len(dst.Indices[k]))+int64(len(src.Indices[k])) > math.MaxInt32 {
+			return false
+		}
+	}
+	dst.Dense = append(dst.Dense, src.Dense...)
+	dst.Labels = append(dst.Labels, src.Labels...)
+	for k := range dst.Indices {
+		base := dst.Offsets[k][dst.N]
+		for _, o := range src.Offsets[k][1:] {
+			dst.Offsets[k] = append(dst.Offsets[k], base+o)
+		}
+		dst.Indices[k] = append(dst.Indices[k], src.Indices[k]...)
+	}
+	dst.N += src.N
+	return true
 }

@@ -182,7 +182,7 @@ func TestParquetSmall(t *testing.T) {
 	if got, err := readPq(t, mustOpen(t, noExt, opts)); err != nil || len(got) != n {
 		t.Fatalf("sniffed by magic: %d rows, %v", len(got), err)
 	}
-	if ParquetDenseIsFloat(p, "") {
+	if ParquetDenseIsFloat(p, "", Columns{}) {
 		t.Fatal("I1 is int64: dense columns are not all float")
 	}
 }
@@ -192,7 +192,7 @@ func TestParquetSmall(t *testing.T) {
 func TestParquetDenseFloat(t *testing.T) {
 	p := writePq(t, pqRows(t, parquet.Group{"label": parquet.Leaf(parquet.BooleanType), "I1": parquet.Leaf(parquet.FloatType), "C1": parquet.Int(64)}, 10,
 		[]map[string]any{{"label": true, "I1": float32(2.5), "C1": int64(1)}, {"label": false, "I1": float32(-1), "C1": int64(0)}}))
-	if !ParquetDenseIsFloat(p, "") || ParquetDenseIsFloat(p, "tsv") {
+	if !ParquetDenseIsFloat(p, "", Columns{}) || ParquetDenseIsFloat(p, "tsv", Columns{}) {
 		t.Fatal("ParquetDenseIsFloat")
 	}
 	got, err := readPq(t, mustOpen(t, p, Options{DenseTransform: None, NumDense: 1, TableRows: []int64{2}}))
@@ -333,7 +333,7 @@ func TestParquetSharedMatchesMLPerf(t *testing.T) {
 	if len(pq) != 1286 || fmt.Sprint(pq) != fmt.Sprint(ml) {
 		t.Fatalf("%d Parquet rows differ from the MLPerf day's %d", len(pq), len(ml))
 	}
-	if !ParquetDenseIsFloat(filepath.Join(dir, "clicks.parquet"), "") {
+	if !ParquetDenseIsFloat(filepath.Join(dir, "clicks.parquet"), "", Columns{}) {
 		t.Fatal("the shared file's dense columns are float")
 	}
 }
