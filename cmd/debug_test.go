@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/rqtools/rq/modelio"
+	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/quantize"
 )
 
@@ -84,7 +85,7 @@ func TestDebugCriteo(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, n := range top {
-			plan.Layers[n] = quantize.LayerPlan{Precision: quantize.FP32}
+			plan.Layers[n] = quantize.LayerPlan{Precision: precision.FP32}
 		}
 		planPath, fixed := filepath.Join(dir, preset+"-plan.json"), filepath.Join(dir, preset+"-fixed.safetensors")
 		if err := plan.Write(planPath); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/rqtools/rq/evaluate"
 	"github.com/rqtools/rq/model"
 	"github.com/rqtools/rq/modelio"
+	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/quantize"
 	"github.com/rqtools/rq/report"
 	"github.com/rqtools/rq/search"
@@ -140,7 +141,7 @@ func runDemo(ctx context.Context, opts *demoOptions) error {
 	say("2. calibrated %d FC inputs on the 15,429 training rows\n", len(ranges.Layers))
 
 	// 3. Quantize with each preset, write, read back, evaluate against fp32.
-	rows := []demoRow{{Model: "fp32", Bytes: m.Net.Bytes(), FP32Percent: 100, NE: report.Float(base.Result.NE), AUC: report.Float(base.Result.AUC), ExPerSec: report.Float(base.ExamplesPerSec)}}
+	rows := []demoRow{{Model: precision.FP32.String(), Bytes: m.Net.Bytes(), FP32Percent: 100, NE: report.Float(base.Result.NE), AUC: report.Float(base.Result.AUC), ExPerSec: report.Float(base.ExamplesPerSec)}}
 	quantized := func(name string, plan *quantize.Plan) error {
 		qnet, err := quantize.Apply(m.Net, plan, ranges)
 		if err != nil {

@@ -103,14 +103,14 @@ func inspectView(m *modelio.Model) *report.Inspect {
 	for l := range n.Layers() {
 		switch l.Part {
 		case model.PartTable:
-			out.Layers = append(out.Layers, layer(l.Name(), "embedding", l.Precision(), []int{int(l.Table.Rows), l.Table.Dim}, "", l.Params()))
+			out.Layers = append(out.Layers, layer(l.Name(), "embedding", l.Label(), []int{int(l.Table.Rows), l.Table.Dim}, "", l.Params()))
 			continue
 		case model.PartBottom:
 			out.BottomMLP = append(out.BottomMLP, l.FC.Out)
 		case model.PartTop:
 			top = append(top, l.FC)
 		}
-		out.Layers = append(out.Layers, layer(l.Name(), "linear", l.Precision(), []int{l.FC.Out, l.FC.In}, l.FC.Act.String(), l.Params()))
+		out.Layers = append(out.Layers, layer(l.Name(), "linear", l.Label(), []int{l.FC.Out, l.FC.In}, l.FC.Act.String(), l.Params()))
 	}
 	if len(top) > 0 {
 		out.TopMLP = append(out.TopMLP, top[0].In)

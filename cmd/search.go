@@ -211,7 +211,7 @@ func withoutStatic(l search.Ladders) search.Ladders {
 	drop := func(rungs []string) []string {
 		var out []string
 		for _, r := range rungs {
-			if r != "int8-static" {
+			if !search.NeedsRanges(r) {
 				out = append(out, r)
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/rqtools/rq/modelio"
 
 	"github.com/rqtools/rq/internal/testshared"
+	"github.com/rqtools/rq/precision"
 )
 
 // TestInspectTorchRec: rq inspect reads TorchRec's DLRM and DLRM_DCN (both
@@ -99,8 +100,8 @@ func TestQuantizeDCN(t *testing.T) {
 		for l := range q.Net.Layers() {
 			if l.Part == model.PartInteraction {
 				crosses++
-				if l.Precision() != c.crossPrec {
-					t.Errorf("%s: %s is %s, want %s", c.preset, l.Name(), l.Precision(), c.crossPrec)
+				if l.Label() != c.crossPrec {
+					t.Errorf("%s: %s is %s, want %s", c.preset, l.Name(), l.Label(), c.crossPrec)
 				}
 			}
 		}
@@ -220,7 +221,7 @@ func TestSearchDCN(t *testing.T) {
 	}
 	quantized := 0
 	for l := range m.Net.Layers() {
-		if l.Part == model.PartInteraction && l.Precision() != "fp32" {
+		if l.Part == model.PartInteraction && l.Precision() != precision.FP32 {
 			quantized++
 		}
 	}

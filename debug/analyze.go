@@ -12,6 +12,7 @@ import (
 	"github.com/rqtools/rq/kernels"
 	"github.com/rqtools/rq/metrics"
 	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/report"
 )
 
@@ -109,7 +110,7 @@ func Analyze(ctx context.Context, ref, q *model.Network, src Source, opts Option
 func CheckFP32(net *model.Network) error {
 	for l := range net.Layers() {
 		if (l.FC != nil && (l.FC.Kernel != nil || l.FC.Weight == nil)) || (l.Table != nil && (l.Table.Kernel != nil || l.Table.Weight == nil)) {
-			return fmt.Errorf("%s is %s: the reference must be the fp32 model", l.Name(), l.Precision())
+			return fmt.Errorf("%s is %s: the reference must be the fp32 model", l.Name(), l.Label())
 		}
 	}
 	return net.Validate()
@@ -183,6 +184,12 @@ func interactionAt(ls []model.Layer) int {
 	return len(ls)
 }
 
+// fp32Layer is a layer computed in fp32 in both networks (the
+// interaction's arithmetic, the output).
+func fp32Layer(name, kind string) Layer {
+	return Layer{Name: name, Kind: kind, Precision: precision.FP32.String(), prec: precision.FP32}
+}
+
 func newAnalysis(ref, q *model.Network, opts Options) (*analysis, error) {
 	a := &analysis{ref: ref, q: q, opts: opts, byName: map[string]*layerState{}, refOut: map[string][]float32{}, rec: &model.Recorder{}}
 	add := func(s *layerState) {
@@ -190,7 +197,7 @@ func newAnalysis(ref, q *model.Network, opts Options) (*analysis, error) {
 		a.byName[s.Name] = s
 	}
 	fc := func(r, ql *model.Linear) error {
-		s := &layerState{Layer: Layer{Name: r.Name, Kind: KindFC, Precision: ql.Precision(), Quantized: ql.Kernel != nil}, refFC: r, qFC: ql}
+		s := &layerState{Layer: Layer{Name: r.Name, Kind: KindFC, Precision: ql.Label(), Quantized: ql.Kernel != nil, prec: ql.Precision()}, refFC: r, qFC: ql}
 		w, perTensor, err := storedWeight(ql)
 		if err != nil {
 			return err
@@ -199,9 +206,13 @@ func newAnalysis(ref, q *model.Network, opts Options) (*analysis, error) {
 			f := report.Float(weightSQNR(r.Weight, w))
 			s.WeightSQNR, s.PerTensorWeights = &f, perTensor
 		}
-		if k, ok := ql.Kernel.(*model.Int8FC); ok && k.Static {
-			s.clipLo, s.clipHi = k.InScale*float32(0-k.InZero), k.InScale*float32(255-k.InZero)
-			s.Clip = &Clip{}
+		if k, ok := ql.Kernel.(*model.Int8FC); ok {
+			s.act = precision.Dynamic
+			if k.Static {
+				s.act = precision.Static
+				s.clipLo, s.clipHi = k.InScale*float32(0-k.InZero), k.InScale*float32(255-k.InZero)
+				s.Clip = &Clip{}
+			}
 		}
 		add(s)
 		return nil
@@ -212,12 +223,12 @@ func newAnalysis(ref, q *model.Network, opts Options) (*analysis, error) {
 	at := interactionAt(rl)
 	for i, l := range rl {
 		if i == at {
-			add(&layerState{Layer: Layer{Name: "interaction", Kind: KindInteraction, Precision: "fp32"}})
+			add(&layerState{Layer: fp32Layer("interaction", KindInteraction)})
 		}
 		if l.Table != nil {
 			qt := ql[i].Table
-			quant := qt.Kernel != nil && qt.Precision() != "fp32"
-			add(&layerState{Layer: Layer{Name: l.Table.Name, Kind: KindTable, Precision: qt.Precision(), Quantized: quant}, refT: l.Table, qT: qt, tableIdx: l.TableIndex})
+			quant := qt.Kernel != nil && qt.Precision() != precision.FP32
+			add(&layerState{Layer: Layer{Name: l.Table.Name, Kind: KindTable, Precision: qt.Label(), Quantized: quant, prec: qt.Precision()}, refT: l.Table, qT: qt, tableIdx: l.TableIndex})
 			continue
 		}
 		if err := fc(l.FC, ql[i].FC); err != nil {
@@ -225,9 +236,9 @@ func newAnalysis(ref, q *model.Network, opts Options) (*analysis, error) {
 		}
 	}
 	if at == len(rl) {
-		add(&layerState{Layer: Layer{Name: "interaction", Kind: KindInteraction, Precision: "fp32"}})
+		add(&layerState{Layer: fp32Layer("interaction", KindInteraction)})
 	}
-	a.output = &layerState{Layer: Layer{Name: "output", Kind: KindOutput, Precision: "fp32"}}
+	a.output = &layerState{Layer: fp32Layer("output", KindOutput)}
 	a.layers = append(a.layers, a.output)
 
 	for _, s := range a.layers {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rqtools/rq/kernels"
 	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/quantize"
 	"github.com/rqtools/rq/report"
 )
@@ -127,10 +128,10 @@ func inputRanges(t testing.TB, net *model.Network, batches []*model.Batch) minma
 	return m
 }
 
-func staticPlan(net *model.Network, table string) *quantize.Plan {
+func staticPlan(net *model.Network, table precision.Precision) *quantize.Plan {
 	p := &quantize.Plan{Version: quantize.PlanVersion, Layers: map[string]quantize.LayerPlan{}}
 	for _, n := range []string{"bot_l.0", "bot_l.2", "top_l.0", "top_l.2"} {
-		p.Layers[n] = quantize.LayerPlan{Precision: quantize.Int8, Activation: quantize.Static, Weights: quantize.PerChannel, Method: "minmax"}
+		p.Layers[n] = quantize.LayerPlan{Precision: precision.Int8, Activation: quantize.Static, Weights: quantize.PerChannel, Method: "minmax"}
 	}
 	for _, t := range net.Tables {
 		p.Layers[t.Name] = quantize.LayerPlan{Precision: table}
@@ -165,7 +166,7 @@ func TestClippingCulprit(t *testing.T) {
 	batches := testBatches(t, ref, 4, 500)
 	ranges := inputRanges(t, ref, batches)
 	ranges["top_l.0"] = [2]float32{-0.05, 0.05} // its inputs reach several units
-	q, err := quantize.Apply(ref, staticPlan(ref, quantize.Int8Rowwise), ranges)
+	q, err := quantize.Apply(ref, staticPlan(ref, precision.Int8), ranges)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,8 +222,8 @@ func TestClippingCulprit(t *testing.T) {
 func TestIsolatedExactAndPropagated(t *testing.T) {
 	ref := testNet()
 	batches := testBatches(t, ref, 2, 300)
-	plan := staticPlan(ref, quantize.Int4Rowwise)
-	plan.Layers["bot_l.2"] = quantize.LayerPlan{Precision: quantize.FP32}
+	plan := staticPlan(ref, precision.Int4)
+	plan.Layers["bot_l.2"] = quantize.LayerPlan{Precision: precision.FP32}
 	q, err := quantize.Apply(ref, plan, inputRanges(t, ref, batches))
 	if err != nil {
 		t.Fatal(err)
@@ -287,7 +288,7 @@ func TestErrorByHand(t *testing.T) {
 func TestStreamingBatches(t *testing.T) {
 	ref := testNet()
 	one := testBatches(t, ref, 1, 600)
-	q, err := quantize.Apply(ref, staticPlan(ref, quantize.Int8Rowwise), inputRanges(t, ref, one))
+	q, err := quantize.Apply(ref, staticPlan(ref, precision.Int8), inputRanges(t, ref, one))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +348,7 @@ func TestTableOutliers(t *testing.T) {
 	if m := float64(tr.MedianRange); m < 0.3 || m > 0.45 {
 		t.Errorf("median range %v, want about 0.4", m)
 	}
-	l := &Layer{Name: "emb_l.3", Kind: KindTable, Precision: "int4-rowwise", Quantized: true, Isolated: &Error{SQNR: 20}}
+	l := &Layer{Name: "emb_l.3", Kind: KindTable, Precision: "int4-rowwise", Quantized: true, Isolated: &Error{SQNR: 20}, prec: precision.Int4}
 	if rule, text := Suggest(l, tr, 0.1); rule != RuleTableOutliers || !strings.Contains(text, "max 5.6") || !strings.Contains(text, "int8") {
 		t.Errorf("suggestion %s: %s", rule, text)
 	}
@@ -363,14 +364,14 @@ func TestSuggestRules(t *testing.T) {
 		rule  string
 		has   string
 	}{
-		{Layer{Name: "a", Kind: KindFC, Precision: "int8-static", Clip: &Clip{Fraction: 0.5}}, nil, -0.01, RuleHarmless, "does not raise"},
-		{Layer{Name: "a", Kind: KindFC, Precision: "int8-static", Clip: &Clip{Fraction: 0.021, Lo: 0, Hi: 3}, WeightSQNR: w(40)}, nil, 0.1, RuleClipping, "clipped 2.10%"},
-		{Layer{Name: "a", Kind: KindFC, Precision: "int8-static", Clip: &Clip{Fraction: 0.0001}, WeightSQNR: w(18), PerTensorWeights: true}, nil, 0.1, RuleWeights, "per-channel"},
-		{Layer{Name: "a", Kind: KindFC, Precision: "int8-dynamic", WeightSQNR: w(18)}, nil, 0.1, RuleWeights, "SQNR 18.0 dB: fp16"},
-		{Layer{Name: "a", Kind: KindFC, Precision: "int8-static", Clip: &Clip{}, WeightSQNR: w(40)}, nil, 0.1, RuleActivations, "dynamic per-row"},
-		{Layer{Name: "a", Kind: KindFC, Precision: "bf16"}, nil, 0.1, RulePrecision, "fp16"},
-		{Layer{Name: "t", Kind: KindTable, Precision: "int4-rowwise"}, &TableRows{MaxRange: 1, MedianRange: 0.5}, 0.1, RuleTableBits, "int8 rows"},
-		{Layer{Name: "t", Kind: KindTable, Precision: "int8-rowwise"}, &TableRows{MaxRange: 9, MedianRange: 0.5}, 0.1, RuleTableBits, "fp16"},
+		{Layer{Name: "a", Kind: KindFC, Precision: "int8-static", prec: precision.Int8, act: precision.Static, Clip: &Clip{Fraction: 0.5}}, nil, -0.01, RuleHarmless, "does not raise"},
+		{Layer{Name: "a", Kind: KindFC, Precision: "int8-static", prec: precision.Int8, act: precision.Static, Clip: &Clip{Fraction: 0.021, Lo: 0, Hi: 3}, WeightSQNR: w(40)}, nil, 0.1, RuleClipping, "clipped 2.10%"},
+		{Layer{Name: "a", Kind: KindFC, Precision: "int8-static", prec: precision.Int8, act: precision.Static, Clip: &Clip{Fraction: 0.0001}, WeightSQNR: w(18), PerTensorWeights: true}, nil, 0.1, RuleWeights, "per-channel"},
+		{Layer{Name: "a", Kind: KindFC, Precision: "int8-dynamic", prec: precision.Int8, act: precision.Dynamic, WeightSQNR: w(18)}, nil, 0.1, RuleWeights, "SQNR 18.0 dB: fp16"},
+		{Layer{Name: "a", Kind: KindFC, Precision: "int8-static", prec: precision.Int8, act: precision.Static, Clip: &Clip{}, WeightSQNR: w(40)}, nil, 0.1, RuleActivations, "dynamic per-row"},
+		{Layer{Name: "a", Kind: KindFC, Precision: "bf16", prec: precision.BF16}, nil, 0.1, RulePrecision, "fp16"},
+		{Layer{Name: "t", Kind: KindTable, Precision: "int4-rowwise", prec: precision.Int4}, &TableRows{MaxRange: 1, MedianRange: 0.5}, 0.1, RuleTableBits, "int8 rows"},
+		{Layer{Name: "t", Kind: KindTable, Precision: "int8-rowwise", prec: precision.Int8}, &TableRows{MaxRange: 9, MedianRange: 0.5}, 0.1, RuleTableBits, "fp16"},
 	}
 	for i, c := range cases {
 		c.l.Isolated = iso
@@ -384,7 +385,7 @@ func TestSuggestRules(t *testing.T) {
 func TestBadNetworks(t *testing.T) {
 	ref := testNet()
 	batches := testBatches(t, ref, 1, 10)
-	q, err := quantize.Apply(ref, staticPlan(ref, quantize.Int8Rowwise), inputRanges(t, ref, batches))
+	q, err := quantize.Apply(ref, staticPlan(ref, precision.Int8), inputRanges(t, ref, batches))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/quantize"
 )
 
@@ -43,7 +44,7 @@ func TestInteractionOpsExact(t *testing.T) {
 			ref.Top[0].Weight[i] = float32(math.Sin(float64(i)*0.37)) * 0.5
 		}
 		batches := testBatches(t, ref, 2, 200)
-		q, err := quantize.Apply(ref, staticPlan(ref, quantize.Int8Rowwise), inputRanges(t, ref, batches))
+		q, err := quantize.Apply(ref, staticPlan(ref, precision.Int8), inputRanges(t, ref, batches))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +72,7 @@ func TestInteractionLayerDebugged(t *testing.T) {
 	ref.Interaction = projDot{p: p}
 	batches := testBatches(t, ref, 2, 300)
 	plan := &quantize.Plan{Version: quantize.PlanVersion, Layers: map[string]quantize.LayerPlan{
-		"proj": {Precision: quantize.Int8, Activation: quantize.Dynamic}}}
+		"proj": {Precision: precision.Int8, Activation: quantize.Dynamic}}}
 	q, err := quantize.Apply(ref, plan, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +86,7 @@ func TestInteractionLayerDebugged(t *testing.T) {
 		t.Fatalf("layers %v, want %v", names, want)
 	}
 	l := layerOf(t, r, "proj")
-	if l.Kind != KindFC || !l.Quantized || l.Precision != q.Interaction.Layers()[0].Precision() || l.WeightSQNR == nil {
+	if l.Kind != KindFC || !l.Quantized || l.Precision != q.Interaction.Layers()[0].Label() || l.WeightSQNR == nil {
 		t.Errorf("proj reported as %+v", l)
 	}
 	if s := float64(l.Isolated.SQNR); math.IsInf(s, 0) || !(s > 10) || l.Isolated.Values != int64(600*w) {

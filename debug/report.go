@@ -1,6 +1,9 @@
 package debug
 
-import "github.com/rqtools/rq/report"
+import (
+	"github.com/rqtools/rq/precision"
+	"github.com/rqtools/rq/report"
+)
 
 // Layer kinds.
 const (
@@ -48,6 +51,12 @@ type Layer struct {
 	WeightSQNR *report.Float `json:"weight_sqnr_db,omitempty"`
 	// PerTensorWeights: an int8 layer with one weight scale for the layer.
 	PerTensorWeights bool `json:"per_tensor_weights,omitempty"`
+
+	// prec and act are what Precision names (its label, as the kernel
+	// reports it), typed for Suggest's rules: the layer's precision and,
+	// for an integer FC layer, its activation mode.
+	prec precision.Precision
+	act  precision.Activation
 }
 
 // Clip is how much of a static int8 layer's fp32 input falls outside its

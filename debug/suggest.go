@@ -3,8 +3,8 @@ package debug
 import (
 	"fmt"
 	"math"
-	"strings"
 
+	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/report"
 )
 
@@ -33,8 +33,10 @@ const (
 )
 
 // Suggest picks the rule that explains a quantized layer's cost and says
-// what to do about it. t is the layer's row statistics when it is a
-// quantized table (else nil); deltaNEPct is its ΔNE alone in percent.
+// what to do about it. l is as Analyze fills it (its rules read the
+// layer's typed precision and activation mode, not the Precision label);
+// t is the layer's row statistics when it is a quantized table (else
+// nil); deltaNEPct is its ΔNE alone in percent.
 func Suggest(l *Layer, t *TableRows, deltaNEPct float64) (rule, text string) {
 	if deltaNEPct <= 0 { // NaN falls through: a broken layer needs a fix
 		return RuleHarmless, fmt.Sprintf("%s alone does not raise NE: keep it %s", l.Name, l.Precision)
@@ -50,38 +52,38 @@ func Suggest(l *Layer, t *TableRows, deltaNEPct float64) (rule, text string) {
 	case l.Clip != nil && float64(l.Clip.Fraction) >= ClipThreshold:
 		return RuleClipping, fmt.Sprintf("%s input clipped %.2f%% (range [%.3g, %.3g]): recalibrate with --method minmax (or percentile), use dynamic activations, or fall back to fp16",
 			l.Name, 100*float64(l.Clip.Fraction), float64(l.Clip.Lo), float64(l.Clip.Hi))
-	case strings.HasPrefix(l.Precision, "int8") && l.WeightSQNR != nil && float64(*l.WeightSQNR) < WeightSQNRThreshold:
+	case l.prec.IsInteger() && l.WeightSQNR != nil && float64(*l.WeightSQNR) < WeightSQNRThreshold:
 		fix := "fp16"
 		if l.PerTensorWeights {
 			fix = "per-channel weights or fp16"
 		}
 		return RuleWeights, fmt.Sprintf("%s int8 weights SQNR %.1f dB: %s", l.Name, float64(*l.WeightSQNR), fix)
-	case strings.HasPrefix(l.Precision, "int8"):
+	case l.prec.IsInteger():
 		fix := "dynamic per-row activations, or fall back to fp16"
-		if l.Precision == "int8-dynamic" {
+		if l.act == precision.Dynamic {
 			fix = "fall back to fp16"
 		}
 		return RuleActivations, fmt.Sprintf("%s int8 activation rounding (isolated SQNR %.1f dB, weights %s): %s", l.Name, iso, dB(l.WeightSQNR), fix)
 	}
 	fix := "fp32"
-	if l.Precision == "bf16" {
+	if l.prec == precision.BF16 {
 		fix = "fp16 (10 mantissa bits to bf16's 7) or fp32"
 	}
 	return RulePrecision, fmt.Sprintf("%s %s (isolated SQNR %.1f dB): use %s", l.Name, l.Precision, iso, fix)
 }
 
 func suggestTable(l *Layer, t *TableRows, iso float64) (string, string) {
-	nbit := l.Precision == "int4-rowwise" || l.Precision == "int2-rowwise"
-	bits := strings.TrimSuffix(strings.TrimPrefix(l.Precision, "int"), "-rowwise") + "-bit"
+	nbit := l.prec.IsInteger() && l.prec.Bits() < 8
+	bits := fmt.Sprintf("%d-bit", l.prec.Bits())
 	if t != nil && nbit && float64(t.MaxRange) >= OutlierRatio*float64(t.MedianRange) {
 		return RuleTableOutliers, fmt.Sprintf("%s %s rows with extreme ranges (max %.3g vs median %.3g): use int8 rows, or greedy ranges (\"greedy\": true in the plan)",
 			l.Name, bits, float64(t.MaxRange), float64(t.MedianRange))
 	}
 	next := "int8 rows"
-	switch l.Precision {
-	case "int8-rowwise":
+	switch l.prec {
+	case precision.Int8:
 		next = "fp16"
-	case "fp16":
+	case precision.FP16:
 		next = "fp32"
 	}
 	detail := fmt.Sprintf("isolated SQNR %.1f dB", iso)

@@ -32,7 +32,7 @@ func tableRows(ref, q *model.Table, k int) (*TableRows, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := &TableRows{Table: q.Name, Precision: bt.Precision(), Rows: ref.Rows, MaxRow: -1}
+	tr := &TableRows{Table: q.Name, Precision: q.Label(), Rows: ref.Rows, MaxRow: -1}
 	top := &outlierHeap{}
 	rb := bt.Format.RowBytes(dim)
 	buf := make([]float32, tableChunk*dim)

@@ -3,6 +3,8 @@ package kernels
 import (
 	"fmt"
 	"unsafe"
+
+	"github.com/rqtools/rq/precision"
 )
 
 // EmbeddingBag pools bags [lo, hi) of rows of a table stored in format f,
@@ -166,8 +168,9 @@ func NewBagTable(f TableFormat, rows int64, dim int, data []byte) (*BagTable, er
 	return &BagTable{Format: f, Rows: rows, Dim: dim, Data: data}, nil
 }
 
-// Precision names the storage format ("fp32", "int4-rowwise", ...).
-func (t *BagTable) Precision() string { return t.Format.String() }
+// Precision is the table's precision as plans name it (int4 for
+// TableQ4); Format.String is its label in reports ("int4-rowwise").
+func (t *BagTable) Precision() precision.Precision { return t.Format.Precision() }
 
 // Bytes is the size of the table's data.
 func (t *BagTable) Bytes() int64 { return int64(len(t.Data)) }

@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/rqtools/rq/precision"
 )
 
 // forEachBagImpl runs f as a subtest once for every embedding-bag
@@ -426,8 +428,8 @@ func TestBagTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bt.Precision() != "int4-rowwise" || bt.Bytes() != int64(len(data)) {
-		t.Errorf("Precision %q Bytes %d", bt.Precision(), bt.Bytes())
+	if bt.Precision() != precision.Int4 || bt.Format.String() != "int4-rowwise" || bt.Bytes() != int64(len(data)) {
+		t.Errorf("Precision %v (%s) Bytes %d", bt.Precision(), bt.Format, bt.Bytes())
 	}
 	out := make([]float32, 6)
 	if p := bt.Pool([]int64{3}, []int32{0, 1}, nil, out, 6, 0, 1); p != 0 {

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+
+	"github.com/rqtools/rq/precision"
 )
 
 // TableFormat is how the rows of an embedding table are stored. The
@@ -32,21 +34,43 @@ const (
 	TableQ2
 )
 
-// String names the format as rq's precision vocabulary does.
-func (f TableFormat) String() string {
-	switch f {
-	case TableF32:
-		return "fp32"
-	case TableF16:
-		return "fp16"
-	case TableQ8:
-		return "int8-rowwise"
-	case TableQ4:
-		return "int4-rowwise"
-	case TableQ2:
-		return "int2-rowwise"
+// formatPrecision is each format's precision: the one map between the
+// storage formats and rq's precision vocabulary.
+var formatPrecision = [...]precision.Precision{
+	TableF32: precision.FP32,
+	TableF16: precision.FP16,
+	TableQ8:  precision.Int8,
+	TableQ4:  precision.Int4,
+	TableQ2:  precision.Int2,
+}
+
+// Precision is the format's precision as plans and quantized files name
+// it (int4 for TableQ4); 0 for an invalid format.
+func (f TableFormat) Precision() precision.Precision {
+	if !f.Valid() {
+		return 0
 	}
-	return fmt.Sprintf("TableFormat(%d)", uint8(f))
+	return formatPrecision[f]
+}
+
+// TableFormatOf is the format a table stored at p uses; false when no
+// table format holds p (bf16, or an invalid p).
+func TableFormatOf(p precision.Precision) (TableFormat, bool) {
+	for f := TableF32; f.Valid(); f++ {
+		if formatPrecision[f] == p {
+			return f, true
+		}
+	}
+	return 0, false
+}
+
+// String names the format as reports and cost models do: its precision's
+// table label ("fp16", "int4-rowwise").
+func (f TableFormat) String() string {
+	if !f.Valid() {
+		return fmt.Sprintf("TableFormat(%d)", uint8(f))
+	}
+	return f.Precision().TableLabel()
 }
 
 // Valid reports whether f is one of the formats above.

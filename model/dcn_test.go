@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/rqtools/rq/kernels"
+	"github.com/rqtools/rq/precision"
 )
 
 // crossNet returns a random cross network of the given rank per layer over
@@ -248,12 +249,12 @@ func TestCrossNetLayers(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, l := range q.Interaction.Layers() {
-		if l.Precision() != "fp16" {
+		if l.Precision() != precision.FP16 {
 			t.Errorf("%s: %s after Map, want fp16", l.Name, l.Precision())
 		}
 	}
 	for _, l := range net.Interaction.Layers() {
-		if l.Precision() != "fp32" {
+		if l.Precision() != precision.FP32 {
 			t.Errorf("original %s became %s", l.Name, l.Precision())
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/rqtools/rq/kernels"
+	"github.com/rqtools/rq/precision"
 )
 
 // projCat is a test interaction with a layer of its own: cat, then a
@@ -98,10 +99,10 @@ func TestInteractionWithLayers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l, ok := q.Layer("proj"); !ok || l.Precision() != "fp16" {
+	if l, ok := q.Layer("proj"); !ok || l.Precision() != precision.FP16 {
 		t.Fatalf("Map did not replace the interaction's layer: %+v", l)
 	}
-	if l, _ := net.Layer("proj"); l.Precision() != "fp32" {
+	if l, _ := net.Layer("proj"); l.Precision() != precision.FP32 {
 		t.Fatal("Map changed the original network's interaction")
 	}
 	qWant, err := NewRunner(q, 1).Forward(b)

@@ -1,6 +1,10 @@
 package model
 
-import "iter"
+import (
+	"iter"
+
+	"github.com/rqtools/rq/precision"
+)
 
 // The network seen as a set of layers. Workflows (calibrate, quantize,
 // search, debug, monitor, the model file writer and reader) walk and
@@ -45,12 +49,21 @@ func (l Layer) Name() string {
 	return l.Table.Name
 }
 
-// Precision names the layer's arithmetic or storage.
-func (l Layer) Precision() string {
+// Precision is the layer's weight or storage precision.
+func (l Layer) Precision() precision.Precision {
 	if l.FC != nil {
 		return l.FC.Precision()
 	}
 	return l.Table.Precision()
+}
+
+// Label names the layer's arithmetic or storage in reports
+// ("int8-dynamic", "int4-rowwise").
+func (l Layer) Label() string {
+	if l.FC != nil {
+		return l.FC.Label()
+	}
+	return l.Table.Label()
 }
 
 // Bytes is the size of the layer's parameters as stored.

@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/rqtools/rq/kernels"
+	"github.com/rqtools/rq/precision"
 )
 
 // Low-precision FC layers. Each holds its parameters as stored in a
@@ -20,8 +21,11 @@ type F16FC struct {
 	packed *kernels.PackedF16
 }
 
-// Precision is "fp16".
-func (k *F16FC) Precision() string { return "fp16" }
+// Precision is fp16.
+func (k *F16FC) Precision() precision.Precision { return precision.FP16 }
+
+// Label is "fp16".
+func (k *F16FC) Label() string { return precision.FP16.String() }
 
 // RowWise is true: each output row depends on its input row alone.
 func (k *F16FC) RowWise() bool { return true }
@@ -71,12 +75,16 @@ type int8Scratch struct {
 	zero  []int32
 }
 
-// Precision is "int8-static" or "int8-dynamic".
-func (k *Int8FC) Precision() string {
+// Precision is int8.
+func (k *Int8FC) Precision() precision.Precision { return precision.Int8 }
+
+// Label is "int8-static" or "int8-dynamic".
+func (k *Int8FC) Label() string {
+	a := precision.Dynamic
 	if k.Static {
-		return "int8-static"
+		a = precision.Static
 	}
-	return "int8-dynamic"
+	return precision.FCLabel(precision.Int8, a)
 }
 
 // RowWise is false only for per-tensor dynamic activations, whose scale
@@ -186,8 +194,11 @@ type FakeQuantFC struct {
 	packed *kernels.PackedF32
 }
 
-// Precision is the simulated layer's, with "-sim".
-func (k *FakeQuantFC) Precision() string { return k.Q.Precision() + "-sim" }
+// Precision is the simulated layer's.
+func (k *FakeQuantFC) Precision() precision.Precision { return k.Q.Precision() }
+
+// Label is the simulated layer's, with "-sim".
+func (k *FakeQuantFC) Label() string { return k.Q.Label() + "-sim" }
 
 // RowWise is the simulated layer's.
 func (k *FakeQuantFC) RowWise() bool { return k.Q.RowWise() }
@@ -230,8 +241,11 @@ type BF16FC struct {
 	packed *kernels.PackedBF16
 }
 
-// Precision is "bf16".
-func (k *BF16FC) Precision() string { return "bf16" }
+// Precision is bf16.
+func (k *BF16FC) Precision() precision.Precision { return precision.BF16 }
+
+// Label is "bf16".
+func (k *BF16FC) Label() string { return precision.BF16.String() }
 
 // RowWise is true: each output row depends on its input row alone.
 func (k *BF16FC) RowWise() bool { return true }

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/rqtools/rq/kernels"
+	"github.com/rqtools/rq/precision"
 )
 
 // Activation is the elementwise function after a fully connected layer.
@@ -54,7 +55,13 @@ type Parallel func(n, align int, fn func(lo, hi int))
 // can take its statistics before splitting the rows, unless it implements
 // RowWise: then the Runner may hand it a chunk of rows at a time.
 type FCKernel interface {
-	Precision() string
+	// Precision is the weights' precision, as plans and quantized files
+	// name it (int8 for both int8 kernels).
+	Precision() precision.Precision
+	// Label names the kernel's arithmetic in reports and errors:
+	// precision.FCLabel of its precision and activation mode
+	// ("int8-dynamic"), with "-sim" for a simulation of one.
+	Label() string
 	// Bytes is the size of the kernel's parameters as stored (weights,
 	// scales, zero points); the bias, fp32, is the Linear's, and a layer
 	// may have none (DCN's V kernels).
@@ -67,17 +74,26 @@ type FCKernel interface {
 // optional per-sample weights; returns the position of the first index out
 // of range, or -1).
 type BagKernel interface {
-	Precision() string
+	// Precision is the rows' precision (int4 for 4-bit row-wise rows).
+	Precision() precision.Precision
 	Bytes() int64
 	Pool(indices []int64, offsets []int32, weights []float32, out []float32, ldo int, lo, hi int) int
 }
 
-// Precision names the layer's arithmetic ("fp32" when it has no Kernel).
-func (l *Linear) Precision() string {
+// Precision is the layer's weight precision (fp32 when it has no Kernel).
+func (l *Linear) Precision() precision.Precision {
 	if l.Kernel != nil {
 		return l.Kernel.Precision()
 	}
-	return "fp32"
+	return precision.FP32
+}
+
+// Label names the layer's arithmetic in reports ("int8-static", "fp32").
+func (l *Linear) Label() string {
+	if l.Kernel != nil {
+		return l.Kernel.Label()
+	}
+	return precision.FP32.String()
 }
 
 // Bytes is the size of the layer's parameters as stored.
@@ -118,13 +134,17 @@ type Table struct {
 	Release func()
 }
 
-// Precision names the table's storage ("fp32" when it has no Kernel).
-func (t *Table) Precision() string {
+// Precision is the table's storage precision (fp32 when it has no Kernel).
+func (t *Table) Precision() precision.Precision {
 	if t.Kernel != nil {
 		return t.Kernel.Precision()
 	}
-	return "fp32"
+	return precision.FP32
 }
+
+// Label names the table's storage in reports: its precision's table
+// label ("int4-rowwise", "fp32").
+func (t *Table) Label() string { return t.Precision().TableLabel() }
 
 // Bytes is the size of the table as stored.
 func (t *Table) Bytes() int64 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/rqtools/rq/kernels"
+	"github.com/rqtools/rq/precision"
 )
 
 // randNet builds a random DLRM with the given shape.
@@ -228,8 +229,8 @@ type poolCounter struct {
 	bags int
 }
 
-func (p *poolCounter) Precision() string { return "fp32" }
-func (p *poolCounter) Bytes() int64      { return 4 * p.t.Params() }
+func (p *poolCounter) Precision() precision.Precision { return precision.FP32 }
+func (p *poolCounter) Bytes() int64                   { return 4 * p.t.Params() }
 func (p *poolCounter) Pool(indices []int64, offsets []int32, weights []float32, out []float32, ldo int, lo, hi int) int {
 	p.mu.Lock()
 	p.bags += hi - lo

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rqtools/rq/kernels"
 	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/precision"
 )
 
 // The quantized file format (docs/format.md): a safetensors file whose
@@ -23,18 +24,56 @@ const (
 
 // layerMeta is one layer's entry in the rq.layers metadata.
 type layerMeta struct {
-	Kind        string `json:"kind"` // fc or table
-	Precision   string `json:"precision"`
-	Activation  string `json:"activation,omitempty"`
-	Granularity string `json:"granularity,omitempty"`
-	Weights     string `json:"weights,omitempty"`
-	ReduceRange bool   `json:"reduce_range,omitempty"`
-	WeightRange string `json:"weight_range,omitempty"` // int8: narrow or full
-	Dim         int    `json:"dim,omitempty"`          // tables: values per row
+	Kind        string        `json:"kind"` // fc or table
+	Precision   metaPrecision `json:"precision"`
+	Activation  string        `json:"activation,omitempty"`
+	Granularity string        `json:"granularity,omitempty"`
+	Weights     string        `json:"weights,omitempty"`
+	ReduceRange bool          `json:"reduce_range,omitempty"`
+	WeightRange string        `json:"weight_range,omitempty"` // int8: narrow or full
+	Dim         int           `json:"dim,omitempty"`          // tables: values per row
 	// NoBias marks an FC-like layer without a bias (DCN's V kernels); the
 	// file then has no <layer>.bias tensor for it.
 	NoBias bool `json:"no_bias,omitempty"`
 }
+
+// metaPrecision is a layer's "precision" in rq.layers, written and read
+// through package precision's names. Reading keeps precision.Parse's
+// refusal (err) instead of failing the whole rq.layers document, so that
+// the error names the layer's tensor, as every other rq.layers fault does.
+type metaPrecision struct {
+	p   precision.Precision
+	err error // a *precision.UnknownError
+}
+
+func (m metaPrecision) MarshalText() ([]byte, error) { return m.p.MarshalText() }
+
+func (m *metaPrecision) UnmarshalText(b []byte) error {
+	m.p, m.err = precision.Parse(string(b))
+	return nil
+}
+
+// name is the precision as rq.layers gave it, for error messages ("" when
+// it gave none).
+func (m metaPrecision) name() string {
+	if m.err != nil {
+		return m.err.(*precision.UnknownError).Name
+	}
+	if m.p == 0 {
+		return ""
+	}
+	return m.p.String()
+}
+
+// unknownPrecisionError is a *FormatError naming the tensor of a layer
+// whose rq.layers precision rq does not know, that also wraps
+// precision.Parse's *precision.UnknownError: errors.As finds either.
+type unknownPrecisionError struct {
+	*FormatError
+	unknown error
+}
+
+func (e *unknownPrecisionError) Unwrap() []error { return []error{e.FormatError, e.unknown} }
 
 // TableEncoding tells WriteQuantized to quantize an fp32 table while
 // writing it: Encode turns a block of rows into Format's bytes. It lets a
@@ -90,17 +129,17 @@ func quantizedSpecs(ctx context.Context, net *model.Network, tables map[string]T
 		switch k := l.Kernel.(type) {
 		case nil:
 			specs = append(specs, f32Spec(w, shape, l.Weight))
-			layers[l.Name] = layerMeta{Kind: "fc", Precision: "fp32"}
+			layers[l.Name] = layerMeta{Kind: "fc", Precision: metaPrecision{p: precision.FP32}}
 		case *model.F16FC:
 			specs = append(specs, u16Spec(w, F16, shape, k.W))
-			layers[l.Name] = layerMeta{Kind: "fc", Precision: "fp16"}
+			layers[l.Name] = layerMeta{Kind: "fc", Precision: metaPrecision{p: precision.FP16}}
 		case *model.BF16FC:
 			specs = append(specs, u16Spec(w, BF16, shape, k.W))
-			layers[l.Name] = layerMeta{Kind: "fc", Precision: "bf16"}
+			layers[l.Name] = layerMeta{Kind: "fc", Precision: metaPrecision{p: precision.BF16}}
 		case *model.Int8FC:
 			specs = append(specs, bytesSpec(w, I8, shape, int8Bytes(k.QWeight)))
 			specs = append(specs, f32Spec(l.Name+".weight_scale", []int{len(k.WScale)}, k.WScale))
-			m := layerMeta{Kind: "fc", Precision: "int8", Weights: "channel", ReduceRange: k.ReduceRange, WeightRange: "narrow"}
+			m := layerMeta{Kind: "fc", Precision: metaPrecision{p: precision.Int8}, Weights: "channel", ReduceRange: k.ReduceRange, WeightRange: "narrow"}
 			if k.FullRange {
 				m.WeightRange = "full"
 			}
@@ -121,7 +160,7 @@ func quantizedSpecs(ctx context.Context, net *model.Network, tables map[string]T
 			}
 			layers[l.Name] = m
 		default:
-			return fmt.Errorf("%s: cannot write a %s layer", l.Name, l.Kernel.Precision())
+			return fmt.Errorf("%s: cannot write a %s layer", l.Name, l.Label())
 		}
 		if len(l.Bias) == 0 {
 			m := layers[l.Name]
@@ -139,16 +178,16 @@ func quantizedSpecs(ctx context.Context, net *model.Network, tables map[string]T
 		case nil:
 			if !streamed || enc.Format == kernels.TableF32 {
 				specs = append(specs, f32Spec(name, []int{int(t.Rows), t.Dim}, t.Weight))
-				layers[t.Name] = layerMeta{Kind: "table", Precision: "fp32", Dim: t.Dim}
+				layers[t.Name] = layerMeta{Kind: "table", Precision: metaPrecision{p: precision.FP32}, Dim: t.Dim}
 				return nil
 			}
 			specs = append(specs, streamTableSpec(name, t, enc))
-			layers[t.Name] = layerMeta{Kind: "table", Precision: tablePrecision(enc.Format), Dim: t.Dim}
+			layers[t.Name] = layerMeta{Kind: "table", Precision: metaPrecision{p: enc.Format.Precision()}, Dim: t.Dim}
 		case *kernels.BagTable:
 			specs = append(specs, tableSpec(name, k))
-			layers[t.Name] = layerMeta{Kind: "table", Precision: tablePrecision(k.Format), Dim: t.Dim}
+			layers[t.Name] = layerMeta{Kind: "table", Precision: metaPrecision{p: k.Format.Precision()}, Dim: t.Dim}
 		default:
-			return fmt.Errorf("%s: cannot write a %s table", t.Name, t.Kernel.Precision())
+			return fmt.Errorf("%s: cannot write a %s table", t.Name, t.Label())
 		}
 		return nil
 	}
@@ -201,35 +240,6 @@ func (c *ctxWriter) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return c.w.Write(b)
-}
-
-// tablePrecision is the plan vocabulary's name for a table format.
-func tablePrecision(f kernels.TableFormat) string {
-	switch f {
-	case kernels.TableQ8:
-		return "int8"
-	case kernels.TableQ4:
-		return "int4"
-	case kernels.TableQ2:
-		return "int2"
-	}
-	return f.String()
-}
-
-func tableFormat(precision string) (kernels.TableFormat, bool) {
-	switch precision {
-	case "fp32":
-		return kernels.TableF32, true
-	case "fp16":
-		return kernels.TableF16, true
-	case "int8":
-		return kernels.TableQ8, true
-	case "int4":
-		return kernels.TableQ4, true
-	case "int2":
-		return kernels.TableQ2, true
-	}
-	return 0, false
 }
 
 func tableShape(f kernels.TableFormat, rows int64, dim int) ([]int, DType) {
@@ -396,15 +406,20 @@ func buildQuantizedScheme(file string, f *SafetensorsFile) (*model.Network, stri
 		if lm.Kind != "fc" && lm.Kind != "table" {
 			return nil, "", &FormatError{File: file, Tensor: "__metadata__", Msg: fmt.Sprintf("rq.layers: %s has kind %q, want fc or table", prefix, lm.Kind)}
 		}
+		if err := lm.Precision.err; err != nil {
+			// Before the structure: the layer's tensors cannot be read
+			// without their precision.
+			return nil, "", &unknownPrecisionError{FormatError: &FormatError{File: file, Tensor: prefix + ".weight", Msg: "rq.layers: " + err.Error()}, unknown: err}
+		}
 		switch suffix {
 		case "weight_scale", "input_scale", "input_zero_point":
 			continue
 		case "weight":
-			if f, ok := tableFormat(lm.Precision); lm.Kind == "table" && ok && f != kernels.TableF32 && f != kernels.TableF16 && len(t.Shape) == 2 {
+			if f, ok := kernels.TableFormatOf(lm.Precision.p); lm.Kind == "table" && ok && f != kernels.TableF32 && f != kernels.TableF16 && len(t.Shape) == 2 {
 				// The stored width is bytes per row; the dim is in rq.layers.
 				dim := lm.Dim
 				if dim < 1 || dim > 1<<20 || f.RowBytes(dim) != t.Shape[1] {
-					return nil, "", &FormatError{File: file, Tensor: t.Name, Msg: fmt.Sprintf("%d bytes per row do not fit a %s row of dim %d (rq.layers)", t.Shape[1], lm.Precision, dim)}
+					return nil, "", &FormatError{File: file, Tensor: t.Name, Msg: fmt.Sprintf("%d bytes per row do not fit a %s row of dim %d (rq.layers)", t.Shape[1], lm.Precision.name(), dim)}
 				}
 				skeleton = append(skeleton, Tensor{Name: t.Name, DType: F32, Shape: []int{t.Shape[0], dim}})
 				continue
@@ -435,28 +450,28 @@ func buildQuantizedScheme(file string, f *SafetensorsFile) (*model.Network, stri
 				return err
 			}
 		}
-		switch lm.Precision {
-		case "fp32":
+		switch lm.Precision.p {
+		case precision.FP32:
 			w, err := need(l.Name+".weight", F32, l.Out, l.In)
 			if err != nil {
 				return err
 			}
 			l.Weight, err = weights(file, w)
 			return err
-		case "fp16", "bf16":
-			dt := map[string]DType{"fp16": F16, "bf16": BF16}[lm.Precision]
+		case precision.FP16, precision.BF16:
+			dt := map[precision.Precision]DType{precision.FP16: F16, precision.BF16: BF16}[lm.Precision.p]
 			w, err := need(l.Name+".weight", dt, l.Out, l.In)
 			if err != nil {
 				return err
 			}
 			u := u16s(w.Data)
-			if lm.Precision == "fp16" {
+			if lm.Precision.p == precision.FP16 {
 				l.Kernel = &model.F16FC{In: l.In, Out: l.Out, W: u}
 			} else {
 				l.Kernel = &model.BF16FC{In: l.In, Out: l.Out, W: u}
 			}
 			return nil
-		case "int8":
+		case precision.Int8:
 			w, err := need(l.Name+".weight", I8, l.Out, l.In)
 			if err != nil {
 				return err
@@ -518,7 +533,7 @@ func buildQuantizedScheme(file string, f *SafetensorsFile) (*model.Network, stri
 			l.Kernel = k
 			return nil
 		}
-		return &FormatError{File: file, Tensor: l.Name + ".weight", Msg: fmt.Sprintf("rq.layers gives FC precision %q", lm.Precision)}
+		return &FormatError{File: file, Tensor: l.Name + ".weight", Msg: fmt.Sprintf("rq.layers gives FC precision %q", lm.Precision.name())}
 	}
 	// Every FC layer first, then every table: the order in which a file
 	// with several faults has always reported them.
@@ -535,9 +550,9 @@ func buildQuantizedScheme(file string, f *SafetensorsFile) (*model.Network, stri
 		}
 		t.Weight = nil
 		lm := layers[t.Name]
-		tf, ok := tableFormat(lm.Precision)
+		tf, ok := kernels.TableFormatOf(lm.Precision.p)
 		if !ok {
-			return nil, "", &FormatError{File: file, Tensor: t.Name + ".weight", Msg: fmt.Sprintf("rq.layers gives table precision %q", lm.Precision)}
+			return nil, "", &FormatError{File: file, Tensor: t.Name + ".weight", Msg: fmt.Sprintf("rq.layers gives table precision %q", lm.Precision.name())}
 		}
 		shape, dt := tableShape(tf, t.Rows, t.Dim)
 		w, err := need(t.Name+".weight", dt, shape...)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rqtools/rq/kernels"
 	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/quantize"
 )
 
@@ -86,7 +87,7 @@ func TestQuantizedRoundTrip(t *testing.T) {
 		want := map[string]string{"fp16": "fp16", "bf16": "bf16", "int8-dynamic": "int8-dynamic", "pytorch-dynamic-int4": "int8-dynamic"}[preset]
 		if l, ok := net.Layer("top_l.0"); !ok {
 			t.Errorf("%s: no top_l.0", preset)
-		} else if got := l.Precision(); got != want {
+		} else if got := l.Label(); got != want {
 			t.Errorf("%s: top_l.0 reads back as %s", preset, got)
 		}
 	}
@@ -162,8 +163,8 @@ func diffNetworks(a, b *model.Network) error {
 	}
 	for i := range la {
 		x, y := la[i], lb[i]
-		if x.Name() != y.Name() || x.Precision() != y.Precision() || x.TableIndex != y.TableIndex || (x.FC == nil) != (y.FC == nil) {
-			return fmt.Errorf("layer %d: %s %s (table %d) vs %s %s (table %d)", i, x.Name(), x.Precision(), x.TableIndex, y.Name(), y.Precision(), y.TableIndex)
+		if x.Name() != y.Name() || x.Label() != y.Label() || x.TableIndex != y.TableIndex || (x.FC == nil) != (y.FC == nil) {
+			return fmt.Errorf("layer %d: %s %s (table %d) vs %s %s (table %d)", i, x.Name(), x.Label(), x.TableIndex, y.Name(), y.Label(), y.TableIndex)
 		}
 		var ka, kb string
 		if x.FC != nil {
@@ -433,7 +434,7 @@ func TestWriteQuantizedGolden(t *testing.T) {
 	}
 	var got []string
 	for l := range back.Layers() {
-		got = append(got, l.Name()+"="+l.Precision())
+		got = append(got, l.Name()+"="+l.Label())
 	}
 	want := "bot_l.0=fp32 bot_l.2=fp16 bot_l.4=int8-dynamic emb_l.0=fp32 emb_l.1=fp16 emb_l.2=int8-rowwise emb_l.3=int4-rowwise emb_l.4=int2-rowwise emb_l.5=int4-rowwise top_l.0=int8-static top_l.2=int8-dynamic top_l.4=bf16"
 	if strings.Join(got, " ") != want {
@@ -520,4 +521,60 @@ func goldenNetwork(t testing.TB) (*model.Network, map[string]TableEncoding, Quan
 		}
 	}}
 	return q, map[string]TableEncoding{"emb_l.5": streamed}, QuantInfo{SourceSHA256: "ab", Plan: []byte(`{"version": 1}`)}
+}
+
+// A quantized file whose rq.layers gives a precision rq does not know is
+// refused with the one error type, *precision.UnknownError, inside a
+// *FormatError naming the file and the layer's weight tensor; a known
+// precision its layer's kind cannot hold keeps its own message.
+func TestQuantizedUnknownPrecision(t *testing.T) {
+	q, tables, info := goldenNetwork(t)
+	data := encodeQuantized(t, q, tables, info)
+	if _, err := buildQuantized("golden", mustParse(t, data)); err != nil {
+		t.Fatal(err)
+	}
+	// rq.layers is a JSON string in the header: its quotes are escaped.
+	// Each edit keeps the length, so the header stays well-formed.
+	for _, c := range []struct {
+		layer, from, to, want, unknown string
+	}{
+		{"bot_l.4", "int8", "int9", `tensor "bot_l.4.weight": rq.layers: unknown precision "int9"; precisions: fp32, fp16, bf16, int8, int4, int2`, "int9"},
+		{"emb_l.3", "int4", "INT4", `tensor "emb_l.3.weight": rq.layers: unknown precision "INT4"`, "INT4"},
+		{"top_l.4", "bf16", "bf17", `tensor "top_l.4.weight": rq.layers: unknown precision "bf17"`, "bf17"},
+		{"emb_l.1", "fp16", "bf16", `tensor "emb_l.1.weight": rq.layers gives table precision "bf16"`, ""},
+	} {
+		from := fmt.Sprintf(`\"%s\":{\"kind\":`, c.layer)
+		i := bytes.Index(data, []byte(from))
+		if i < 0 {
+			t.Fatalf("%s not in the header", from)
+		}
+		j := i + bytes.Index(data[i:], []byte(`\"precision\":\"`+c.from+`\"`))
+		if j < i {
+			t.Fatalf("%s is not %s", c.layer, c.from)
+		}
+		bad := bytes.Clone(data)
+		copy(bad[j:], `\"precision\":\"`+c.to+`\"`)
+		_, err := buildQuantized("bad.safetensors", mustParse(t, bad))
+		if err == nil || !strings.HasPrefix(err.Error(), "bad.safetensors: "+c.want) {
+			t.Errorf("%s %s: %v\nwant bad.safetensors: %s", c.layer, c.to, err, c.want)
+			continue
+		}
+		var fe *FormatError
+		var u *precision.UnknownError
+		if !errors.As(err, &fe) || fe.File != "bad.safetensors" {
+			t.Errorf("%s %s: %v is not a *FormatError", c.layer, c.to, err)
+		}
+		if got := errors.As(err, &u); got != (c.unknown != "") || (got && u.Name != c.unknown) {
+			t.Errorf("%s %s: %v: *UnknownError %v, want one for %q", c.layer, c.to, err, got, c.unknown)
+		}
+	}
+}
+
+func mustParse(t *testing.T, data []byte) *SafetensorsFile {
+	t.Helper()
+	f, err := ParseSafetensors("golden", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/rqtools/rq/kernels"
 	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/precision"
 )
 
 // RangeSource gives calibrated input ranges (calibrate.Ranges is one).
@@ -73,7 +74,7 @@ func QuantizeLinear(l *model.Linear, lp LayerPlan, ranges RangeSource) (*model.L
 // value in the table is a *NonFiniteRowError: its row's range, scale and
 // every code would be meaningless.
 func QuantizeTable(t *model.Table, lp LayerPlan) (*model.Table, error) {
-	if lp.Precision == FP32 {
+	if lp.Precision == precision.FP32 {
 		return t, nil
 	}
 	if t.Weight == nil {
@@ -163,20 +164,11 @@ func CheckRowsFor(f kernels.TableFormat, tensor string, w []float32, first int64
 }
 
 // TableFormat maps a table precision to its storage format.
-func TableFormat(precision string) (kernels.TableFormat, error) {
-	switch precision {
-	case FP32:
-		return kernels.TableF32, nil
-	case FP16:
-		return kernels.TableF16, nil
-	case Int8Rowwise:
-		return kernels.TableQ8, nil
-	case Int4Rowwise:
-		return kernels.TableQ4, nil
-	case Int2Rowwise:
-		return kernels.TableQ2, nil
+func TableFormat(p precision.Precision) (kernels.TableFormat, error) {
+	if f, ok := kernels.TableFormatOf(p); ok {
+		return f, nil
 	}
-	return 0, fmt.Errorf("no table format for precision %q", precision)
+	return 0, fmt.Errorf("no table format for precision %q", named(p))
 }
 
 // QuantizeTableRows quantizes rows x dim fp32 values into dst in format f
@@ -202,15 +194,15 @@ func QuantizeTableRows(f kernels.TableFormat, greedy bool, w []float32, rows, di
 // QuantizeFC builds the kernel for one FC layer under lp, or nil for fp32.
 func QuantizeFC(l *model.Linear, lp LayerPlan, ranges RangeSource) (model.FCKernel, error) {
 	switch lp.Precision {
-	case FP32:
+	case precision.FP32:
 		return nil, nil
-	case FP16:
+	case precision.FP16:
 		w := make([]uint16, len(l.Weight))
 		kernels.F32ToF16Slice(w, l.Weight)
 		return &model.F16FC{In: l.In, Out: l.Out, W: w}, nil
-	case BF16:
+	case precision.BF16:
 		return newBF16FC(l)
-	case Int8:
+	case precision.Int8:
 		var q []int8
 		var scale []float32
 		if lp.WeightRange == FullRange {
@@ -231,7 +223,7 @@ func QuantizeFC(l *model.Linear, lp LayerPlan, ranges RangeSource) (model.FCKern
 		}
 		return k, nil
 	}
-	return nil, fmt.Errorf("%s: unknown precision %q", l.Name, lp.Precision)
+	return nil, fmt.Errorf("%s: unknown precision %q", l.Name, named(lp.Precision))
 }
 
 // Simulate returns a copy of a quantized network computed in fp32: int8
@@ -266,7 +258,7 @@ func Simulate(net *model.Network) (*model.Network, error) {
 			return t, nil
 		}
 		if !ok {
-			return nil, fmt.Errorf("%s: cannot simulate a %s table", t.Name, t.Kernel.Precision())
+			return nil, fmt.Errorf("%s: cannot simulate a %s table", t.Name, t.Label())
 		}
 		w := make([]float32, t.Rows*int64(t.Dim))
 		kernels.DequantizeRows(bt.Format, bt.Data, int(t.Rows), t.Dim, w)

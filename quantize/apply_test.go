@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/precision"
 )
 
 func TestQuantizeTableNonFinite(t *testing.T) {
@@ -19,7 +20,7 @@ func TestQuantizeTableNonFinite(t *testing.T) {
 		w[i] = float32(i%5) * 0.1
 	}
 	tb := &model.Table{Name: "emb_l.2", Rows: rows, Dim: dim, Weight: w}
-	for _, prec := range []string{FP16, Int8Rowwise, Int4Rowwise} {
+	for _, prec := range []precision.Precision{precision.FP16, precision.Int8, precision.Int4} {
 		if _, err := QuantizeTable(tb, LayerPlan{Precision: prec}); err != nil {
 			t.Fatalf("%s, finite table: %v", prec, err)
 		}
@@ -28,7 +29,7 @@ func TestQuantizeTableNonFinite(t *testing.T) {
 		w2 := append([]float32(nil), w...)
 		w2[3*dim+1] = v
 		bad := &model.Table{Name: "emb_l.2", Rows: rows, Dim: dim, Weight: w2}
-		for _, lp := range []LayerPlan{{Precision: Int8Rowwise}, {Precision: Int4Rowwise, Greedy: true}, {Precision: FP16}} {
+		for _, lp := range []LayerPlan{{Precision: precision.Int8}, {Precision: precision.Int4, Greedy: true}, {Precision: precision.FP16}} {
 			_, err := QuantizeTable(bad, lp)
 			var nf *NonFiniteRowError
 			if !errors.As(err, &nf) || nf.Tensor != "emb_l.2.weight" || nf.Row != 3 || nf.Col != 1 {
@@ -53,19 +54,19 @@ func TestQuantizeTableNonFinite(t *testing.T) {
 	}
 }
 
-// wantPrecision is what Layer.Precision() reports for a layer quantized
-// under lp: the kernels' names, written out here so that a plan applied
-// with the wrong kernel (or not at all) is caught.
-func wantPrecision(lp LayerPlan, table bool) string {
+// wantLabel is what Layer.Label() reports for a layer quantized under lp:
+// the kernels' names, written out here so that a plan applied with the
+// wrong kernel (or not at all) is caught.
+func wantLabel(lp LayerPlan, table bool) string {
 	switch {
-	case lp.Precision == FP32:
+	case lp.Precision == precision.FP32:
 		return "fp32"
-	case table && lp.Precision != FP16:
-		return lp.Precision + "-rowwise"
-	case lp.Precision == Int8:
-		return "int8-" + lp.Activation
+	case table && lp.Precision != precision.FP16:
+		return lp.Precision.String() + "-rowwise"
+	case lp.Precision == precision.Int8:
+		return "int8-" + lp.Activation.String()
 	}
-	return lp.Precision
+	return lp.Precision.String()
 }
 
 // halfStep is the largest rounding error, relative to the size of the
@@ -73,17 +74,17 @@ func wantPrecision(lp LayerPlan, table bool) string {
 // table row's range), of a layer quantized under lp.
 func halfStep(lp LayerPlan, table bool) float64 {
 	switch {
-	case lp.Precision == FP32:
+	case lp.Precision == precision.FP32:
 		return 0
-	case lp.Precision == FP16:
+	case lp.Precision == precision.FP16:
 		return 0x1p-12 // weights (or table values) only; fp32 math
-	case lp.Precision == BF16:
+	case lp.Precision == precision.BF16:
 		return 2 * 0x1p-9 // weights and activations
-	case table && lp.Precision == Int8Rowwise:
+	case table && lp.Precision == precision.Int8:
 		return 1.0 / 510 // (max-min)/255, halved
-	case table && lp.Precision == Int4Rowwise:
+	case table && lp.Precision == precision.Int4:
 		return 1.0 / 30
-	case table && lp.Precision == Int2Rowwise:
+	case table && lp.Precision == precision.Int2:
 		return 1.0 / 6
 	}
 	w := 1.0 / 254 // narrow: max|w|/127, halved
@@ -145,19 +146,19 @@ func TestApplyPresets(t *testing.T) {
 				o := orig[i]
 				lp, named := plan.Layers[o.Name()]
 				if !named {
-					lp = LayerPlan{Precision: FP32}
+					lp = LayerPlan{Precision: precision.FP32}
 				}
 				if l.Name() != o.Name() || l.TableIndex != o.TableIndex {
 					t.Errorf("%s: layer %d is %s (table %d), want %s (table %d)", what, i, l.Name(), l.TableIndex, o.Name(), o.TableIndex)
 				}
-				if want := wantPrecision(lp, o.Table != nil); l.Precision() != want {
-					t.Errorf("%s: %s is %s, want %s", what, l.Name(), l.Precision(), want)
+				if want := wantLabel(lp, o.Table != nil); l.Label() != want || l.Precision() != lp.Precision {
+					t.Errorf("%s: %s is %s (%v), want %s", what, l.Name(), l.Label(), l.Precision(), want)
 				}
 				shared := l.FC == o.FC && l.Table == o.Table
-				if lp.Precision == FP32 && !shared {
+				if lp.Precision == precision.FP32 && !shared {
 					t.Errorf("%s: fp32 layer %s was copied, not shared", what, l.Name())
 				}
-				if lp.Precision != FP32 && shared {
+				if lp.Precision != precision.FP32 && shared {
 					t.Errorf("%s: %s is net's own layer, not a quantized copy", what, l.Name())
 				}
 			}
@@ -170,7 +171,7 @@ func TestApplyPresets(t *testing.T) {
 	}
 	// net itself is untouched: still fp32, the same layers, the same bits.
 	for l := range net.Layers() {
-		if l.Precision() != "fp32" {
+		if l.Precision() != precision.FP32 {
 			t.Errorf("Apply changed net's %s to %s", l.Name(), l.Precision())
 		}
 	}
@@ -203,8 +204,8 @@ func TestApplyFCKeepsTables(t *testing.T) {
 		switch {
 		case l.Table != nil && l.Table != o.Table:
 			t.Errorf("ApplyFC replaced table %s", l.Name())
-		case l.FC != nil && (l.Precision() != a.Precision() || l.FC == o.FC):
-			t.Errorf("ApplyFC: %s is %s, Apply makes it %s", l.Name(), l.Precision(), a.Precision())
+		case l.FC != nil && (l.Label() != a.Label() || l.FC == o.FC):
+			t.Errorf("ApplyFC: %s is %s, Apply makes it %s", l.Name(), l.Label(), a.Label())
 		}
 	}
 }
@@ -218,10 +219,12 @@ func TestApplyPlanErrors(t *testing.T) {
 		layers map[string]LayerPlan
 		want   []string
 	}{
-		{map[string]LayerPlan{"top_l.9": {Precision: FP16}}, []string{`"top_l.9"`, "bot_l.0, bot_l.2, emb_l.0, emb_l.1, emb_l.2, top_l.0, top_l.2"}},
-		{map[string]LayerPlan{"top_l.0": {Precision: "int3"}}, []string{"top_l.0", `"int3"`}},
-		{map[string]LayerPlan{"emb_l.2": {Precision: "int3"}}, []string{"emb_l.2", `"int3"`}},
-		{map[string]LayerPlan{"bot_l.0": {Precision: ""}}, []string{"bot_l.0", `""`}},
+		{map[string]LayerPlan{"top_l.9": {Precision: precision.FP16}}, []string{`"top_l.9"`, "bot_l.0, bot_l.2, emb_l.0, emb_l.1, emb_l.2, top_l.0, top_l.2"}},
+		{map[string]LayerPlan{"top_l.0": {Precision: 99}}, []string{"top_l.0", `"Precision(99)"`}},
+		{map[string]LayerPlan{"emb_l.2": {Precision: 99}}, []string{"emb_l.2", `"Precision(99)"`}},
+		{map[string]LayerPlan{"bot_l.0": {}}, []string{"bot_l.0", `""`}},
+		{map[string]LayerPlan{"emb_l.0": {Precision: precision.BF16}}, []string{"emb_l.0", `"bf16"`}},
+		{map[string]LayerPlan{"top_l.0": {Precision: precision.Int4}}, []string{"top_l.0", `"int4"`}},
 	}
 	for _, c := range cases {
 		for fn, apply := range map[string]func(*model.Network, *Plan, RangeSource) (*model.Network, error){"Apply": Apply, "ApplyFC": ApplyFC} {
@@ -243,10 +246,10 @@ func TestApplyPlanErrors(t *testing.T) {
 	// The layer quantizers refuse an unknown precision themselves, for
 	// callers that do not go through Validate.
 	fc := net.Bottom[0]
-	if _, err := QuantizeFC(fc, LayerPlan{Precision: "int3"}, nil); err == nil || !strings.Contains(err.Error(), "bot_l.0") || !strings.Contains(err.Error(), `"int3"`) {
+	if _, err := QuantizeFC(fc, LayerPlan{Precision: 99}, nil); err == nil || !strings.Contains(err.Error(), "bot_l.0") || !strings.Contains(err.Error(), `"Precision(99)"`) {
 		t.Errorf("QuantizeFC int3: %v", err)
 	}
-	if _, err := QuantizeTable(net.Tables[1], LayerPlan{Precision: BF16}); err == nil || !strings.Contains(err.Error(), "emb_l.1") || !strings.Contains(err.Error(), `"bf16"`) {
+	if _, err := QuantizeTable(net.Tables[1], LayerPlan{Precision: precision.BF16}); err == nil || !strings.Contains(err.Error(), "emb_l.1") || !strings.Contains(err.Error(), `"bf16"`) {
 		t.Errorf("QuantizeTable bf16: %v", err)
 	}
 	// A static plan without ranges is refused before anything is built.

@@ -19,5 +19,5 @@ func simulatedWeight(l *model.Linear) ([]float32, error) {
 	case *model.BF16FC:
 		return k.Weight32(), nil
 	}
-	return nil, fmt.Errorf("%s: cannot simulate a %s layer", l.Name, l.Kernel.Precision())
+	return nil, fmt.Errorf("%s: cannot simulate a %s layer", l.Name, l.Label())
 }

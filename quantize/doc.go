@@ -1,5 +1,5 @@
-// Package quantize is rq's precision vocabulary and the step from an fp32
-// network to a low-precision one: plans (which precision each layer gets),
+// Package quantize is the step from an fp32 network to a low-precision
+// one: plans (which precision of package precision each layer gets),
 // presets (the common plans), the choice of quantization parameters from
 // calibrated ranges, and Apply, which returns a network whose layers run on
 // low-precision kernels.

@@ -3,6 +3,7 @@ package quantize
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"reflect"
@@ -12,30 +13,22 @@ import (
 	"github.com/rqtools/rq/internal/atomicfile"
 	"github.com/rqtools/rq/internal/strictjson"
 	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/precision"
 )
 
 // PlanVersion is the version of the plan JSON format this package writes.
 const PlanVersion = 1
 
-// FC precisions.
-const (
-	FP32 = "fp32"
-	FP16 = "fp16"
-	BF16 = "bf16"
-	Int8 = "int8"
-)
+// Int8 is precision.Int8.
+//
+// Deprecated: name precision.Int8; this stays only for monitor, which
+// still names quantize.Int8.
+const Int8 = precision.Int8
 
-// Table precisions besides fp32 and fp16: row-wise quantized.
+// Activation quantization modes for int8 FC layers, as plans name them.
 const (
-	Int8Rowwise = "int8"
-	Int4Rowwise = "int4"
-	Int2Rowwise = "int2"
-)
-
-// Activation quantization modes for int8 FC layers.
-const (
-	Static  = "static"  // per-tensor scale and zero point from calibration
-	Dynamic = "dynamic" // computed from each batch at run time
+	Static  = precision.Static  // per-tensor scale and zero point from calibration
+	Dynamic = precision.Dynamic // computed from each batch at run time
 )
 
 // Weight ranges of int8 FC layers.
@@ -53,13 +46,15 @@ const (
 
 // LayerPlan is one layer's precision and, for int8 FC layers, how.
 type LayerPlan struct {
-	Precision string `json:"precision"`
+	// Precision decodes through precision.Parse: an unknown name is a
+	// *precision.UnknownError, located at its layer by DecodePlan.
+	Precision precision.Precision `json:"precision"`
 	// int8 FC layers only:
-	Activation  string `json:"activation,omitempty"`   // static | dynamic
-	Granularity string `json:"granularity,omitempty"`  // activations: tensor | row (dynamic only)
-	Weights     string `json:"weights,omitempty"`      // channel | tensor
-	Method      string `json:"method,omitempty"`       // static: minmax | percentile | l2 | entropy
-	ReduceRange bool   `json:"reduce_range,omitempty"` // 7-bit activations (0..127), as PyTorch's dynamic Linear uses
+	Activation  precision.Activation `json:"activation,omitempty"`   // static | dynamic
+	Granularity string               `json:"granularity,omitempty"`  // activations: tensor | row (dynamic only)
+	Weights     string               `json:"weights,omitempty"`      // channel | tensor
+	Method      string               `json:"method,omitempty"`       // static: minmax | percentile | l2 | entropy
+	ReduceRange bool                 `json:"reduce_range,omitempty"` // 7-bit activations (0..127), as PyTorch's dynamic Linear uses
 	// WeightRange: "narrow" (default: q in [-127, 127], scale max|w|/127,
 	// so -w quantizes to -q) or "full" (q in [-128, 127], scale
 	// max|w|/127.5: PyTorch's per_tensor_symmetric weight observer).
@@ -75,11 +70,7 @@ type Plan struct {
 	Layers  map[string]LayerPlan `json:"layers"`
 }
 
-var (
-	fcPrecisions    = []string{FP32, FP16, BF16, Int8}
-	tablePrecisions = []string{FP32, FP16, Int8Rowwise, Int4Rowwise, Int2Rowwise}
-	methods         = []string{"minmax", "percentile", "l2", "entropy"}
-)
+var methods = []string{"minmax", "percentile", "l2", "entropy"}
 
 func oneOf(v string, set []string) bool {
 	for _, s := range set {
@@ -95,7 +86,16 @@ func (p *Plan) Layer(name string) LayerPlan {
 	if lp, ok := p.Layers[name]; ok {
 		return lp
 	}
-	return LayerPlan{Precision: FP32}
+	return LayerPlan{Precision: precision.FP32}
+}
+
+// named is p's name for an error message: "" for a plan entry that gave
+// none (the zero value).
+func named(p precision.Precision) string {
+	if p == 0 {
+		return ""
+	}
+	return p.String()
 }
 
 // Validate checks the plan against a network: every named layer exists
@@ -124,30 +124,30 @@ func (p *Plan) Validate(net *model.Network) error {
 			return fmt.Errorf("plan names layer %q, which the model does not have; its layers are %s", name, strings.Join(net.LayerNames(), ", "))
 		}
 		if kind == "table" {
-			if !oneOf(lp.Precision, tablePrecisions) {
-				return fmt.Errorf("plan: %s is an embedding table; its precision must be one of %s, not %q", name, strings.Join(tablePrecisions, ", "), lp.Precision)
+			if !lp.Precision.ForTable() {
+				return fmt.Errorf("plan: %s is an embedding table; its precision must be one of %s, not %q", name, precision.Join(precision.Tables()), named(lp.Precision))
 			}
-			if lp.Activation != "" || lp.Weights != "" || lp.Method != "" || lp.Granularity != "" || lp.ReduceRange || lp.WeightRange != "" {
+			if lp.Activation != 0 || lp.Weights != "" || lp.Method != "" || lp.Granularity != "" || lp.ReduceRange || lp.WeightRange != "" {
 				return fmt.Errorf("plan: %s is an embedding table; activation, weights, method, granularity, reduce_range and weight_range apply to FC layers only", name)
 			}
-			if lp.Greedy && lp.Precision != Int4Rowwise && lp.Precision != Int2Rowwise {
+			if lp.Greedy && lp.Precision != precision.Int4 && lp.Precision != precision.Int2 {
 				return fmt.Errorf("plan: %s: greedy range search applies to int4 and int2 tables only", name)
 			}
 			continue
 		}
-		if !oneOf(lp.Precision, fcPrecisions) {
-			return fmt.Errorf("plan: %s is an FC layer; its precision must be one of %s, not %q", name, strings.Join(fcPrecisions, ", "), lp.Precision)
+		if !lp.Precision.ForFC() {
+			return fmt.Errorf("plan: %s is an FC layer; its precision must be one of %s, not %q", name, precision.Join(precision.FC()), named(lp.Precision))
 		}
 		if lp.Greedy {
 			return fmt.Errorf("plan: %s: greedy applies to embedding tables only", name)
 		}
-		if lp.Precision != Int8 {
-			if lp.Activation != "" || lp.Weights != "" || lp.Method != "" || lp.Granularity != "" || lp.ReduceRange || lp.WeightRange != "" {
+		if lp.Precision != precision.Int8 {
+			if lp.Activation != 0 || lp.Weights != "" || lp.Method != "" || lp.Granularity != "" || lp.ReduceRange || lp.WeightRange != "" {
 				return fmt.Errorf("plan: %s is %s; activation, weights, method, granularity, reduce_range and weight_range apply to int8 only", name, lp.Precision)
 			}
 			continue
 		}
-		if lp.Activation == "" {
+		if lp.Activation == 0 {
 			lp.Activation = Dynamic
 		}
 		if lp.Weights == "" {
@@ -178,7 +178,7 @@ func (p *Plan) Validate(net *model.Network) error {
 				return fmt.Errorf("plan: %s: method must be one of %s, not %q", name, strings.Join(methods, ", "), lp.Method)
 			}
 		default:
-			return fmt.Errorf("plan: %s: activation must be %q or %q, not %q", name, Static, Dynamic, lp.Activation)
+			return fmt.Errorf("plan: %s: %w", name, &precision.ActivationError{Name: lp.Activation.String()})
 		}
 		if lp.WeightRange == "" {
 			lp.WeightRange = NarrowRange
@@ -218,7 +218,7 @@ func CheckRanges(net *model.Network, ranges RangeSource) error {
 // NeedsRanges reports whether some layer uses static activations.
 func (p *Plan) NeedsRanges() bool {
 	for _, lp := range p.Layers {
-		if lp.Precision == Int8 && lp.Activation == Static {
+		if lp.Precision == precision.Int8 && lp.Activation == Static {
 			return true
 		}
 	}
@@ -251,27 +251,27 @@ func Preset(name string, net *model.Network) (*Plan, error) {
 	var fc, table LayerPlan
 	switch name {
 	case "fp16":
-		fc, table = LayerPlan{Precision: FP16}, LayerPlan{Precision: FP16}
+		fc, table = LayerPlan{Precision: precision.FP16}, LayerPlan{Precision: precision.FP16}
 	case "bf16":
-		fc, table = LayerPlan{Precision: BF16}, LayerPlan{Precision: FP16}
+		fc, table = LayerPlan{Precision: precision.BF16}, LayerPlan{Precision: precision.FP16}
 	case "int8-dynamic":
-		fc = LayerPlan{Precision: Int8, Activation: Dynamic, Granularity: PerRow, Weights: PerChannel, WeightRange: NarrowRange}
-		table = LayerPlan{Precision: Int8Rowwise}
+		fc = LayerPlan{Precision: precision.Int8, Activation: Dynamic, Granularity: PerRow, Weights: PerChannel, WeightRange: NarrowRange}
+		table = LayerPlan{Precision: precision.Int8}
 	case "int8":
-		fc = LayerPlan{Precision: Int8, Activation: Static, Granularity: PerTensor, Weights: PerChannel, Method: "l2", WeightRange: NarrowRange}
-		table = LayerPlan{Precision: Int8Rowwise}
+		fc = LayerPlan{Precision: precision.Int8, Activation: Static, Granularity: PerTensor, Weights: PerChannel, Method: "l2", WeightRange: NarrowRange}
+		table = LayerPlan{Precision: precision.Int8}
 	case "int8-int4":
-		fc = LayerPlan{Precision: Int8, Activation: Static, Granularity: PerTensor, Weights: PerChannel, Method: "l2", WeightRange: NarrowRange}
-		table = LayerPlan{Precision: Int4Rowwise}
+		fc = LayerPlan{Precision: precision.Int8, Activation: Static, Granularity: PerTensor, Weights: PerChannel, Method: "l2", WeightRange: NarrowRange}
+		table = LayerPlan{Precision: precision.Int4}
 	case "pytorch-dynamic", "pytorch-dynamic-int4":
 		// torch.ao.quantization.quantize_dynamic with the default qconfig, as
 		// PyTorch 1.13 runs it: per_tensor_symmetric MinMaxObserver weights
 		// (scale max|w|/127.5, q in [-128, 127]) and activations quantized
 		// per batch with reduce_range (qmax 127).
-		fc = LayerPlan{Precision: Int8, Activation: Dynamic, Granularity: PerTensor, Weights: PerTensor, ReduceRange: true, WeightRange: FullRange}
-		table = LayerPlan{Precision: FP32}
+		fc = LayerPlan{Precision: precision.Int8, Activation: Dynamic, Granularity: PerTensor, Weights: PerTensor, ReduceRange: true, WeightRange: FullRange}
+		table = LayerPlan{Precision: precision.FP32}
 		if name == "pytorch-dynamic-int4" {
-			table = LayerPlan{Precision: Int4Rowwise}
+			table = LayerPlan{Precision: precision.Int4}
 		}
 	default:
 		return nil, fmt.Errorf("unknown preset %q; presets: %s", name, strings.Join(PresetNames(), ", "))
@@ -284,7 +284,7 @@ func Preset(name string, net *model.Network) (*Plan, error) {
 		case l.Part == model.PartInteraction && strings.HasPrefix(name, "pytorch-dynamic"):
 			// quantize_dynamic swaps nn.Linear modules only; DCN's cross
 			// kernels are Parameters, so PyTorch leaves them fp32.
-			p.Layers[l.Name()] = LayerPlan{Precision: FP32}
+			p.Layers[l.Name()] = LayerPlan{Precision: precision.FP32}
 		default:
 			p.Layers[l.Name()] = fc
 		}
@@ -305,20 +305,69 @@ var planOptions = strictjson.Options{Kind: "plan", Versions: []int{PlanVersion},
 // object or an unknown version is an error naming the file and the JSON
 // path, so a typo or a second "precision" is never silently ignored.
 func ReadPlan(path string) (*Plan, error) {
-	var p Plan
-	if err := strictjson.ReadFile(path, &p, planOptions); err != nil {
+	data, err := strictjson.ReadBytes(path, planOptions)
+	if err != nil {
 		return nil, err
 	}
-	return p.init(), nil
+	return decodePlan(path, data)
 }
 
 // DecodePlan decodes plan JSON, as ReadPlan; errors name it "plan".
 func DecodePlan(r io.Reader) (*Plan, error) {
 	var p Plan
-	if err := strictjson.Read("plan", r, &p, planOptions); err != nil {
-		return nil, err
+	var read bytes.Buffer // what Read took, for locate
+	if err := strictjson.Read("plan", io.TeeReader(r, &read), &p, planOptions); err != nil {
+		return nil, locate(read.Bytes(), err)
 	}
 	return p.init(), nil
+}
+
+func decodePlan(name string, data []byte) (*Plan, error) {
+	var p Plan
+	if err := strictjson.Decode(name, data, &p, planOptions); err != nil {
+		return nil, locate(data, err)
+	}
+	return p.init(), nil
+}
+
+// locate gives a refused precision or activation its JSON path
+// (layers["bot_l.0"].precision): encoding/json returns the error of a
+// value that decodes itself (precision.Parse's *UnknownError) without
+// saying where it was, and a plan error names its layer.
+func locate(data []byte, err error) error {
+	var se *strictjson.Error
+	if !errors.As(err, &se) || len(se.Path) > 0 {
+		return err
+	}
+	var unknown *precision.UnknownError
+	var act *precision.ActivationError
+	field, bad := "", ""
+	switch {
+	case errors.As(err, &unknown):
+		field, bad = "precision", unknown.Name
+	case errors.As(err, &act):
+		field, bad = "activation", act.Name
+	default:
+		return err
+	}
+	var loose struct {
+		Layers map[string]map[string]any `json:"layers"`
+	}
+	if json.Unmarshal(data, &loose) != nil {
+		return err
+	}
+	names := make([]string, 0, len(loose.Layers))
+	for n := range loose.Layers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if v, ok := loose.Layers[n][field].(string); ok && v == bad {
+			se.Path = strictjson.Path{{Name: "layers"}, {Name: n, IsKey: true}, {Name: field}}
+			break
+		}
+	}
+	return err
 }
 
 func (p *Plan) init() *Plan {
@@ -329,11 +378,16 @@ func (p *Plan) init() *Plan {
 }
 
 // Encode returns the plan as indented JSON with sorted keys (deterministic).
+// It panics on a layer without a valid precision (the zero value): such a
+// plan never passes Validate, and rq encodes only validated plans, so
+// writing it as anything would hide a bug.
 func (p *Plan) Encode() []byte {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
-	enc.Encode(p) // maps encode with sorted keys; no error for these types
+	if err := enc.Encode(p); err != nil { // maps encode with sorted keys
+		panic(fmt.Sprintf("quantize: encoding an invalid plan: %v", err))
+	}
 	return b.Bytes()
 }
 

@@ -3,14 +3,17 @@ package quantize
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/precision"
 )
 
 func testNet() *model.Network {
@@ -49,7 +52,7 @@ func TestPresets(t *testing.T) {
 	if lp := p.Layer("top_l.0"); lp.Weights != PerTensor || lp.Granularity != PerTensor || lp.Activation != Dynamic {
 		t.Errorf("pytorch-dynamic FC plan %+v", lp)
 	}
-	if p.Layer("emb_l.1").Precision != FP32 || p.NeedsRanges() {
+	if p.Layer("emb_l.1").Precision != precision.FP32 || p.NeedsRanges() {
 		t.Errorf("pytorch-dynamic tables %+v", p.Layer("emb_l.1"))
 	}
 	if p, _ := Preset("int8", net); !p.NeedsRanges() {
@@ -96,8 +99,85 @@ func TestValidateErrors(t *testing.T) {
 	if lp := p.Layer("bot_l.0"); lp.Method != "l2" || lp.Weights != PerChannel || lp.Granularity != PerTensor {
 		t.Errorf("defaults: %+v", lp)
 	}
-	if p.Layer("top_l.0").Precision != FP32 {
+	if p.Layer("top_l.0").Precision != precision.FP32 {
 		t.Error("unnamed layer is not fp32")
+	}
+}
+
+// An unknown precision in a plan is refused while decoding, by
+// precision.Parse, with the one error type (*precision.UnknownError),
+// located at its layer; so is an unknown activation. ReadPlan and
+// DecodePlan say the same, the file's name or "plan" first.
+func TestPlanUnknownPrecision(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		doc, want string
+		unknown   string // the *UnknownError's name; "" for an activation
+	}{
+		{`{"version":1,"layers":{"bot_l.0":{"precision":"int9"}}}`, `layers["bot_l.0"].precision: unknown precision "int9"; precisions: fp32, fp16, bf16, int8, int4, int2`, "int9"},
+		{`{"version":1,"layers":{"emb_l.0":{"precision":"int4"},"emb_l.1":{"precision":"INT4"}}}`, `layers["emb_l.1"].precision: unknown precision "INT4"`, "INT4"},
+		{`{"version":1,"layers":{"top_l.0":{"precision":"int8-rowwise"}}}`, `layers["top_l.0"].precision: unknown precision "int8-rowwise"`, "int8-rowwise"},
+		{`{"version":1,"layers":{"bot_l.0":{"precision":"int8","activation":"sometimes"}}}`, `layers["bot_l.0"].activation: activation must be "static" or "dynamic", not "sometimes"`, ""},
+	}
+	for i, c := range cases {
+		path := filepath.Join(dir, fmt.Sprintf("p%d.json", i))
+		if err := os.WriteFile(path, []byte(c.doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, ferr := ReadPlan(path)
+		_, derr := DecodePlan(strings.NewReader(c.doc))
+		for who, err := range map[string]error{path: ferr, "plan": derr} {
+			if err == nil || !strings.HasPrefix(err.Error(), who+": "+c.want) {
+				t.Errorf("%s: error\n %v\nwant\n %s: %s", c.doc, err, who, c.want)
+			}
+			var u *precision.UnknownError
+			if got := errors.As(err, &u); got != (c.unknown != "") || (got && u.Name != c.unknown) {
+				t.Errorf("%s: %v is not an *UnknownError for %q", c.doc, err, c.unknown)
+			}
+		}
+	}
+}
+
+// Plan JSON is the vocabulary's names, byte for byte as before the
+// precisions were typed.
+func TestPlanEncodeNames(t *testing.T) {
+	p := &Plan{Version: PlanVersion, Layers: map[string]LayerPlan{
+		"a": {Precision: precision.Int8, Activation: Static, Granularity: PerTensor, Weights: PerChannel, Method: "l2", WeightRange: NarrowRange},
+		"b": {Precision: precision.Int4, Greedy: true},
+		"c": {Precision: precision.BF16},
+		"d": {Precision: precision.Int8, Activation: Dynamic},
+	}}
+	want := `{
+  "version": 1,
+  "layers": {
+    "a": {
+      "precision": "int8",
+      "activation": "static",
+      "granularity": "tensor",
+      "weights": "channel",
+      "method": "l2",
+      "weight_range": "narrow"
+    },
+    "b": {
+      "precision": "int4",
+      "greedy": true
+    },
+    "c": {
+      "precision": "bf16"
+    },
+    "d": {
+      "precision": "int8",
+      "activation": "dynamic"
+    }
+  }
+}
+`
+	if got := string(p.Encode()); got != want {
+		t.Errorf("Encode:\n%s\nwant\n%s", got, want)
+	}
+	back, err := DecodePlan(strings.NewReader(want))
+	if err != nil || !reflect.DeepEqual(back.Layers, p.Layers) {
+		t.Errorf("decoded back: %+v, %v", back, err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/rqtools/rq/kernels"
 	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/precision"
 )
 
 // TestTableBeyondHalf: a finite table value beyond fp16's range is refused
@@ -19,13 +20,13 @@ func TestTableBeyondHalf(t *testing.T) {
 	w[3*4+2] = 1e6
 	tb := &model.Table{Name: "emb_l.0", Rows: 6, Dim: 4, Weight: w}
 	for _, c := range []struct {
-		precision string
-		refused   bool
-	}{{FP16, true}, {Int4Rowwise, true}, {Int8Rowwise, false}, {FP32, false}} {
-		_, err := QuantizeTable(tb, LayerPlan{Precision: c.precision})
+		prec    precision.Precision
+		refused bool
+	}{{precision.FP16, true}, {precision.Int4, true}, {precision.Int8, false}, {precision.FP32, false}} {
+		_, err := QuantizeTable(tb, LayerPlan{Precision: c.prec})
 		var re *RangeRowError
 		if got := errors.As(err, &re); got != c.refused || (got && (re.Row != 3 || re.Col != 2)) {
-			t.Errorf("%s: %v", c.precision, err)
+			t.Errorf("%s: %v", c.prec, err)
 		}
 	}
 	if err := CheckRowsFor(kernels.TableF16, "x", []float32{65504, -65504}, 0, 1, 2); err != nil {

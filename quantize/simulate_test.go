@@ -7,6 +7,7 @@ import (
 
 	"github.com/rqtools/rq/kernels"
 	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/precision"
 )
 
 // simulateBound is the largest |p_sim - p| that rq eval --simulate is held
@@ -74,12 +75,12 @@ func TestSimulatePresets(t *testing.T) {
 				}
 			case *model.Int8FC:
 				if f, ok := l.FC.Kernel.(*model.FakeQuantFC); !ok || f.Q != k || l.FC.Bias == nil || &l.FC.Bias[0] != &o.FC.Bias[0] {
-					t.Errorf("%s: %s simulates int8 with %s", name, l.Name(), l.Precision())
+					t.Errorf("%s: %s simulates int8 with %s", name, l.Name(), l.Label())
 				}
 			default:
 				// fp32 on exactly the dequantized weights.
-				if l.Precision() != "fp32" {
-					t.Errorf("%s: %s is %s in the simulation", name, l.Name(), l.Precision())
+				if l.Precision() != precision.FP32 {
+					t.Errorf("%s: %s is %s in the simulation", name, l.Name(), l.Label())
 					continue
 				}
 				want := dequantized(t, o)
@@ -147,22 +148,25 @@ func TestSimulateUnknownKernel(t *testing.T) {
 		}
 		return &model.Table{Name: tb.Name, Rows: tb.Rows, Dim: tb.Dim, Kernel: oddBag{}}, nil
 	})
-	if _, err := Simulate(odd); err == nil || !strings.Contains(err.Error(), "emb_l.1: cannot simulate a odd table") {
+	if _, err := Simulate(odd); err == nil || !strings.Contains(err.Error(), "emb_l.1: cannot simulate a int4-rowwise table") {
 		t.Errorf("odd table kernel: %v", err)
 	}
 }
 
 type oddFC struct{}
 
-func (oddFC) Precision() string { return "odd" }
-func (oddFC) Bytes() int64      { return 0 }
+func (oddFC) Precision() precision.Precision { return precision.Int8 }
+func (oddFC) Label() string                  { return "odd" }
+func (oddFC) Bytes() int64                   { return 0 }
 func (oddFC) Forward(model.Parallel, model.Mat, model.Mat, []float32, model.Activation) {
 }
 
 type oddBag struct{}
 
-func (oddBag) Precision() string { return "odd" }
-func (oddBag) Bytes() int64      { return 0 }
+// Precision is one BagTable has too: Simulate must look at the kernel's
+// type, not its precision.
+func (oddBag) Precision() precision.Precision { return precision.Int4 }
+func (oddBag) Bytes() int64                   { return 0 }
 func (oddBag) Pool([]int64, []int32, []float32, []float32, int, int, int) int {
 	return -1
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rqtools/rq/kernels"
 	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/precision"
 )
 
 // weightCases are FC weights (8 outputs x 16 inputs) for the weight
@@ -127,7 +128,7 @@ func TestInt8WeightsWithinHalfStep(t *testing.T) {
 func TestHalfWeights(t *testing.T) {
 	l := weightCases()
 	l.Weight[4*l.In+9] = 3e4 // within fp16's range (65504)
-	for _, prec := range []string{FP16, BF16} {
+	for _, prec := range []precision.Precision{precision.FP16, precision.BF16} {
 		k, err := QuantizeFC(l, LayerPlan{Precision: prec}, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -147,7 +148,7 @@ func TestHalfWeights(t *testing.T) {
 		}
 		for i, w := range l.Weight {
 			a := math.Abs(float64(w))
-			if prec == FP16 && a != 0 && a < 0x1p-14 {
+			if prec == precision.FP16 && a != 0 && a < 0x1p-14 {
 				continue // below fp16's normal range: absolute, not relative, rounding
 			}
 			if d := math.Abs(float64(got[i] - w)); d > rel*a {
@@ -163,12 +164,12 @@ func TestHalfWeights(t *testing.T) {
 // without fp32 weights is an error naming it.
 func TestQuantizeLinear(t *testing.T) {
 	l := weightCases()
-	if q, err := QuantizeLinear(l, LayerPlan{Precision: FP32}, nil); err != nil || q != l {
+	if q, err := QuantizeLinear(l, LayerPlan{Precision: precision.FP32}, nil); err != nil || q != l {
 		t.Errorf("fp32: %p %v, want the layer itself %p", q, err, l)
 	}
 	ranges := minMaxRanges{l.Name: {-1, 4}}
 	for _, lp := range []LayerPlan{
-		{Precision: FP16}, {Precision: BF16},
+		{Precision: precision.FP16}, {Precision: precision.BF16},
 		{Precision: Int8, Activation: Dynamic, Granularity: PerTensor, Weights: PerTensor, ReduceRange: true, WeightRange: FullRange},
 		{Precision: Int8, Activation: Static, Granularity: PerTensor, Weights: PerChannel, Method: "l2", WeightRange: NarrowRange},
 	} {
@@ -180,8 +181,8 @@ func TestQuantizeLinear(t *testing.T) {
 			&q.Weight[0] != &l.Weight[0] || &q.Bias[0] != &l.Bias[0] || l.Kernel != nil {
 			t.Errorf("%+v: %+v", lp, q)
 		}
-		if want := wantPrecision(lp, false); q.Precision() != want {
-			t.Errorf("%+v: precision %s, want %s", lp, q.Precision(), want)
+		if want := wantLabel(lp, false); q.Label() != want || q.Precision() != lp.Precision {
+			t.Errorf("%+v: precision %s (%v), want %s", lp, q.Label(), q.Precision(), want)
 		}
 	}
 	// Static activations take their scale and zero point from the range.
@@ -207,9 +208,9 @@ func TestQuantizeLinear(t *testing.T) {
 func TestQuantizeTableRows(t *testing.T) {
 	l := weightCases() // 8 rows of 16, as a table
 	tb := &model.Table{Name: "emb_l.3", Rows: int64(l.Out), Dim: l.In, Weight: l.Weight}
-	for _, prec := range []string{FP16, Int8Rowwise} {
+	for _, prec := range []precision.Precision{precision.FP16, precision.Int8} {
 		tb.Weight[4*tb.Dim+9] = 3e5
-		if prec == FP16 {
+		if prec == precision.FP16 {
 			// Within fp16's range (65504): beyond it fp16 rows hold ±Inf.
 			tb.Weight[4*tb.Dim+9] = 3e4
 		}
@@ -231,7 +232,7 @@ func TestQuantizeTableRows(t *testing.T) {
 				// fp16: half an ulp, or half the smallest subnormal (2^-24)
 				// below the normal range.
 				bound := max(0x1p-11*math.Abs(float64(v)), 0x1p-25)
-				if prec == Int8Rowwise {
+				if prec == precision.Int8 {
 					// Half a step; plus, as PyTorch encodes with 255/(range +
 					// 1e-8), at most min(range, 1e-8) more (a row of range
 					// far below 1e-8 is all code 0: its minimum); plus the

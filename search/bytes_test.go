@@ -6,6 +6,7 @@ import (
 
 	"github.com/rqtools/rq/internal/testshared"
 	"github.com/rqtools/rq/modelio"
+	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/quantize"
 )
 
@@ -23,11 +24,11 @@ func TestLayerBytesMatchNetwork(t *testing.T) {
 		byName[l.Name] = l
 	}
 	plans := []quantize.LayerPlan{
-		{Precision: quantize.FP32},
-		{Precision: quantize.FP16},
-		{Precision: quantize.BF16},
-		{Precision: quantize.Int8, Activation: quantize.Dynamic, Granularity: quantize.PerRow, Weights: quantize.PerChannel},
-		{Precision: quantize.Int8, Activation: quantize.Dynamic, Granularity: quantize.PerTensor, Weights: quantize.PerTensor},
+		{Precision: precision.FP32},
+		{Precision: precision.FP16},
+		{Precision: precision.BF16},
+		{Precision: precision.Int8, Activation: quantize.Dynamic, Granularity: quantize.PerRow, Weights: quantize.PerChannel},
+		{Precision: precision.Int8, Activation: quantize.Dynamic, Granularity: quantize.PerTensor, Weights: quantize.PerTensor},
 	}
 	noBias := 0
 	for l := range m.Net.Linears() {

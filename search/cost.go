@@ -16,6 +16,7 @@ import (
 	"github.com/rqtools/rq/bench"
 	"github.com/rqtools/rq/internal/atomicfile"
 	"github.com/rqtools/rq/kernels"
+	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/quantize"
 )
 
@@ -47,23 +48,40 @@ type CostOptions struct {
 	MinTime  time.Duration // per measurement (default 20ms)
 }
 
+// fcKernel names the GEMM an FC layer at lp runs, as the cost model's
+// keys do: "gemm-" and the precision's name, "-dynamic" after an integer
+// one with dynamic activations ("gemm-int8" is static, as cached cost
+// models have always named it).
 func fcKernel(lp quantize.LayerPlan) string {
-	switch lp.Precision {
-	case quantize.FP16:
-		return "gemm-fp16"
-	case quantize.BF16:
-		return "gemm-bf16"
-	case quantize.Int8:
-		if lp.Activation == quantize.Static {
-			return "gemm-int8"
-		}
-		return "gemm-int8-dynamic"
+	p := lp.Precision
+	if !p.ForFC() {
+		p = precision.FP32
 	}
-	return "gemm-fp32"
+	k := "gemm-" + p.String()
+	if p.IsInteger() && lp.Activation != quantize.Static {
+		k += "-dynamic"
+	}
+	return k
 }
 
-var allFCKernels = []string{"gemm-fp32", "gemm-fp16", "gemm-bf16", "gemm-int8", "gemm-int8-dynamic"}
-var allTableFormats = []kernels.TableFormat{kernels.TableF32, kernels.TableF16, kernels.TableQ8, kernels.TableQ4, kernels.TableQ2}
+// allFCKernels and allTableFormats are what the cost model measures:
+// every FC precision (integer ones static and dynamic) and every table
+// format, in the vocabulary's order.
+var allFCKernels, allTableFormats = func() ([]string, []kernels.TableFormat) {
+	var ks []string
+	for _, p := range precision.FC() {
+		ks = append(ks, fcKernel(quantize.LayerPlan{Precision: p, Activation: quantize.Static}))
+		if p.IsInteger() {
+			ks = append(ks, fcKernel(quantize.LayerPlan{Precision: p, Activation: quantize.Dynamic}))
+		}
+	}
+	var fs []kernels.TableFormat
+	for _, p := range precision.Tables() {
+		f, _ := kernels.TableFormatOf(p)
+		fs = append(fs, f)
+	}
+	return ks, fs
+}()
 
 func gemmKey(kernel string, m, n, k int) string { return fmt.Sprintf("%s %dx%dx%d", kernel, m, n, k) }
 

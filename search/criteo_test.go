@@ -16,6 +16,7 @@ import (
 	"github.com/rqtools/rq/dataset"
 	"github.com/rqtools/rq/model"
 	"github.com/rqtools/rq/modelio"
+	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/quantize"
 )
 
@@ -101,7 +102,7 @@ func TestNetEvaluatorMatchesApply(t *testing.T) {
 			}
 		}
 	}
-	if _, err := ev.Evaluate(context.Background(), &quantize.Plan{Version: 1, Layers: map[string]quantize.LayerPlan{"nope": {Precision: "fp16"}}}); err == nil || !strings.Contains(err.Error(), "nope") {
+	if _, err := ev.Evaluate(context.Background(), &quantize.Plan{Version: 1, Layers: map[string]quantize.LayerPlan{"nope": {Precision: precision.FP16}}}); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("bad plan: %v", err)
 	}
 }
@@ -187,7 +188,7 @@ func TestCriteoLatency(t *testing.T) {
 		t.Errorf("cost model not read from the cache (measured in %v, reloaded in %v)", measured, time.Since(t0))
 	}
 	for _, l := range ev.Layers() {
-		for _, lp := range []quantize.LayerPlan{{Precision: quantize.FP32}, {Precision: quantize.FP16}} {
+		for _, lp := range []quantize.LayerPlan{{Precision: precision.FP32}, {Precision: precision.FP16}} {
 			if cost.Seconds(l, lp) <= 0 {
 				t.Errorf("%s %s: no predicted time", l.Name, lp.Precision)
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rqtools/rq/dataset"
 	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/quantize"
 )
 
@@ -90,10 +91,10 @@ func NewNetEvaluator(net *model.Network, ranges quantize.RangeSource, batches []
 	}
 	for l := range net.Layers() {
 		if l.FC != nil && (l.FC.Weight == nil || l.FC.Kernel != nil) {
-			return nil, fmt.Errorf("%s: search needs the fp32 model (this layer is already %s)", l.Name(), l.Precision())
+			return nil, fmt.Errorf("%s: search needs the fp32 model (this layer is already %s)", l.Name(), l.Label())
 		}
 		if l.Table != nil && (l.Table.Weight == nil || l.Table.Kernel != nil) {
-			return nil, fmt.Errorf("%s: search needs the fp32 model (this table is already %s)", l.Name(), l.Precision())
+			return nil, fmt.Errorf("%s: search needs the fp32 model (this table is already %s)", l.Name(), l.Label())
 		}
 	}
 	e := &NetEvaluator{net: net, ranges: ranges, batches: batches, threads: max(threads, 1),
@@ -140,7 +141,7 @@ func (e *NetEvaluator) Network(plan *quantize.Plan) (*model.Network, error) {
 	// come from the cache.
 	return e.net.Map(func(l *model.Linear) (*model.Linear, error) {
 		lp := p.Layer(l.Name)
-		if lp.Precision == quantize.FP32 {
+		if lp.Precision == precision.FP32 {
 			return l, nil
 		}
 		key := cacheKey(l.Name, lp)
@@ -155,7 +156,7 @@ func (e *NetEvaluator) Network(plan *quantize.Plan) (*model.Network, error) {
 		return q, nil
 	}, func(t *model.Table) (*model.Table, error) {
 		lp := p.Layer(t.Name)
-		if lp.Precision == quantize.FP32 {
+		if lp.Precision == precision.FP32 {
 			return t, nil
 		}
 		key := cacheKey(t.Name, lp)

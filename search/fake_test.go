@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/quantize"
 )
 
@@ -95,7 +96,7 @@ func (f *fakeEval) Evaluate(ctx context.Context, plan *quantize.Plan) (*Outcome,
 	for _, l := range f.layers {
 		lp := plan.Layer(l.Name)
 		bytes += l.Bytes(lp)
-		if lp.Precision == quantize.FP32 {
+		if lp.Precision == precision.FP32 {
 			continue
 		}
 		low[l.Name] = true

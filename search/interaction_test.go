@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/quantize"
 )
 
@@ -101,7 +102,7 @@ func TestInteractionLayerSearched(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan := &quantize.Plan{Version: 1, Layers: map[string]quantize.LayerPlan{"proj": {Precision: quantize.Int8, Activation: quantize.Dynamic}}}
+	plan := &quantize.Plan{Version: 1, Layers: map[string]quantize.LayerPlan{"proj": {Precision: precision.Int8, Activation: quantize.Dynamic}}}
 	for rep := range 2 { // the second time from the cache
 		out, err := ev.Evaluate(context.Background(), plan)
 		if err != nil {
@@ -111,7 +112,7 @@ func TestInteractionLayerSearched(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if l, _ := qnet.Layer("proj"); l.Precision() == "fp32" {
+		if l, _ := qnet.Layer("proj"); l.Precision() == precision.FP32 {
 			t.Fatal("quantize.Apply left proj at fp32")
 		}
 		want, err := model.NewRunner(qnet, 2).Forward(batches[0])

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rqtools/rq/kernels"
 	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/quantize"
 )
 
@@ -50,8 +51,8 @@ func NetworkLayers(net *model.Network) []Layer {
 // it for the network quantize.Apply builds.
 func (l Layer) Bytes(lp quantize.LayerPlan) int64 {
 	if l.Kind == KindTable {
-		f, err := quantize.TableFormat(lp.Precision)
-		if err != nil {
+		f, ok := kernels.TableFormatOf(lp.Precision)
+		if !ok {
 			return 0
 		}
 		return l.Rows * int64(f.RowBytes(l.Dim))
@@ -61,10 +62,8 @@ func (l Layer) Bytes(lp quantize.LayerPlan) int64 {
 	if l.NoBias {
 		bias = 0
 	}
-	switch lp.Precision {
-	case quantize.FP16, quantize.BF16:
-		return 2*w + bias
-	case quantize.Int8:
+	switch p := lp.Precision; {
+	case p == precision.Int8:
 		scales := int64(1)
 		if lp.Weights != quantize.PerTensor {
 			scales = int64(l.Out)
@@ -74,6 +73,8 @@ func (l Layer) Bytes(lp quantize.LayerPlan) int64 {
 			b += 8
 		}
 		return b
+	case p.Valid() && !p.IsInteger():
+		return int64(p.Bits())/8*w + bias
 	}
 	return 4*w + bias
 }
@@ -84,23 +85,84 @@ type Rung struct {
 	Plan quantize.LayerPlan `json:"plan"`
 }
 
-// fcRungs and tableRungs are the rung names --ladder accepts.
-var fcRungs = map[string]quantize.LayerPlan{
-	"int8-static":  {Precision: quantize.Int8, Activation: quantize.Static, Granularity: quantize.PerTensor, Weights: quantize.PerChannel, Method: "l2", WeightRange: quantize.NarrowRange},
-	"int8-dynamic": {Precision: quantize.Int8, Activation: quantize.Dynamic, Granularity: quantize.PerRow, Weights: quantize.PerChannel, WeightRange: quantize.NarrowRange},
-	"fp16":         {Precision: quantize.FP16},
-	"bf16":         {Precision: quantize.BF16},
-	"fp32":         {Precision: quantize.FP32},
+// RungName is the name a ladder gives lp: for an FC layer
+// precision.FCLabel of its precision and activation ("int8-static",
+// "fp16"), for a table its precision with "-greedy" for greedy ranges
+// ("int4-greedy").
+func RungName(kind string, lp quantize.LayerPlan) string {
+	if kind == KindTable {
+		if lp.Greedy {
+			return lp.Precision.String() + "-greedy"
+		}
+		return lp.Precision.String()
+	}
+	return precision.FCLabel(lp.Precision, lp.Activation)
 }
 
-var tableRungs = map[string]quantize.LayerPlan{
-	"int2":        {Precision: quantize.Int2Rowwise},
-	"int2-greedy": {Precision: quantize.Int2Rowwise, Greedy: true},
-	"int4":        {Precision: quantize.Int4Rowwise},
-	"int4-greedy": {Precision: quantize.Int4Rowwise, Greedy: true},
-	"int8":        {Precision: quantize.Int8Rowwise},
-	"fp16":        {Precision: quantize.FP16},
-	"fp32":        {Precision: quantize.FP32},
+// fcRungs and tableRungs are the rungs --ladder accepts, by RungName:
+// every precision of the kind, int8 FC layers with static (calibrated,
+// per-tensor, l2) and dynamic (per-row) activations, sub-byte tables with
+// and without greedy ranges.
+var fcRungs, tableRungs = rungSet(KindFC), rungSet(KindTable)
+
+func rungSet(kind string) map[string]quantize.LayerPlan {
+	var plans []quantize.LayerPlan
+	if kind == KindTable {
+		for _, p := range precision.Tables() {
+			plans = append(plans, quantize.LayerPlan{Precision: p})
+			if p.IsInteger() && p.Bits() < 8 {
+				plans = append(plans, quantize.LayerPlan{Precision: p, Greedy: true})
+			}
+		}
+	} else {
+		for _, p := range precision.FC() {
+			if !p.IsInteger() {
+				plans = append(plans, quantize.LayerPlan{Precision: p})
+				continue
+			}
+			plans = append(plans,
+				quantize.LayerPlan{Precision: p, Activation: quantize.Static, Granularity: quantize.PerTensor, Weights: quantize.PerChannel, Method: "l2", WeightRange: quantize.NarrowRange},
+				quantize.LayerPlan{Precision: p, Activation: quantize.Dynamic, Granularity: quantize.PerRow, Weights: quantize.PerChannel, WeightRange: quantize.NarrowRange})
+		}
+	}
+	m := map[string]quantize.LayerPlan{}
+	for _, lp := range plans {
+		m[RungName(kind, lp)] = lp
+	}
+	return m
+}
+
+// NeedsRanges reports whether FC rung name quantizes its inputs with
+// calibrated ranges (static activations).
+func NeedsRanges(name string) bool {
+	lp, ok := fcRungs[name]
+	return ok && lp.Activation == quantize.Static
+}
+
+// rungError is a rung name a ladder does not have. When the name's
+// precision is unknown (int9, int9-greedy) it wraps the
+// *precision.UnknownError, as every unknown precision is reported.
+type rungError struct {
+	layer, kind, name, rungs string
+	err                      error // *precision.UnknownError or nil
+}
+
+func (e *rungError) Error() string {
+	return fmt.Sprintf("ladder of %s (%s): unknown rung %q; rungs: %s", e.layer, e.kind, e.name, e.rungs)
+}
+
+func (e *rungError) Unwrap() error { return e.err }
+
+// unknownRung describes why name is not a rung of set: its precision (the
+// name up to its first "-") through precision.Parse, or a mode that
+// precision does not have for the kind.
+func unknownRung(l Layer, name string, set map[string]quantize.LayerPlan) error {
+	e := &rungError{layer: l.Name, kind: l.Kind, name: name, rungs: rungNames(set)}
+	base, _, _ := strings.Cut(name, "-")
+	if _, err := precision.Parse(base); err != nil {
+		e.err = err
+	}
+	return e
 }
 
 func rungNames(m map[string]quantize.LayerPlan) string {
@@ -125,11 +187,13 @@ type Ladders struct {
 // (2-bit first with allowInt2); FC int8 static -> int8 dynamic -> fp16 -> fp32.
 func DefaultLadders(allowInt2 bool) Ladders {
 	l := Ladders{
-		FC:    []string{"int8-static", "int8-dynamic", "fp16", "fp32"},
-		Table: []string{"int4", "int8", "fp16", "fp32"},
+		FC: []string{
+			precision.FCLabel(precision.Int8, quantize.Static), precision.FCLabel(precision.Int8, quantize.Dynamic),
+			precision.FP16.String(), precision.FP32.String()},
+		Table: []string{precision.Int4.String(), precision.Int8.String(), precision.FP16.String(), precision.FP32.String()},
 	}
 	if allowInt2 {
-		l.Table = append([]string{"int2"}, l.Table...)
+		l.Table = append([]string{precision.Int2.String()}, l.Table...)
 	}
 	return l
 }
@@ -205,18 +269,19 @@ func (ld Ladders) resolve(layers []Layer) ([][]Rung, error) {
 		for _, n := range names {
 			lp, ok := set[n]
 			if !ok {
-				return nil, fmt.Errorf("ladder of %s (%s): unknown rung %q; rungs: %s", l.Name, l.Kind, n, rungNames(set))
+				return nil, unknownRung(l, n, set)
 			}
 			if seen[n] {
 				return nil, fmt.Errorf("ladder of %s: rung %q twice", l.Name, n)
 			}
 			seen[n] = true
-			if n == "fp32" {
+			if lp.Precision == precision.FP32 {
 				continue // always last, added below
 			}
 			out[i] = append(out[i], Rung{Name: n, Plan: lp})
 		}
-		out[i] = append(out[i], Rung{Name: "fp32", Plan: quantize.LayerPlan{Precision: quantize.FP32}})
+		top := quantize.LayerPlan{Precision: precision.FP32}
+		out[i] = append(out[i], Rung{Name: RungName(l.Kind, top), Plan: top})
 	}
 	return out, nil
 }
@@ -244,6 +309,6 @@ func prune(rungs []Rung, cost func(Rung) float64) []Rung {
 
 // tableFormat is a table rung's storage format (for the cost model).
 func tableFormat(lp quantize.LayerPlan) kernels.TableFormat {
-	f, _ := quantize.TableFormat(lp.Precision)
+	f, _ := kernels.TableFormatOf(lp.Precision)
 	return f
 }

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/quantize"
 )
 
@@ -57,10 +58,10 @@ type Options struct {
 
 // LayerRow is one layer of the result's table.
 type LayerRow struct {
-	Layer     string `json:"layer"`
-	Kind      string `json:"kind"`
-	Rung      string `json:"rung"`
-	Precision string `json:"precision"`
+	Layer     string              `json:"layer"`
+	Kind      string              `json:"kind"`
+	Rung      string              `json:"rung"`
+	Precision precision.Precision `json:"precision"`
 	// Own is the layer's sensitivity: ΔNE% and ΔAUC with that layer alone
 	// at OwnRung (its lowest), every other layer fp32. Nil when the layer
 	// has no rung below fp32 or the search stopped before measuring it.
@@ -256,7 +257,7 @@ func (s *searcher) latencyUS(layers map[string]quantize.LayerPlan) float64 {
 	for _, l := range s.layers {
 		lp, ok := layers[l.Name]
 		if !ok {
-			lp = quantize.LayerPlan{Precision: quantize.FP32}
+			lp = quantize.LayerPlan{Precision: precision.FP32}
 		}
 		t += s.opts.Cost.Seconds(l, lp)
 	}
@@ -349,7 +350,7 @@ func (s *searcher) eval(step string, layer int, rungs []int) (*Entry, error) {
 	e := Entry{Step: step, Plan: map[string]quantize.LayerPlan{}, Stats: st, Verdict: s.opts.Budget.Judge(st),
 		Bytes: out.Bytes, LatencyUS: s.latencyUS(layers), Seconds: time.Since(t0).Seconds()}
 	for k, v := range layers {
-		if v.Precision != quantize.FP32 {
+		if v.Precision != precision.FP32 {
 			e.Plan[k] = v
 		}
 	}
@@ -497,7 +498,7 @@ func (s *searcher) rungsOf(plan map[string]quantize.LayerPlan) []int {
 	for i, l := range s.layers {
 		lp, ok := plan[l.Name]
 		if !ok {
-			lp = quantize.LayerPlan{Precision: quantize.FP32}
+			lp = quantize.LayerPlan{Precision: precision.FP32}
 		}
 		r[i] = -1
 		for j, rung := range s.ladders[i] {
@@ -555,7 +556,7 @@ func (s *searcher) result(stopped string) *Result {
 	for i, l := range s.layers {
 		lp := s.ladders[i][bestRungs[i]]
 		row := LayerRow{Layer: l.Name, Kind: l.Kind, Rung: lp.Name, Precision: lp.Plan.Precision,
-			Bytes: l.Bytes(lp.Plan), FP32Bytes: l.Bytes(quantize.LayerPlan{Precision: quantize.FP32})}
+			Bytes: l.Bytes(lp.Plan), FP32Bytes: l.Bytes(quantize.LayerPlan{Precision: precision.FP32})}
 		if s.opts.Cost != nil {
 			row.LatencyUS = s.opts.Cost.Seconds(l, lp.Plan) * 1e6
 		}

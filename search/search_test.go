@@ -3,10 +3,13 @@ package search
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
 
+	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/quantize"
 )
 
@@ -159,7 +162,7 @@ func TestBudgetZeroUnattainable(t *testing.T) {
 	}
 	nonFP32 := 0
 	for _, lp := range res.Plan.Layers {
-		if lp.Precision != quantize.FP32 {
+		if lp.Precision != precision.FP32 {
 			nonFP32++
 		}
 	}
@@ -341,6 +344,72 @@ func TestLaddersParse(t *testing.T) {
 	lad, _ = DefaultLadders(true).resolve(layers)
 	if lad[2][0].Name != "int2" {
 		t.Errorf("int2 ladder %s", names(lad[2]))
+	}
+}
+
+// A ladder rung whose precision is unknown (int9, int9-greedy, INT8) is
+// refused with the one error type, *precision.UnknownError, wrapped with
+// the layer; a known precision the kind cannot take (int4 on an FC layer)
+// or a mode it lacks (int8-sometimes) is an unknown rung, not an unknown
+// precision. Both list the kind's rungs.
+func TestLadderUnknownPrecision(t *testing.T) {
+	layers := []Layer{{Name: "fc0", Kind: KindFC}, {Name: "emb0", Kind: KindTable}}
+	for _, c := range []struct {
+		spec, want, unknown string
+	}{
+		{"fc=int9", `ladder of fc0 (fc): unknown rung "int9"; rungs: bf16, fp16, fp32, int8-dynamic, int8-static`, "int9"},
+		{"table=int9-greedy", `ladder of emb0 (table): unknown rung "int9-greedy"; rungs: fp16, fp32, int2, int2-greedy, int4, int4-greedy, int8`, "int9"},
+		{"emb0=INT8", `ladder of emb0 (table): unknown rung "INT8"`, "INT8"},
+		{"fc=int4", `ladder of fc0 (fc): unknown rung "int4"`, ""},
+		{"fc=int8-sometimes", `ladder of fc0 (fc): unknown rung "int8-sometimes"`, ""},
+		{"table=bf16", `ladder of emb0 (table): unknown rung "bf16"`, ""},
+	} {
+		l, err := ParseLadders(c.spec, DefaultLadders(false))
+		if err == nil {
+			_, err = l.resolve(layers)
+		}
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %s", c.spec, err, c.want)
+			continue
+		}
+		var u *precision.UnknownError
+		if got := errors.As(err, &u); got != (c.unknown != "") || (got && u.Name != c.unknown) {
+			t.Errorf("%s: %v: *UnknownError %v, want one for %q", c.spec, err, got, c.unknown)
+		}
+	}
+}
+
+// The rungs are built from the precision vocabulary; these are the names
+// and plans --ladder has always taken.
+func TestRungSets(t *testing.T) {
+	if got := rungNames(fcRungs); got != "bf16, fp16, fp32, int8-dynamic, int8-static" {
+		t.Errorf("fc rungs %s", got)
+	}
+	if got := rungNames(tableRungs); got != "fp16, fp32, int2, int2-greedy, int4, int4-greedy, int8" {
+		t.Errorf("table rungs %s", got)
+	}
+	if lp := fcRungs["int8-static"]; lp.Precision != precision.Int8 || lp.Activation != quantize.Static || lp.Granularity != quantize.PerTensor || lp.Weights != quantize.PerChannel || lp.Method != "l2" || lp.WeightRange != quantize.NarrowRange {
+		t.Errorf("int8-static %+v", lp)
+	}
+	if lp := fcRungs["int8-dynamic"]; lp.Precision != precision.Int8 || lp.Activation != quantize.Dynamic || lp.Granularity != quantize.PerRow || lp.Weights != quantize.PerChannel || lp.Method != "" || lp.WeightRange != quantize.NarrowRange {
+		t.Errorf("int8-dynamic %+v", lp)
+	}
+	if lp := tableRungs["int2-greedy"]; lp.Precision != precision.Int2 || !lp.Greedy {
+		t.Errorf("int2-greedy %+v", lp)
+	}
+	for name, lp := range tableRungs {
+		if RungName(KindTable, lp) != name {
+			t.Errorf("table rung %s is named %s", name, RungName(KindTable, lp))
+		}
+	}
+	if !NeedsRanges("int8-static") || NeedsRanges("int8-dynamic") || NeedsRanges("fp16") || NeedsRanges("int9") {
+		t.Error("NeedsRanges")
+	}
+	if got := strings.Join(allFCKernels, ","); got != "gemm-fp32,gemm-fp16,gemm-bf16,gemm-int8,gemm-int8-dynamic" {
+		t.Errorf("cost model kernels %s", got)
+	}
+	if got := fmt.Sprint(allTableFormats); got != "[fp32 fp16 int8-rowwise int4-rowwise int2-rowwise]" {
+		t.Errorf("cost model table formats %s", got)
 	}
 }
 

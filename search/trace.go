@@ -12,6 +12,7 @@ import (
 
 	"github.com/rqtools/rq/internal/atomicfile"
 	"github.com/rqtools/rq/internal/strictjson"
+	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/quantize"
 )
 
@@ -71,11 +72,11 @@ type Entry struct {
 func planKey(layers map[string]quantize.LayerPlan) string {
 	m := map[string]quantize.LayerPlan{}
 	for k, v := range layers {
-		if v.Precision != quantize.FP32 {
+		if v.Precision != precision.FP32 {
 			m[k] = v
 		}
 	}
-	b, _ := json.Marshal(m) // strings and bools: cannot fail
+	b, _ := json.Marshal(m) // the rungs' plans: valid precisions, strings and bools
 	return string(b)
 }
 
