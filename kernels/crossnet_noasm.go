@@ -1,0 +1,6 @@
+//go:build !amd64 || purego
+
+package kernels
+
+// Without assembly CrossUpdate has its Go loop only.
+var crossArchImpls []impl[crossFn]
