@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 	"sync"
+
+	"github.com/rqtools/rq/kernels"
 )
 
 // CrossNet is DCN-v2's low-rank cross network (TorchRec's LowRankCrossNet,
@@ -100,16 +102,20 @@ func (c *CrossNet) WithLayers(ls []*Linear) Interaction {
 
 // Forward computes the cross layers for the rows of feat (x0) into out
 // (x_l, updated in place). The two products of a layer run through env.FC
-// (the layers' own kernels, observed); the elementwise update is a loop.
-// Every row depends on its own feature row alone, so the Runner may stream
-// chunks of rows through it.
+// (the layers' own kernels, observed); the elementwise update is
+// kernels.CrossUpdate. Layer 0 reads x_0 from feat itself and writes x_1
+// into out, so out is never a copy of feat. Every row depends on its own
+// feature row alone, so the Runner may stream chunks of rows through it.
 func (c *CrossNet) Forward(env InteractEnv, feat, out Mat) {
 	rows, n := feat.Rows, out.Cols
 	if rows == 0 {
 		return
 	}
-	for i := range rows {
-		copy(out.Data[i*out.Stride:i*out.Stride+n], feat.Data[i*feat.Stride:i*feat.Stride+n])
+	if len(c.V) == 0 { // no cross layers: x_0 itself
+		for i := range rows {
+			copy(out.Data[i*out.Stride:i*out.Stride+n], feat.Data[i*feat.Stride:i*feat.Stride+n])
+		}
+		return
 	}
 	rank := 0
 	for _, v := range c.V {
@@ -123,25 +129,22 @@ func (c *CrossNet) Forward(env InteractEnv, feat, out Mat) {
 	}
 	buf := (*bp)[:need]
 	defer c.scratch.Put(bp)
+	xl := Mat{Rows: rows, Cols: n, Stride: feat.Stride, Data: feat.Data}
 	for l := range c.V {
 		r := c.V[l].Out
 		low := Mat{Rows: rows, Cols: r, Stride: r, Data: buf[:rows*r]}
 		y := Mat{Rows: rows, Cols: n, Stride: n, Data: buf[rows*rank : rows*rank+rows*n]}
-		env.FC(c.V[l], out, low)
+		env.FC(c.V[l], xl, low)
 		env.FC(c.W[l], low, y)
+		in := xl
 		env.Par(rows, 1, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
-				x0 := feat.Data[i*feat.Stride : i*feat.Stride+n]
-				yi := y.Data[i*n : i*n+n]
-				xl := out.Data[i*out.Stride : i*out.Stride+n]
-				yi, xl = yi[:len(x0)], xl[:len(x0)]
-				for j, x := range x0 {
-					// The conversion rounds the product on its own, as
-					// PyTorch's separate mul and add do: no fused
-					// multiply-add on any architecture.
-					xl[j] = float32(x*yi[j]) + xl[j]
-				}
+				// x_{l+1} = x0 * y + x_l, the product rounded before
+				// the add as PyTorch's separate mul and add round it.
+				kernels.CrossUpdate(out.Data[i*out.Stride:i*out.Stride+n], feat.Data[i*feat.Stride:i*feat.Stride+n],
+					y.Data[i*n:i*n+n], in.Data[i*in.Stride:i*in.Stride+n])
 			}
 		})
+		xl = out
 	}
 }
