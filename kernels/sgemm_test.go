@@ -185,6 +185,10 @@ func gemmCases(short bool) []gemmCase {
 	// Tall A crossing several L2 row blocks (rowBlock is 5040 rows at K=13,
 	// 60 at K=1024).
 	add(300, 40, 1024)
+	// Deep layers, which the AVX-512 driver splits into k blocks (DCN's
+	// 3456 inputs; 1031 leaves a ragged last block).
+	add(37, 70, 3456)
+	add(130, 33, 1031)
 	// Leading dimensions that alias in L1, which the SIMD paths copy to a
 	// padded buffer first.
 	for _, lda := range []int{512, 1024, 2048, 1536} {
