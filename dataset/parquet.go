@@ -3,6 +3,7 @@ package dataset
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +15,12 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
+	"github.com/pierrec/lz4/v4"
 
 	"github.com/rqtools/rq/model"
 )
@@ -311,6 +317,8 @@ func (c *pqColumn) close() {
 type parquetReader struct {
 	cfg       config
 	path      string
+	ra        io.ReaderAt
+	size      int64
 	closer    io.Closer
 	closed    bool
 	file      *parquet.File
@@ -357,19 +365,22 @@ func newParquetReader(name string, ra io.ReaderAt, size int64, closer io.Closer,
 			err = &FormatError{File: name, Msg: fmt.Sprintf("malformed Parquet file (%v)", p)}
 		}
 	}()
-	r := &parquetReader{cfg: cfg, path: name, g: -1}
-	if size < 12 {
-		return nil, &FormatError{File: name, Msg: fmt.Sprintf("%d bytes: too short for Parquet (PAR1, footer, PAR1)", size)}
+	r := &parquetReader{cfg: cfg, path: name, g: -1, ra: ra, size: size}
+	if err := checkParquetFooter(name, ra, size); err != nil {
+		return nil, err
 	}
-	pf, err := parquet.OpenFile(ra, size, parquet.SkipBloomFilters(true))
+	// The page index is not read: its lengths are more claims to check,
+	// and without it a seek to --rows decodes the pages before the
+	// selection, which costs what reading them would.
+	pf, err := parquet.OpenFile(ra, size, parquet.SkipBloomFilters(true), parquet.SkipPageIndex(true))
 	if err != nil {
 		return nil, &FormatError{File: name, Msg: "not a valid Parquet file: " + err.Error()}
 	}
 	r.file, r.groups = pf, pf.RowGroups()
 	var sum int64
-	for _, g := range r.groups {
-		if g.NumRows() < 0 {
-			return nil, &FormatError{File: name, Msg: fmt.Sprintf("a row group of %d rows", g.NumRows())}
+	for i, g := range r.groups {
+		if g.NumRows() < 0 || sum+g.NumRows() < sum {
+			return nil, &FormatError{File: name, Part: fmt.Sprintf("row group %d", i), Msg: fmt.Sprintf("%d rows (after %d in the groups before it)", g.NumRows(), sum)}
 		}
 		sum += g.NumRows()
 	}
@@ -523,10 +534,22 @@ func (r *parquetReader) openGroup() error {
 		if r.next < start+rg.NumRows() {
 			r.g, r.gStart, r.gEnd = g, start, start+rg.NumRows()
 			chunks := rg.ColumnChunks()
+			md := r.file.Metadata().RowGroups
+			var open int64
 			for _, c := range r.all {
-				if c.leaf.ColumnIndex < 0 || c.leaf.ColumnIndex >= len(chunks) {
+				if c.leaf.ColumnIndex < 0 || c.leaf.ColumnIndex >= len(chunks) || g >= len(md) || c.leaf.ColumnIndex >= len(md[g].Columns) {
 					return &FormatError{File: r.path, Part: fmt.Sprintf("row group %d", g), Msg: fmt.Sprintf("no column chunk for %q", c.name)}
 				}
+				where := fmt.Sprintf("row group %d, column %q", g, c.name)
+				mem, err := checkChunk(r.path, r.ra, r.size, &md[g].Columns[c.leaf.ColumnIndex].MetaData, where)
+				if err != nil {
+					return err
+				}
+				if open += mem; open > MaxParquetOpenPages {
+					return &LimitError{File: r.path, What: fmt.Sprintf("row group %d: the largest pages of the columns read, decoded together,", g), Limit: MaxParquetOpenPages, Unit: "bytes"}
+				}
+			}
+			for _, c := range r.all {
 				c.pages = chunks[c.leaf.ColumnIndex].Pages()
 				if skip := r.next - start; skip > 0 {
 					if err := c.pages.SeekToRow(skip); err != nil {
@@ -1007,4 +1030,436 @@ func appendBatch(dst, src *model.Batch) bool {
 	}
 	dst.N += src.N
 	return true
+}
+
+// Budgets for reading Parquet files from strangers (docs/limits.md).
+// parquet-go trusts the sizes a file claims: a 20-byte footer whose list
+// of row groups claims 2^31 entries makes it allocate 1.2 TB (a fatal
+// out-of-memory, which no recover catches), a page header claiming 2 GiB
+// makes it allocate 2 GiB before reading, and its LZ4 decoder doubles its
+// buffer for as long as a corrupt block fails. So rq checks what a file
+// claims before parquet-go acts on it: the footer's Thrift is walked and
+// its lists charged at the memory their Go structs take, and every page
+// header of the column chunks read is walked, each page's compressed data
+// kept within its chunk and its decoded size and value count bounded.
+// Every number is absolute: none grows with the file.
+const (
+	// MaxParquetFooterBytes caps the footer (the file's metadata). A
+	// footer takes some hundreds of bytes per column chunk: 1,000 row
+	// groups of 40 columns is about 4 MiB.
+	MaxParquetFooterBytes = 16 << 20
+
+	// MaxParquetFooterMemory caps the Go memory the footer decodes to,
+	// charged per list element at the size of the largest Thrift struct
+	// (a ColumnChunk, 560 bytes) or 16 bytes for a value, plus strings'
+	// bytes: the 4 MiB footer above charges about 90 MiB.
+	MaxParquetFooterMemory = 256 << 20
+
+	// MaxParquetPageBytes caps one page's decoded (uncompressed) size.
+	// Writers cut pages at about 1 MiB (Spark, pyarrow, parquet-go);
+	// NVTabular and BigQuery likewise.
+	MaxParquetPageBytes = 128 << 20
+
+	// MaxParquetPageValues caps the values (and levels) of one page: a
+	// run-length encoded page can claim millions of values in a few
+	// bytes, and each decodes to 8-10 bytes. Writers cut pages at 20,000
+	// rows (Spark, pyarrow) or by size.
+	MaxParquetPageValues = 1 << 24
+
+	// MaxParquetOpenPages caps the memory of the pages decoded at once:
+	// one page per column read (their compressed and decoded bytes and 16
+	// bytes per value, for the largest page of each column in the row
+	// group). 40 columns of 1 MiB pages take about 100 MiB.
+	MaxParquetOpenPages = 768 << 20
+)
+
+// LimitError is a file refused because reading it would pass one of the
+// budgets above: it may be valid, but it claims far more than any real
+// click log's metadata or pages need, which is what a hostile or corrupt
+// file looks like.
+type LimitError struct {
+	File  string
+	What  string // what was counted
+	Limit int64
+	Unit  string // "bytes", or "" for a count
+}
+
+func (e *LimitError) Error() string {
+	lim := fmt.Sprint(e.Limit)
+	switch {
+	case e.Unit == "bytes" && e.Limit%(1<<20) == 0:
+		lim = fmt.Sprintf("%d MiB (%d bytes)", e.Limit>>20, e.Limit)
+	case e.Unit != "":
+		lim += " " + e.Unit
+	}
+	return fmt.Sprintf("%s: refused: %s exceed the limit of %s (hostile or corrupt file? limits: docs/limits.md)", e.File, e.What, lim)
+}
+
+// checkParquetFooter reads the footer of a Parquet file and walks its
+// Thrift before parquet-go decodes it (see the budgets above).
+func checkParquetFooter(name string, ra io.ReaderAt, size int64) error {
+	if size < 12 {
+		return &FormatError{File: name, Msg: fmt.Sprintf("%d bytes: too short for Parquet (PAR1, footer, PAR1)", size)}
+	}
+	var tail [8]byte
+	if _, err := ra.ReadAt(tail[:], size-8); err != nil {
+		return &FormatError{File: name, Msg: "reading the footer: " + err.Error()}
+	}
+	switch string(tail[4:]) {
+	case "PAR1":
+	case "PARE":
+		return &UnsupportedError{File: name, What: "an encrypted Parquet footer"}
+	default:
+		return &FormatError{File: name, Msg: fmt.Sprintf("not a valid Parquet file: it ends in %q, not the magic \"PAR1\" (truncated?)", tail[4:])}
+	}
+	n := int64(binary.LittleEndian.Uint32(tail[:4]))
+	if n > size-12 {
+		return &FormatError{File: name, Msg: fmt.Sprintf("not a valid Parquet file: a footer of %d bytes in a file of %d bytes (truncated?)", n, size)}
+	}
+	if n > MaxParquetFooterBytes {
+		return &LimitError{File: name, What: fmt.Sprintf("its footer's %d bytes", n), Limit: MaxParquetFooterBytes, Unit: "bytes"}
+	}
+	footer := make([]byte, n)
+	if _, err := ra.ReadAt(footer, size-8-n); err != nil {
+		return &FormatError{File: name, Msg: "reading the footer: " + err.Error()}
+	}
+	w := thriftWalk{b: footer}
+	if err := w.structure(0, nil); err != nil {
+		return &FormatError{File: name, Msg: "not a valid Parquet file: its footer: " + err.Error()}
+	}
+	if w.charged > MaxParquetFooterMemory {
+		return &LimitError{File: name, What: "the structures its footer decodes to", Limit: MaxParquetFooterMemory, Unit: "bytes"}
+	}
+	return nil
+}
+
+// thriftWalk checks Thrift compact-protocol bytes without building
+// anything: every length fits in the bytes left, nesting is shallow, and
+// the memory a decoder would spend is charged. onInt, when set, sees
+// every integer field with its path of field ids.
+type thriftWalk struct {
+	b       []byte
+	pos     int
+	charged int64
+	onInt   func(path []int16, v int64)
+}
+
+// Thrift compact types.
+const (
+	tcTrue, tcFalse, tcByte, tcI16, tcI32, tcI64, tcDouble, tcBinary, tcList, tcSet, tcMap, tcStruct, tcUUID = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
+)
+
+// structBytes is what a decoder spends on one struct of a list: the size
+// of parquet-go's largest footer struct, format.ColumnChunk (560 bytes).
+const structBytes = 576
+
+var errThriftEnd = errors.New("the Thrift data ends early")
+
+func (w *thriftWalk) byte1() (byte, error) {
+	if w.pos >= len(w.b) {
+		return 0, errThriftEnd
+	}
+	w.pos++
+	return w.b[w.pos-1], nil
+}
+
+func (w *thriftWalk) uvarint() (uint64, error) {
+	v, n := binary.Uvarint(w.b[w.pos:])
+	if n <= 0 {
+		return 0, errThriftEnd
+	}
+	w.pos += n
+	return v, nil
+}
+
+// length reads a size that counts items of at least one byte each.
+func (w *thriftWalk) length(what string) (int, error) {
+	v, err := w.uvarint()
+	if err != nil {
+		return 0, err
+	}
+	if v > uint64(len(w.b)-w.pos) {
+		return 0, fmt.Errorf("%s of %d at byte %d, but only %d bytes follow", what, v, w.pos, len(w.b)-w.pos)
+	}
+	return int(v), nil
+}
+
+func (w *thriftWalk) structure(depth int, path []int16) error {
+	id := int16(0)
+	for {
+		h, err := w.byte1()
+		if err != nil {
+			return err
+		}
+		if h == 0 {
+			return nil
+		}
+		if d := h >> 4; d != 0 {
+			id += int16(d)
+		} else {
+			v, err := w.uvarint()
+			if err != nil {
+				return err
+			}
+			id = int16(int64(v>>1) ^ -int64(v&1))
+		}
+		if err := w.value(h&0x0f, depth, append(path, id)); err != nil {
+			return err
+		}
+	}
+}
+
+func (w *thriftWalk) value(t byte, depth int, path []int16) error {
+	if depth > 32 {
+		return fmt.Errorf("values nested over 32 deep at byte %d", w.pos)
+	}
+	switch t {
+	case tcTrue, tcFalse:
+		if w.onInt != nil {
+			w.onInt(path, int64(t&1)) // TRUE is 1, FALSE 2
+		}
+		return nil
+	case tcByte:
+		_, err := w.byte1()
+		return err
+	case tcI16, tcI32, tcI64:
+		v, err := w.uvarint()
+		if err == nil && w.onInt != nil {
+			w.onInt(path, int64(v>>1)^-int64(v&1))
+		}
+		return err
+	case tcDouble:
+		if len(w.b)-w.pos < 8 {
+			return errThriftEnd
+		}
+		w.pos += 8
+		return nil
+	case tcUUID:
+		if len(w.b)-w.pos < 16 {
+			return errThriftEnd
+		}
+		w.pos += 16
+		return nil
+	case tcBinary:
+		n, err := w.length("a string")
+		w.pos += n
+		w.charged += int64(n)
+		return err
+	case tcList, tcSet:
+		h, err := w.byte1()
+		if err != nil {
+			return err
+		}
+		n, et := int(h>>4), h&0x0f
+		if n == 15 {
+			if n, err = w.length("a list"); err != nil {
+				return err
+			}
+		} else if n > len(w.b)-w.pos {
+			return errThriftEnd
+		}
+		w.charge(n, et)
+		for range n {
+			if et == tcTrue || et == tcFalse { // a list's booleans take a byte each
+				if _, err := w.byte1(); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := w.value(et, depth+1, path); err != nil {
+				return err
+			}
+		}
+		return nil
+	case tcMap:
+		n, err := w.length("a map")
+		if err != nil || n == 0 {
+			return err
+		}
+		kv, err := w.byte1()
+		if err != nil {
+			return err
+		}
+		w.charge(2*n, tcI64)
+		for range n {
+			for _, et := range []byte{kv >> 4, kv & 0x0f} {
+				if err := w.value(et, depth+1, path); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	case tcStruct:
+		return w.structure(depth+1, path)
+	}
+	return fmt.Errorf("unknown Thrift type %d at byte %d", t, w.pos)
+}
+
+func (w *thriftWalk) charge(n int, elem byte) {
+	per := int64(16)
+	if elem == tcStruct {
+		per = structBytes
+	}
+	w.charged += int64(n) * per
+}
+
+// pageHeaderRead is how many bytes are read for a page header at first;
+// one with larger statistics is read again, up to maxPageHeader.
+const (
+	pageHeaderRead = 512
+	maxPageHeader  = 1 << 20
+)
+
+// checkChunk walks the page headers of one column chunk before parquet-go
+// reads it (see the budgets above): each header must be valid Thrift, its
+// page's compressed bytes must lie within the chunk, and its decoded size
+// and value count within the limits; pages of codecs whose decoders
+// parquet-go lets grow without bound (gzip, zstd, brotli) or retry
+// forever (LZ4_RAW) are decoded here once into a bounded buffer. It
+// returns the memory the chunk's largest page takes decoded.
+func checkChunk(name string, ra io.ReaderAt, size int64, md *format.ColumnMetaData, where string) (int64, error) {
+	bad := func(format string, a ...any) error {
+		return &FormatError{File: name, Part: where, Msg: fmt.Sprintf(format, a...)}
+	}
+	start := md.DataPageOffset
+	if md.DictionaryPageOffset > 0 && md.DictionaryPageOffset < start {
+		start = md.DictionaryPageOffset
+	}
+	end := start + md.TotalCompressedSize
+	if start < 4 || md.TotalCompressedSize < 0 || end < start || end > size-8 {
+		return 0, bad("its column chunk claims bytes %d to %d of a file of %d bytes", start, end, size)
+	}
+	var worst int64
+	buf := make([]byte, pageHeaderRead)
+	for pos := start; pos < end; {
+		var hdr struct {
+			typ, uncompressed, compressed, values, v2levels int64
+			plain                                           bool // a v2 page stored uncompressed
+		}
+		hdr.values = -1
+		var n int
+		for want := pageHeaderRead; ; want *= 4 {
+			k := int(min(int64(want), end-pos))
+			if cap(buf) < k {
+				buf = make([]byte, k)
+			}
+			buf = buf[:k]
+			if _, err := ra.ReadAt(buf, pos); err != nil {
+				return 0, bad("reading the page header at byte %d: %v", pos, err)
+			}
+			w := thriftWalk{b: buf, onInt: func(path []int16, v int64) {
+				switch {
+				case len(path) == 1 && path[0] == 1:
+					hdr.typ = v
+				case len(path) == 1 && path[0] == 2:
+					hdr.uncompressed = v
+				case len(path) == 1 && path[0] == 3:
+					hdr.compressed = v
+				case len(path) == 2 && path[1] == 1 && (path[0] == 5 || path[0] == 7 || path[0] == 8):
+					hdr.values = max(hdr.values, v)
+				case len(path) == 2 && path[0] == 8 && (path[1] == 5 || path[1] == 6):
+					hdr.v2levels += max(v, 0)
+				case len(path) == 2 && path[0] == 8 && path[1] == 7:
+					hdr.plain = v == 0
+				}
+			}}
+			err := w.structure(0, nil)
+			if err == nil {
+				n = w.pos
+				break
+			}
+			if err != errThriftEnd || int64(k) == end-pos || k >= maxPageHeader {
+				return 0, bad("the page header at byte %d: %v", pos, err)
+			}
+			hdr.typ, hdr.uncompressed, hdr.compressed, hdr.values, hdr.v2levels, hdr.plain = 0, 0, 0, -1, 0, false
+		}
+		left := end - pos - int64(n)
+		switch {
+		case hdr.compressed < 0 || hdr.compressed > left:
+			return 0, bad("the page at byte %d claims %d bytes of data, but its column chunk has %d left", pos, hdr.compressed, left)
+		case hdr.uncompressed < 0 || hdr.values < -1 || hdr.v2levels > hdr.compressed:
+			return 0, bad("the page at byte %d claims %d decoded bytes, %d values and %d bytes of levels", pos, hdr.uncompressed, hdr.values, hdr.v2levels)
+		case hdr.uncompressed > MaxParquetPageBytes:
+			return 0, &LimitError{File: name, What: fmt.Sprintf("%s: the page at byte %d: its %d decoded bytes", where, pos, hdr.uncompressed), Limit: MaxParquetPageBytes, Unit: "bytes"}
+		case hdr.values > MaxParquetPageValues:
+			return 0, &LimitError{File: name, What: fmt.Sprintf("%s: the page at byte %d: its %d values", where, pos, hdr.values), Limit: MaxParquetPageValues, Unit: "values"}
+		}
+		data := pos + int64(n)
+		if md.Codec != format.Uncompressed && !hdr.plain && hdr.compressed > 0 {
+			if err := checkPageCodec(ra, md.Codec, data+hdr.v2levels, hdr.compressed-hdr.v2levels, hdr.uncompressed-hdr.v2levels); err != nil {
+				return 0, bad("the page at byte %d (%s): %v", pos, md.Codec, err)
+			}
+		}
+		worst = max(worst, hdr.compressed+hdr.uncompressed+16*max(hdr.values, 0))
+		pos = data + hdr.compressed
+	}
+	return worst, nil
+}
+
+// checkPageCodec checks that a page's compressed bytes decode to at most
+// want bytes, so that parquet-go's decoder cannot be led past it.
+func checkPageCodec(ra io.ReaderAt, codec format.CompressionCodec, off, n, want int64) error {
+	if want < 0 {
+		return fmt.Errorf("levels longer than the page")
+	}
+	src := io.NewSectionReader(ra, off, n)
+	switch codec {
+	case format.Snappy:
+		// The decoded length leads the block; klauspost's decoder
+		// allocates it.
+		var head [binary.MaxVarintLen64]byte
+		k, _ := src.ReadAt(head[:min(n, int64(len(head)))], 0)
+		v, m := binary.Uvarint(head[:k])
+		if m <= 0 || int64(v) != want {
+			return fmt.Errorf("its snappy block decodes to %d bytes, the header says %d", v, want)
+		}
+		return nil
+	case format.Gzip, format.Zstd, format.Brotli:
+		var r io.Reader
+		var err error
+		switch codec {
+		case format.Gzip:
+			var g *gzip.Reader
+			if g, err = gzip.NewReader(src); err == nil {
+				g.Multistream(true)
+				r = g
+			}
+		case format.Zstd:
+			var z *zstd.Decoder
+			if z, err = zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20)); err == nil {
+				defer z.Close()
+				r = z
+			}
+		default:
+			r = brotli.NewReader(src)
+		}
+		if err != nil {
+			return err
+		}
+		got, err := io.Copy(io.Discard, io.LimitReader(r, want+1))
+		if err != nil {
+			return err
+		}
+		if got > want {
+			return fmt.Errorf("it decodes to more than the %d bytes its header says", want)
+		}
+		if got != want {
+			return fmt.Errorf("it decodes to %d bytes, its header says %d", got, want)
+		}
+		return nil
+	case format.Lz4Raw:
+		b := make([]byte, n)
+		if _, err := src.ReadAt(b, 0); err != nil {
+			return err
+		}
+		got, err := lz4.UncompressBlock(b, make([]byte, want))
+		if err != nil {
+			return fmt.Errorf("its LZ4 block does not decode to the %d bytes the header says", want)
+		}
+		if int64(got) != want {
+			return fmt.Errorf("its LZ4 block decodes to %d bytes, the header says %d", got, want)
+		}
+		return nil
+	}
+	return fmt.Errorf("compression codec %s is not read by rq (none, snappy, gzip, zstd, brotli and lz4_raw are)", codec)
 }

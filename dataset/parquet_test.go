@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -339,19 +340,56 @@ func TestParquetSharedMatchesMLPerf(t *testing.T) {
 }
 
 // pqSeeds are small valid files: int and float columns, lists of int64
-// and int32 ids, several row groups.
+// and int32 ids, several row groups, and the Parquet files of testdata
+// (compressed with each codec: gen_parquet.go).
 func pqSeeds(t testing.TB) [][]byte {
-	return [][]byte{smallPq(t, 9, 4), smallPq(t, 2, 1),
+	seeds := [][]byte{smallPq(t, 9, 4), smallPq(t, 2, 1),
 		pqRows(t, parquet.Group{"label": parquet.Leaf(parquet.BooleanType), "I1": parquet.Leaf(parquet.FloatType), "C1": parquet.Int(64), "C2": parquet.List(parquet.Int(32))}, 2,
 			[]map[string]any{{"label": true, "I1": float32(2.5), "C1": int64(1), "C2": []int32{1, 0}}, {"label": false, "I1": float32(-1), "C1": int64(0), "C2": []int32{}}})}
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.parquet"))
+	if len(files) < 3 {
+		t.Fatalf("testdata holds %d Parquet files (gen_parquet.go writes them)", len(files))
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeds = append(seeds, b)
+	}
+	return seeds
+}
+
+// checkPqError: an error from reading fuzz.parquet is typed (a
+// FormatError, UnsupportedError, LimitError or RowError; or the row range
+// beyond the end) and names the file.
+func checkPqError(t *testing.T, err error) {
+	var fe *FormatError
+	var ue *UnsupportedError
+	var le *LimitError
+	var re *RowError
+	typed := errors.As(err, &fe) || errors.As(err, &ue) || errors.As(err, &le) || errors.As(err, &re) || strings.Contains(err.Error(), "goes beyond the end of the data")
+	if !typed || !strings.Contains(err.Error(), "fuzz.parquet") {
+		t.Fatalf("%T %q: not a typed error naming the file", err, err)
+	}
 }
 
 // checkPqBytes reads data as Parquet in three ways: it must give rows or
-// an error within 5 seconds, never a panic, an id beyond its table or a
-// label other than 0 or 1.
+// a typed error naming the file (checkPqError) within 5 seconds and 256
+// MiB of allocations, never a panic, an id beyond its table or a label
+// other than 0 or 1.
 func checkPqBytes(t *testing.T, data []byte, batch int) {
 	wd := time.AfterFunc(5*time.Second, func() { panic(fmt.Sprintf("a %d-byte input takes over 5s", len(data))) })
 	defer wd.Stop()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	defer func() {
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		if d := after.TotalAlloc - before.TotalAlloc; d > 256<<20 {
+			t.Fatalf("a %d-byte input allocated %d MiB", len(data), d>>20)
+		}
+	}()
 	for _, o := range []Options{
 		{BatchSize: batch&7 + 1, NumDense: 2, TableRows: []int64{7, 5}},
 		{BatchSize: batch&7 + 1, BadRows: Skip, NumDense: 1, TableRows: []int64{3, 2}},
@@ -359,17 +397,15 @@ func checkPqBytes(t *testing.T, data []byte, batch int) {
 	} {
 		r, err := openFrom("fuzz.parquet", bytes.NewReader(data), int64(len(data)), nil, o)
 		if err != nil {
-			if err.Error() == "" {
-				t.Fatal("empty error")
-			}
+			checkPqError(t, err)
 			continue
 		}
 		total := 0
 		for range 1000 {
 			b, err := r.Next()
 			if err != nil {
-				if err != io.EOF && err.Error() == "" {
-					t.Fatal("empty error")
+				if err != io.EOF {
+					checkPqError(t, err)
 				}
 				break
 			}
@@ -395,10 +431,16 @@ func checkPqBytes(t *testing.T, data []byte, batch int) {
 	}
 }
 
-// FuzzParquet: any bytes give rows or an error (checkPqBytes).
+// FuzzParquet: any bytes give rows or a typed error naming the file, in
+// bounded time and memory (checkPqBytes). The shared multi-hot
+// clicks.parquet (jagged bags, real footer) is a seed when it is there;
+// the corpus does not need it.
 func FuzzParquet(f *testing.F) {
 	for i, s := range pqSeeds(f) {
 		f.Add(s, i)
+	}
+	if b, err := os.ReadFile(filepath.Join("..", "..", "shared", "criteo-torchrec", "multi-hot", "clicks.parquet")); err == nil {
+		f.Add(b, 7)
 	}
 	f.Fuzz(checkPqBytes)
 }
