@@ -243,13 +243,24 @@ func TestEvalMLPerfBadIds(t *testing.T) {
 			t.Fatalf("exit %d, stderr %q, want exit 1 and %q", code, stderr, want)
 		}
 	}
-	// A second day: the directory no longer says which to read.
-	b, _ := os.ReadFile(filepath.Join(dir, "day_3_dense.npy"))
-	os.WriteFile(filepath.Join(dir, "day_4_dense.npy"), b, 0o644)
-	_, stderr, code = rq(t, "eval", "--model", m, "--data", dir, "-q")
-	if code != 1 || !strings.Contains(stderr, "2 days (day_3_dense.npy, day_4_dense.npy)") {
-		t.Fatalf("two days: exit %d, stderr %q", code, stderr)
+	// A second day, day 10 (after day 3 in number, before it by name):
+	// the directory is read as both days, in number order, and a bad row
+	// names its day's file, its row in the day and its row in the stream.
+	for _, f := range []string{"dense.npy", "labels.npy", "sparse_multi_hot.npz"} {
+		b, _ := os.ReadFile(filepath.Join(dir, "day_3_"+f))
+		os.WriteFile(filepath.Join(dir, "day_10_"+f), b, 0o644)
 	}
+	_, stderr, code = rq(t, "eval", "--model", m, "--data", dir, "--rows", "6:", "-q")
+	for _, want := range []string{"day_10_sparse_multi_hot.npz: row 4 (array \"7\" column 1; row 10 of " + dir + ")", "id 1073741824 is beyond embedding table 7"} {
+		if code != 1 || !strings.Contains(stderr, want) {
+			t.Fatalf("two days: exit %d, stderr %q, want exit 1 and %q", code, stderr, want)
+		}
+	}
+	both := mlperfEval(t, "--model", m, "--data", dir, "--bad-rows", "skip", "--batch", "4")
+	if both["examples"].(float64) != 2*(n-1) || both["skipped_rows"].(float64) != 2 {
+		t.Fatalf("two days, skip: %v examples, %v skipped", both["examples"], both["skipped_rows"])
+	}
+	os.Remove(filepath.Join(dir, "day_10_dense.npy"))
 	got := mlperfEval(t, "--model", m, "--data", filepath.Join(dir, "day_3_dense.npy"), "--bad-rows", "skip", "--data-format", "mlperf")
 	if got["examples"].(float64) != n-1 || got["skipped_rows"].(float64) != 1 {
 		t.Fatalf("skip: %v examples, %v skipped", got["examples"], got["skipped_rows"])

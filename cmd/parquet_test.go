@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -226,5 +228,153 @@ func TestEvalParquetHostile(t *testing.T) {
 	_, stderr, code := rq(t, "eval", "--model", m, "--data", noMagic, "-q")
 	if code != 1 || !strings.Contains(stderr, "Parquet") {
 		t.Errorf("cut tail without extension: exit %d: %s", code, stderr)
+	}
+}
+
+// TestParquetColumnFlags checks --label-col, --dense-cols and --sparse-cols
+// parsing apart from behaviour: plain comma lists reach the reader's
+// options; counts other than the model's, empty or repeated names, and the
+// flags on formats without column names are usage errors naming the flag.
+func TestParquetColumnFlags(t *testing.T) {
+	tmp := t.TempDir()
+	pq := filepath.Join(tmp, "clicks.parquet")
+	os.WriteFile(pq, []byte("PAR1"), 0o644)
+	parts := filepath.Join(tmp, "parts")
+	os.Mkdir(parts, 0o755)
+	os.WriteFile(filepath.Join(parts, "part-00000.parquet"), []byte("PAR1"), 0o644)
+	day := filepath.Join(tmp, "day")
+	os.Mkdir(day, 0o755)
+	os.WriteFile(filepath.Join(day, "day_0_dense.npy"), nil, 0o644)
+	tsv, npz := filepath.Join("testdata", "hostile", "tiny.tsv"), filepath.Join("testdata", "hostile", "tiny.npz")
+	parse := func(args ...string) (*evalOptions, error) {
+		var got *evalOptions
+		g := &globalOptions{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+		c := newEvalCmd(g, func(_ context.Context, o *evalOptions) error { got = o; return nil })
+		c.SetArgs(append([]string{"--model", "m.pt"}, args...))
+		return got, c.Execute()
+	}
+	got, err := parse("--data", pq, "--label-col", "clicked", "--dense-cols", "a, b,c", "--sparse-cols", "x,y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := got.data; d.labelCol != "clicked" || d.denseCols != "a, b,c" || d.sparseCols != "x,y" {
+		t.Fatalf("parsed %+v", d)
+	}
+	o, err := got.data.options(3, []int64{5, 5})
+	if err != nil || o.Columns.Label != "clicked" || !slices.Equal(o.Columns.Dense, []string{"a", "b", "c"}) || !slices.Equal(o.Columns.Sparse, []string{"x", "y"}) {
+		t.Fatalf("options %+v, %v", o.Columns, err)
+	}
+	// Without the flags, no names: the reader takes Criteo's.
+	got, _ = parse("--data", pq)
+	if o, err := got.data.options(3, []int64{5, 5}); err != nil || o.Columns.Label != "" || o.Columns.Dense != nil || o.Columns.Sparse != nil {
+		t.Fatalf("no flags: %+v, %v", o.Columns, err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--data", pq, "--dense-cols", "a,b"}, "--dense-cols names 2 columns, but the model takes 3 dense inputs"},
+		{[]string{"--data", pq, "--sparse-cols", "x,y,z"}, "--sparse-cols names 3 columns, but the model has 2 embedding tables"},
+		{[]string{"--data", pq, "--dense-cols", "a,,c"}, "--dense-cols: an empty name"},
+		{[]string{"--data", pq, "--sparse-cols", "x,x"}, `--sparse-cols: column "x" is named twice`},
+		{[]string{"--data", pq, "--label-col", "x", "--sparse-cols", "x,y"}, `column "x" is named by both --label-col and --sparse-cols`},
+		{[]string{"--data", pq, "--label-col", "a,b"}, `--label-col: "a,b" is not one column name`},
+		{[]string{"--data", tsv, "--label-col", "y"}, "--label-col: column names apply to Parquet click logs only; --data " + tsv + " is read as tsv"},
+		{[]string{"--data", npz, "--dense-cols", "a,b,c"}, "--dense-cols: column names apply to Parquet click logs only; --data " + npz + " is read as npz"},
+		{[]string{"--data", day, "--sparse-cols", "x,y", "--label-col", "l"}, "--label-col, --sparse-cols: column names apply to Parquet click logs only"},
+		{[]string{"--data", pq, "--data-format", "tsv", "--label-col", "y"}, "is read as tsv"},
+	} {
+		got, err := parse(c.args...)
+		if err == nil {
+			_, err = got.data.options(3, []int64{5, 5})
+		}
+		if err == nil || exitCode(err) != ExitUsage || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want a usage error saying %q", c.args, err, c.want)
+		}
+	}
+	// A directory of parts and a file forced to Parquet take them.
+	for _, args := range [][]string{{"--data", parts}, {"--data", tsv, "--data-format", "parquet"}} {
+		got, _ := parse(append(args, "--label-col", "clicked")...)
+		if o, err := got.data.options(3, []int64{5, 5}); err != nil || o.Columns.Label != "clicked" {
+			t.Errorf("%v: %+v, %v", args, o.Columns, err)
+		}
+	}
+	// Every command reading click logs has them.
+	for _, cmd := range []string{"eval", "calibrate", "search", "debug", "monitor"} {
+		out, _, _ := rq(t, cmd, "--help")
+		for _, f := range []string{"--label-col", "--dense-cols", "--sparse-cols"} {
+			if !strings.Contains(out, f) {
+				t.Errorf("rq %s --help lacks %s", cmd, f)
+			}
+		}
+	}
+}
+
+// TestEvalParquetColumnsAndParts: rq eval of TorchRec's DLRM_DCN on a
+// file whose columns have other names, with --label-col, --dense-cols and
+// --sparse-cols, gives what the Criteo-named file gives; a missing named
+// column exits 1 naming file, column and flag; a directory of two parts
+// reads both in name order.
+func TestEvalParquetColumnsAndParts(t *testing.T) {
+	m := testshared.Path(t, "criteo-torchrec/dcn.pt")
+	good := criteoParquet(t, func(parquet.Group, map[string]any, int) {})
+	rename := func(name string) string {
+		switch {
+		case name == "label":
+			return "clicked"
+		case name[0] == 'I':
+			return "z_dense_" + name[1:] // sorts after the ids: another order
+		}
+		return "cat" + name[1:]
+	}
+	renamed := criteoParquet(t, func(g parquet.Group, r map[string]any, i int) {
+		renamed := map[string]any{}
+		for k, v := range r {
+			renamed[rename(k)] = v
+		}
+		clear(r)
+		maps.Copy(r, renamed)
+		if _, done := g["clicked"]; done { // one schema for every row
+			return
+		}
+		ng := parquet.Group{}
+		for k, v := range g {
+			ng[rename(k)] = v
+		}
+		clear(g)
+		maps.Copy(g, ng)
+	})
+	var dense, sparse []string
+	for j := 1; j <= 13; j++ {
+		dense = append(dense, rename("I"+strconv.Itoa(j)))
+	}
+	for k := 1; k <= 26; k++ {
+		sparse = append(sparse, rename("C"+strconv.Itoa(k)))
+	}
+	flags := []string{"--label-col", "clicked", "--dense-cols", strings.Join(dense, ","), "--sparse-cols", strings.Join(sparse, ",")}
+	want := mlperfEval(t, "--model", m, "--data", good)
+	got := mlperfEval(t, append([]string{"--model", m, "--data", renamed}, flags...)...)
+	if got["examples"].(float64) != 5 || got["ne"] != want["ne"] || got["auc"] != want["auc"] {
+		t.Fatalf("renamed columns: %v examples NE %v AUC %v; Criteo names: NE %v AUC %v", got["examples"], got["ne"], got["auc"], want["ne"], want["auc"])
+	}
+	bad := append([]string{"eval", "--model", m, "--data", renamed, "-q"}, flags...)
+	bad[len(bad)-1] = strings.Replace(bad[len(bad)-1], "cat7,", "cat_seven,", 1)
+	_, stderr, code := rq(t, bad...)
+	if code != 1 || !strings.Contains(stderr, renamed) || !strings.Contains(stderr, `no column "cat_seven" (ids, named by --sparse-cols)`) {
+		t.Fatalf("missing named column: exit %d: %s", code, stderr)
+	}
+
+	dir := t.TempDir()
+	b, _ := os.ReadFile(good)
+	os.WriteFile(filepath.Join(dir, "part-00000.parquet"), b, 0o644)
+	os.WriteFile(filepath.Join(dir, "part-00001.parquet"), b, 0o644)
+	os.WriteFile(filepath.Join(dir, "_SUCCESS"), nil, 0o644)
+	both := mlperfEval(t, "--model", m, "--data", dir, "--batch", "3")
+	if both["examples"].(float64) != 10 || math.Abs(both["ne"].(float64)-want["ne"].(float64)) > 1e-9 {
+		t.Fatalf("two parts: %v examples NE %v, one part NE %v", both["examples"], both["ne"], want["ne"])
+	}
+	one := mlperfEval(t, "--model", m, "--data", dir, "--rows", "5:10")
+	if one["examples"].(float64) != 5 || one["ne"] != want["ne"] {
+		t.Fatalf("rows 5:10 of the two parts (the second): %v examples NE %v, want NE %v", one["examples"], one["ne"], want["ne"])
 	}
 }
