@@ -11,6 +11,7 @@ import (
 	"github.com/rqtools/rq/dataset"
 	"github.com/rqtools/rq/evaluate"
 	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/quantize"
 	"github.com/rqtools/rq/report"
 )
@@ -290,7 +291,7 @@ func newClipCounter(net *model.Network, plan *quantize.Plan, r *calibrate.Ranges
 	c := &clipCounter{layers: map[string]*LayerDrift{}}
 	for _, in := range calibrate.Inputs(net) {
 		lp := plan.Layer(in.Layer.Name)
-		if lp.Precision != quantize.Int8 || lp.Activation != quantize.Static {
+		if lp.Precision != precision.Int8 || lp.Activation != precision.Static {
 			continue
 		}
 		lo, hi, err := r.Range(in.Layer.Name, lp.Method)

@@ -19,11 +19,6 @@ import (
 // PlanVersion is the version of the plan JSON format this package writes.
 const PlanVersion = 1
 
-// Int8 is precision.Int8, kept only because monitor still names
-// quantize.Int8; the precisions are package precision's, so it goes once
-// monitor names precision.Int8.
-const Int8 = precision.Int8
-
 // Activation quantization modes for int8 FC layers, as plans name them.
 const (
 	Static  = precision.Static  // per-tensor scale and zero point from calibration

@@ -44,7 +44,7 @@ func TestInt8WeightsWithinHalfStep(t *testing.T) {
 	for _, wr := range []string{NarrowRange, FullRange} {
 		for _, gran := range []string{PerChannel, PerTensor} {
 			what := wr + "/" + gran
-			lp := LayerPlan{Precision: Int8, Activation: Dynamic, Granularity: PerRow, Weights: gran, WeightRange: wr}
+			lp := LayerPlan{Precision: precision.Int8, Activation: Dynamic, Granularity: PerRow, Weights: gran, WeightRange: wr}
 			k, err := QuantizeFC(l, lp, nil)
 			if err != nil {
 				t.Fatalf("%s: %v", what, err)
@@ -170,8 +170,8 @@ func TestQuantizeLinear(t *testing.T) {
 	ranges := minMaxRanges{l.Name: {-1, 4}}
 	for _, lp := range []LayerPlan{
 		{Precision: precision.FP16}, {Precision: precision.BF16},
-		{Precision: Int8, Activation: Dynamic, Granularity: PerTensor, Weights: PerTensor, ReduceRange: true, WeightRange: FullRange},
-		{Precision: Int8, Activation: Static, Granularity: PerTensor, Weights: PerChannel, Method: "l2", WeightRange: NarrowRange},
+		{Precision: precision.Int8, Activation: Dynamic, Granularity: PerTensor, Weights: PerTensor, ReduceRange: true, WeightRange: FullRange},
+		{Precision: precision.Int8, Activation: Static, Granularity: PerTensor, Weights: PerChannel, Method: "l2", WeightRange: NarrowRange},
 	} {
 		q, err := QuantizeLinear(l, lp, ranges)
 		if err != nil {
@@ -186,16 +186,16 @@ func TestQuantizeLinear(t *testing.T) {
 		}
 	}
 	// Static activations take their scale and zero point from the range.
-	q, _ := QuantizeLinear(l, LayerPlan{Precision: Int8, Activation: Static, Weights: PerChannel, Method: "l2"}, ranges)
+	q, _ := QuantizeLinear(l, LayerPlan{Precision: precision.Int8, Activation: Static, Weights: PerChannel, Method: "l2"}, ranges)
 	k := q.Kernel.(*model.Int8FC)
 	if s, z := kernels.ChooseQParamsU8(-1, 4, false); !k.Static || k.InScale != s || k.InZero != z {
 		t.Errorf("static: scale %g zero %d, want %g %d", k.InScale, k.InZero, s, z)
 	}
-	if _, err := QuantizeLinear(l, LayerPlan{Precision: Int8, Activation: Static}, minMaxRanges{}); err == nil {
+	if _, err := QuantizeLinear(l, LayerPlan{Precision: precision.Int8, Activation: Static}, minMaxRanges{}); err == nil {
 		t.Error("static without the layer's range: no error")
 	}
 	bare := &model.Linear{Name: "bot_l.2", In: 2, Out: 2, Kernel: &model.F16FC{In: 2, Out: 2, W: make([]uint16, 4)}}
-	if _, err := QuantizeLinear(bare, LayerPlan{Precision: Int8}, nil); err == nil || !strings.Contains(err.Error(), "bot_l.2: no fp32 weights") {
+	if _, err := QuantizeLinear(bare, LayerPlan{Precision: precision.Int8}, nil); err == nil || !strings.Contains(err.Error(), "bot_l.2: no fp32 weights") {
 		t.Errorf("no fp32 weights: %v", err)
 	}
 }
