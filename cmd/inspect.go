@@ -3,7 +3,6 @@ package cmd
 import (
 	"context"
 	"sort"
-	"strings"
 
 	"github.com/rqtools/rq/model"
 	"github.com/rqtools/rq/modelio"
@@ -59,26 +58,10 @@ func runInspect(ctx context.Context, opts *inspectOptions) error {
 // inspectView describes a loaded model layer by layer, in network order.
 func inspectView(m *modelio.Model) *report.Inspect {
 	n := m.Net
-	byPrefix := map[string][]*modelio.Tensor{}
-	byName := map[string]*modelio.Tensor{}
-	for i := range m.Tensors {
-		t := &m.Tensors[i]
-		byName[t.Name] = t
-		p := t.Name
-		if k := strings.LastIndexByte(p, '.'); k >= 0 {
-			p = p[:k]
-		}
-		byPrefix[p] = append(byPrefix[p], t)
-	}
 	layer := func(name, kind, precision string, shape []int, act string, params int64) report.Layer {
 		l := report.Layer{Name: name, Kind: kind, Precision: precision, Shape: shape, Activation: act, Params: params, FP32Bytes: 4 * params}
 		seen := map[string]bool{}
-		ts := byPrefix[name]
-		if t, ok := byName[name]; ok {
-			// Named without a .weight suffix (TorchRec's cross kernels).
-			ts = append(ts, t)
-		}
-		for _, t := range ts {
+		for _, t := range m.LayerTensors(name) {
 			l.Bytes += int64(len(t.Data))
 			if !seen[string(t.DType)] {
 				seen[string(t.DType)] = true

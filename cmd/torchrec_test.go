@@ -12,6 +12,7 @@ import (
 
 	"github.com/rqtools/rq/model"
 	"github.com/rqtools/rq/modelio"
+	"github.com/rqtools/rq/report"
 
 	"github.com/rqtools/rq/internal/testshared"
 	"github.com/rqtools/rq/precision"
@@ -42,6 +43,47 @@ func TestInspectTorchRec(t *testing.T) {
 		// The cross layers come after the last table and before the over arch.
 		if i, j := strings.LastIndex(out, "t_cat_25"), strings.Index(out, "inter_arch.crossnet"); j >= 0 && (j < i || j > strings.Index(out, "over_arch.model.0")) {
 			t.Errorf("%s: cross layers out of place:\n%s", c.file, out)
+		}
+	}
+}
+
+// TestInspectCountsEveryTensor: inspect's bytes are the file's, every
+// tensor counted once under the layer it holds, TorchRec's separate cross
+// bias (inter_arch.crossnet.bias.N) under its W kernel; an fp32 checkpoint
+// is 100% of fp32 layer by layer, and a quantized file's layers add up to
+// its tensors too.
+func TestInspectCountsEveryTensor(t *testing.T) {
+	q := filepath.Join(t.TempDir(), "dcn-int8.safetensors")
+	src := testshared.Path(t, filepath.Join("criteo-torchrec", "dcn.pt"))
+	if _, stderr, code := rq(t, "quantize", "--model", src, "--preset", "int8-dynamic", "-o", q, "--quiet"); code != 0 {
+		t.Fatalf("quantize: exit %d: %s", code, stderr)
+	}
+	for _, file := range []string{src, testshared.Path(t, filepath.Join("criteo-torchrec", "dlrm.safetensors")), q} {
+		out, stderr, code := rq(t, "inspect", file, "--json")
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", file, code, stderr)
+		}
+		var r report.Inspect
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		m, err := modelio.Load(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fileBytes, layerBytes int64
+		for _, tn := range m.Tensors {
+			fileBytes += int64(len(tn.Data))
+		}
+		m.Close()
+		for _, l := range r.Layers {
+			layerBytes += l.Bytes
+			if file != q && l.Bytes != l.FP32Bytes {
+				t.Errorf("%s: layer %s: %d bytes, %d at fp32: an fp32 checkpoint's layer is all its fp32 bytes", file, l.Name, l.Bytes, l.FP32Bytes)
+			}
+		}
+		if layerBytes != fileBytes || r.Bytes != fileBytes {
+			t.Errorf("%s: layers add up to %d bytes (total %d), the file's tensors to %d", file, layerBytes, r.Bytes, fileBytes)
 		}
 	}
 }

@@ -72,14 +72,14 @@ var schemes = []scheme{
 // file names the source in errors. A top MLP width that fits more than one
 // interaction is an *AmbiguousInteractionError: use BuildNetworkWith.
 func BuildNetwork(file string, tensors []Tensor) (*model.Network, string, error) {
-	return buildNetwork(file, tensors, true, "")
+	return buildNetwork(file, tensors, true, "", nil)
 }
 
 // BuildNetworkWith is BuildNetwork with the user's choices: o.Interaction,
 // when set, picks the interaction instead of inferring it (it must still fit
 // the top MLP's width).
 func BuildNetworkWith(file string, tensors []Tensor, o LoadOptions) (*model.Network, string, error) {
-	return buildNetwork(file, tensors, true, o.Interaction)
+	return buildNetwork(file, tensors, true, o.Interaction, nil)
 }
 
 // buildStructure infers the network's layers and shapes only (no weights,
@@ -87,7 +87,7 @@ func BuildNetworkWith(file string, tensors []Tensor, o LoadOptions) (*model.Netw
 // themselves. recorded is the interaction the file's metadata names (rq
 // writes rq.interaction), which settles a width that fits several.
 func buildStructure(file string, tensors []Tensor, recorded string) (*model.Network, string, error) {
-	return buildNetwork(file, tensors, false, recorded)
+	return buildNetwork(file, tensors, false, recorded, nil)
 }
 
 // LoadOptions are what a user may choose about how a model file is read.
@@ -153,8 +153,14 @@ func (e *AmbiguousInteractionError) Error() string {
 }
 
 // buildNetwork infers the network; interaction, when not "", is the
-// interaction to use instead of inferring it.
-func buildNetwork(file string, tensors []Tensor, withWeights bool, interaction string) (*model.Network, string, error) {
+// interaction to use instead of inferring it. own, when not nil, is told
+// which layer each tensor holds (a weight, a bias, a table), for what
+// reports a layer's bytes: the scheme knows, where a name's prefix may not
+// (TorchRec keeps a cross layer's bias apart, inter_arch.crossnet.bias.N).
+func buildNetwork(file string, tensors []Tensor, withWeights bool, interaction string, own func(layer string, t *Tensor)) (*model.Network, string, error) {
+	if own == nil {
+		own = func(string, *Tensor) {}
+	}
 	var sc *scheme
 	var prefix string
 	for i := range schemes {
@@ -248,6 +254,7 @@ func buildNetwork(file string, tensors []Tensor, withWeights bool, interaction s
 			}
 		}
 		net.Tables = append(net.Tables, &model.Table{Name: strings.TrimSuffix(t.Name, ".weight"), Rows: int64(t.Shape[0]), Dim: t.Shape[1], Weight: w})
+		own(net.Tables[len(net.Tables)-1].Name, t)
 	}
 	mlp := func(ls map[[2]int]*fc, what string) ([]*model.Linear, error) {
 		keys := make([][2]int, 0, len(ls))
@@ -287,6 +294,8 @@ func buildNetwork(file string, tensors []Tensor, withWeights bool, interaction s
 				}
 			}
 			out = append(out, &model.Linear{Name: l.prefix, In: l.w.Shape[1], Out: l.w.Shape[0], Act: model.ActReLU, Weight: w, Bias: b})
+			own(l.prefix, l.w)
+			own(l.prefix, l.b)
 		}
 		return out, nil
 	}
@@ -312,7 +321,7 @@ func buildNetwork(file string, tensors []Tensor, withWeights bool, interaction s
 		// TorchRec: the file says which interaction it has (a cross
 		// network's tensors, or none: the dot), so no width can be
 		// ambiguous; a choice must agree with it.
-		if err := sc.torchrecInteraction(file, net, &cross, withWeights, interaction); err != nil {
+		if err := sc.torchrecInteraction(file, net, &cross, withWeights, interaction, own); err != nil {
 			return nil, "", err
 		}
 		if withWeights {

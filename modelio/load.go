@@ -9,6 +9,7 @@ import (
 	"github.com/rqtools/rq/internal/filekind"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/rqtools/rq/model"
 )
@@ -33,6 +34,28 @@ type Model struct {
 	// Quantized is set for rq quantized files (docs/format.md).
 	Quantized bool
 	close     func() error
+	// byLayer is each layer's tensors as the naming scheme assigned
+	// them (checkpoints; nil for quantized files, whose tensors carry
+	// their layer's name).
+	byLayer map[string][]*Tensor
+}
+
+// LayerTensors returns the file's tensors that hold the named layer (its
+// weight and bias, a table's weight; a quantized layer's weights, scales,
+// zero points and bias), in file order for quantized files and weight
+// first for checkpoints: what the layer costs in the file.
+func (m *Model) LayerTensors(layer string) []*Tensor {
+	if m.byLayer != nil {
+		return m.byLayer[layer]
+	}
+	var out []*Tensor
+	for i := range m.Tensors {
+		t := &m.Tensors[i]
+		if t.Name == layer || strings.HasPrefix(t.Name, layer+".") && !strings.Contains(t.Name[len(layer)+1:], ".") {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // Close releases the model's file. The network must not be used afterwards.
@@ -127,7 +150,10 @@ func LoadContext(ctx context.Context, path string) (*Model, error) {
 		}
 		m.Tensors, m.Meta, m.close = c.Tensors, c.Meta, c.Close
 	}
-	net, scheme, err := BuildNetworkWith(path, m.Tensors, LoadOptionsFrom(ctx))
+	m.byLayer = map[string][]*Tensor{}
+	net, scheme, err := buildNetwork(path, m.Tensors, true, LoadOptionsFrom(ctx).Interaction, func(layer string, t *Tensor) {
+		m.byLayer[layer] = append(m.byLayer[layer], t)
+	})
 	if err != nil {
 		m.Close()
 		return nil, err

@@ -111,8 +111,8 @@ func (*crossScheme) match(file string, t *Tensor, name string, ct *crossTensors)
 // file has one (layers 0..L-1, each with V, W and bias, shapes consistent
 // with the feature row), else the dot in TorchRec's order. choice, when
 // not "", is what the user or the file's metadata says it is, and must
-// agree.
-func (sc *scheme) torchrecInteraction(file string, net *model.Network, ct *crossTensors, withWeights bool, choice string) error {
+// agree. own is told the tensors of each cross layer (see buildNetwork).
+func (sc *scheme) torchrecInteraction(file string, net *model.Network, ct *crossTensors, withWeights bool, choice string, own func(string, *Tensor)) error {
 	d := net.EmbDim()
 	n := d
 	dims := make([]int, len(net.Tables))
@@ -165,6 +165,9 @@ func (sc *scheme) torchrecInteraction(file string, net *model.Network, ct *cross
 					return err
 				}
 			}
+			own(vl.Name, v)
+			own(wl.Name, w)
+			own(wl.Name, b)
 			vs, ws = append(vs, vl), append(ws, wl)
 		}
 		inter = model.NewCrossNet(vs, ws)
