@@ -14,6 +14,7 @@ import (
 
 type calibrateOptions struct {
 	*globalOptions
+	models     modelFlags // --interaction, --allow-nonfinite
 	model      string
 	data       dataFlags
 	method     string
@@ -60,6 +61,9 @@ rq merge: the merged ranges.json is the one a single run over all the rows write
 			if !(opts.percentile > 50 && opts.percentile <= 100) {
 				return usageErrorf("--percentile must be in (50, 100], got %g", opts.percentile)
 			}
+			if err := opts.models.check(""); err != nil {
+				return err
+			}
 			return runF(c.Context(), opts)
 		},
 	}
@@ -72,7 +76,8 @@ rq merge: the merged ranges.json is the one a single run over all the rows write
 	fs.BoolVar(&opts.json, "json", false, "print the per-layer summary as JSON")
 	opts.data.register(fs)
 	opts.data.registerShard(fs, "calibrate on")
-	return withModelFlags(g, c, refuseNonFinite)
+	opts.models.register(g, fs, refuseNonFinite)
+	return c
 }
 
 // calibrationRow is one layer of rq calibrate's summary.
@@ -90,7 +95,7 @@ func runCalibrate(ctx context.Context, opts *calibrateOptions) error {
 	if err := opts.paths().check(); err != nil {
 		return err
 	}
-	m, err := loadModel(ctx, opts.model)
+	m, err := opts.models.load(ctx, opts.model)
 	if err != nil {
 		return err
 	}

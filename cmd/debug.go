@@ -18,6 +18,7 @@ import (
 
 type debugOptions struct {
 	*globalOptions
+	models    modelFlags // --interaction, --allow-nonfinite
 	model     string
 	quantized string
 	data      dataFlags
@@ -66,6 +67,9 @@ charts, viewable offline in any browser.`,
 			case opts.top < 0:
 				return usageErrorf("--top must be at least 0, got %d", opts.top)
 			}
+			if err := opts.models.check(""); err != nil {
+				return err
+			}
 			return runF(c.Context(), opts)
 		},
 	}
@@ -76,7 +80,8 @@ charts, viewable offline in any browser.`,
 	fs.IntVar(&opts.top, "top", 5, "culprits to list in the table (0: all)")
 	fs.StringVar(&opts.html, "html", "", "also write a self-contained HTML report (charts inline, no network) to `FILE`")
 	opts.data.register(fs)
-	return withModelFlags(g, c, refuseNonFinite)
+	opts.models.register(g, fs, refuseNonFinite)
+	return c
 }
 
 // debugOutput is rq debug's JSON: the inputs, then the analysis.
@@ -92,7 +97,7 @@ func runDebug(ctx context.Context, opts *debugOptions) error {
 	if err := opts.paths().check(); err != nil {
 		return err
 	}
-	m, err := loadModel(ctx, opts.model)
+	m, err := opts.models.load(ctx, opts.model)
 	if err != nil {
 		return err
 	}
@@ -100,7 +105,7 @@ func runDebug(ctx context.Context, opts *debugOptions) error {
 	if m.Quantized {
 		return fmt.Errorf("--model %s is a quantized file; give the fp32 model it came from", opts.model)
 	}
-	q, err := loadModel(ctx, opts.quantized)
+	q, err := opts.models.load(ctx, opts.quantized)
 	if err != nil {
 		return err
 	}

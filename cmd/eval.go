@@ -20,6 +20,7 @@ import (
 
 type evalOptions struct {
 	*globalOptions
+	models   modelFlags // --interaction, --allow-nonfinite
 	model    string
 	baseline string
 	data     dataFlags
@@ -76,6 +77,9 @@ table fit for a CI job summary.`,
 			if (!math.IsNaN(opts.maxNEDelta) || !math.IsNaN(opts.maxAUCDrop)) && opts.baseline == "" {
 				return usageErrorf("--max-ne-delta and --max-auc-drop need --baseline (the model to compare with)")
 			}
+			if err := opts.models.check(opts.stateOut); err != nil {
+				return err
+			}
 			return runF(c.Context(), opts)
 		},
 	}
@@ -90,21 +94,22 @@ table fit for a CI job summary.`,
 	fs.StringVar(&opts.stateOut, "state-out", "", "also write the evaluation's mergeable state to this file (for rq merge; see --shard)")
 	opts.data.register(fs)
 	opts.data.registerShard(fs, "evaluate")
-	return withModelFlags(g, c, allowableNonFinite)
+	opts.models.register(g, fs, allowableNonFinite)
+	return c
 }
 
 func runEval(ctx context.Context, opts *evalOptions) error {
 	if err := opts.paths().check(); err != nil {
 		return err
 	}
-	m, err := loadModel(ctx, opts.model)
+	m, err := opts.models.load(ctx, opts.model)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
 	var base *modelio.Model
 	if opts.baseline != "" {
-		if base, err = loadModel(ctx, opts.baseline); err != nil {
+		if base, err = opts.models.load(ctx, opts.baseline); err != nil {
 			return err
 		}
 		defer base.Close()
@@ -142,7 +147,7 @@ func runEval(ctx context.Context, opts *evalOptions) error {
 	}
 	bar := newProgress(opts.globalOptions, rowsTotal(rd), "eval")
 	eo := evaluate.Options{Model: net, Shadow: shadow, Threads: opts.data.threads, Progress: bar.set}
-	evalNonFinite(ctx, &eo, opts.model, opts.baseline)
+	opts.models.evalOptions(&eo, opts.model, opts.baseline)
 	if base != nil {
 		eo.Baseline = base.Net
 	}

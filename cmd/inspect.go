@@ -12,8 +12,9 @@ import (
 
 type inspectOptions struct {
 	*globalOptions
-	model string
-	json  bool
+	models modelFlags // the flags of loading a model (modelflags.go)
+	model  string
+	json   bool
 }
 
 func newInspectCmd(g *globalOptions, runF func(context.Context, *inspectOptions) error) *cobra.Command {
@@ -32,18 +33,22 @@ its shape, dtypes, activation, parameter count and bytes.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.model = args[0]
+			if err := opts.models.check(""); err != nil {
+				return err
+			}
 			return runF(c.Context(), opts)
 		},
 	}
 	c.Flags().BoolVar(&opts.json, "json", false, "print one JSON object instead of a table")
-	return withModelFlags(g, c, reportNonFinite)
+	opts.models.register(g, c.Flags(), reportNonFinite)
+	return c
 }
 
 func runInspect(ctx context.Context, opts *inspectOptions) error {
 	if err := opts.paths().check(); err != nil {
 		return err
 	}
-	m, err := loadModel(ctx, opts.model)
+	m, err := opts.models.load(ctx, opts.model)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/rqtools/rq/model"
 	"github.com/rqtools/rq/modelio"
 	"github.com/rqtools/rq/quantize"
-	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // nonFinitePolicy is what a command does with a model whose FC weights,
@@ -31,7 +31,12 @@ const (
 	reportNonFinite
 )
 
-// modelFlags are the flags of every command that loads a model.
+// modelFlags are the flags of every command that loads a model, and what
+// they make of the models it loads: a field of the command's options
+// struct, its flags registered with the command's, checked in RunE with
+// the others, and used by the command's run function through its methods
+// (load, evalOptions, tableRowCheck). The zero value (rq demo, tests) is
+// the defaults: refuse non-finite weights, infer the interaction.
 type modelFlags struct {
 	g              *globalOptions
 	policy         nonFinitePolicy
@@ -39,54 +44,32 @@ type modelFlags struct {
 	allowNonFinite bool
 }
 
-type modelFlagsKey struct{}
-
-// withModelFlags adds --interaction (and, under allowableNonFinite,
-// --allow-nonfinite) to c, and passes their values on through the context
-// c's RunE hands its run function, where loadModel finds them: a command
-// needs only this call and loadModel at its load sites.
-func withModelFlags(g *globalOptions, c *cobra.Command, p nonFinitePolicy) *cobra.Command {
-	mf := &modelFlags{g: g, policy: p}
-	fs := c.Flags()
+// register adds --interaction (and, under allowableNonFinite,
+// --allow-nonfinite) to fs; g's stderr takes the warnings.
+func (mf *modelFlags) register(g *globalOptions, fs *pflag.FlagSet, p nonFinitePolicy) {
+	mf.g, mf.policy = g, p
 	fs.StringVar(&mf.interaction, "interaction", "", "the model's interaction: dot, dot-self or cat (needed only when its top MLP's width fits more than one)")
 	if p == allowableNonFinite {
 		fs.BoolVar(&mf.allowNonFinite, "allow-nonfinite", false, "use a model whose weights hold NaN or Inf (refused by default) and say so on stderr")
 	}
-	run := c.RunE
-	c.RunE = func(c *cobra.Command, args []string) error {
-		if mf.interaction != "" {
-			if _, err := modelio.ParseInteraction(mf.interaction); err != nil {
-				return usageErrorf("--interaction must be %s, not %q", strings.Join(modelio.Interactions, ", "), mf.interaction)
-			}
-		}
-		if mf.allowNonFinite && c.Flags().Lookup("state-out") != nil && c.Flags().Changed("state-out") {
-			// A state holds the metrics' sums; non-finite predictions
-			// have no place in them, and leaving them out would merge
-			// into a finite NE that misstates the model.
-			return usageErrorf("--state-out cannot record non-finite predictions: drop --allow-nonfinite or --state-out")
-		}
-		ctx := modelio.WithLoadOptions(c.Context(), modelio.LoadOptions{Interaction: mf.interaction})
-		c.SetContext(context.WithValue(ctx, modelFlagsKey{}, mf))
-		err := run(c, args)
-		// A table row refused while the output was written comes back
-		// wrapped in the writer's context (output file, safetensors
-		// tensor), which repeats what the row error says.
-		var te *tableRowError
-		if errors.As(err, &te) {
-			return te
-		}
-		return err
-	}
-	return c
 }
 
-// modelFlagsFrom returns the flags withModelFlags put in ctx: a caller
-// without them (rq demo, tests) gets the defaults (refuse, infer).
-func modelFlagsFrom(ctx context.Context) *modelFlags {
-	if mf, ok := ctx.Value(modelFlagsKey{}).(*modelFlags); ok {
-		return mf
+// check is RunE's check of the values: a usage error for an unknown
+// interaction, or for --allow-nonfinite with --state-out (stateOut, when
+// the command has that flag).
+func (mf *modelFlags) check(stateOut string) error {
+	if mf.interaction != "" {
+		if _, err := modelio.ParseInteraction(mf.interaction); err != nil {
+			return usageErrorf("--interaction must be %s, not %q", strings.Join(modelio.Interactions, ", "), mf.interaction)
+		}
 	}
-	return &modelFlags{}
+	if mf.allowNonFinite && stateOut != "" {
+		// A state holds the metrics' sums; non-finite predictions
+		// have no place in them, and leaving them out would merge
+		// into a finite NE that misstates the model.
+		return usageErrorf("--state-out cannot record non-finite predictions: drop --allow-nonfinite or --state-out")
+	}
+	return nil
 }
 
 // warn prints a warning on stderr (also under --quiet, which silences
@@ -97,12 +80,11 @@ func (mf *modelFlags) warn(format string, args ...any) {
 	}
 }
 
-// loadModel loads a model file with the command's --interaction and
-// refuses (or, as the command's policy and --allow-nonfinite say, reports)
-// non-finite FC weights, biases and scales.
-func loadModel(ctx context.Context, path string) (*modelio.Model, error) {
-	mf := modelFlagsFrom(ctx)
-	m, err := modelio.LoadContext(ctx, path)
+// load loads a model file with --interaction and refuses (or, as the
+// command's policy and --allow-nonfinite say, reports) non-finite FC
+// weights, biases and scales.
+func (mf *modelFlags) load(ctx context.Context, path string) (*modelio.Model, error) {
+	m, err := modelio.LoadWith(ctx, path, modelio.LoadOptions{Interaction: mf.interaction})
 	if err != nil {
 		return nil, err
 	}
@@ -129,17 +111,16 @@ func loadModel(ctx context.Context, path string) (*modelio.Model, error) {
 	return m, nil
 }
 
-// evalNonFinite names the models in evaluate's errors and passes
+// evalOptions names the models in evaluate's errors and passes
 // --allow-nonfinite on: non-finite predictions then give NaN metrics and
 // a warning instead of an error.
-func evalNonFinite(ctx context.Context, eo *evaluate.Options, modelPath, baselinePath string) {
-	mf := modelFlagsFrom(ctx)
+func (mf *modelFlags) evalOptions(eo *evaluate.Options, modelPath, baselinePath string) {
 	eo.ModelFile, eo.BaselineFile = modelPath, baselinePath
 	eo.AllowNonFinite = mf.allowNonFinite
 	eo.Warn = func(msg string) { mf.warn("%s", msg) }
 }
 
-// tableRowError is a non-finite table row found by checkTableRows.
+// tableRowError is a non-finite table row found by tableRowCheck.
 type tableRowError struct {
 	file string
 	err  error
@@ -154,12 +135,23 @@ func (e *tableRowError) Error() string {
 }
 func (e *tableRowError) Unwrap() error { return e.err }
 
-// checkTableRows is rq quantize's check of each block of table rows as it
+// unwrapTableRow returns a table row's error as tableRowCheck made it:
+// a row refused while the output was written comes back wrapped in the
+// writer's context (output file, safetensors tensor), which repeats what
+// the row error says.
+func unwrapTableRow(err error) error {
+	var te *tableRowError
+	if errors.As(err, &te) {
+		return te
+	}
+	return err
+}
+
+// tableRowCheck is rq quantize's check of each block of table rows as it
 // is encoded: a NaN or Inf is an error naming the model file, table tensor
 // and row, or under --allow-nonfinite a warning (once per table) and the
 // row is encoded as before.
-func checkTableRows(ctx context.Context, modelPath string, t *model.Table, f kernels.TableFormat) func(w []float32, first int64, rows, dim int) error {
-	mf := modelFlagsFrom(ctx)
+func (mf *modelFlags) tableRowCheck(modelPath string, t *model.Table, f kernels.TableFormat) func(w []float32, first int64, rows, dim int) error {
 	warned := false
 	return func(w []float32, first int64, rows, dim int) error {
 		err := quantize.CheckRowsFor(f, t.Name+".weight", w, first, rows, dim)

@@ -1,6 +1,8 @@
 package cmd
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/rqtools/rq/dataset"
 	"github.com/rqtools/rq/modelio"
+	"github.com/spf13/cobra"
 )
 
 // shapesModel writes testdata/shapes/dot.pt (13-32-8 bottom, 5 tables of
@@ -247,4 +250,55 @@ func TestInteractionFlag(t *testing.T) {
 		t.Errorf("--interaction sum: exit %d", code)
 	}
 	wantAll(t, "--interaction sum", stderr, "dot, dot-self, cat", `"sum"`)
+}
+
+// TestModelFlagsParse checks the model flags' parsing apart from loading:
+// they land in each command's options struct, their values are checked in
+// RunE (usage errors, the run function never called), and only the
+// commands whose policy allows it have --allow-nonfinite.
+func TestModelFlagsParse(t *testing.T) {
+	g := &globalOptions{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+	var got *evalOptions
+	run := func(args ...string) error {
+		got = nil
+		c := newEvalCmd(g, func(_ context.Context, o *evalOptions) error { got = o; return nil })
+		c.SetArgs(args)
+		c.SilenceErrors, c.SilenceUsage = true, true
+		return c.Execute()
+	}
+	if err := run("--model", "m.pt", "--data", "d.npz", "--interaction", "cat", "--allow-nonfinite"); err != nil {
+		t.Fatal(err)
+	}
+	if got.models.interaction != "cat" || !got.models.allowNonFinite || got.models.policy != allowableNonFinite || got.models.g != g {
+		t.Errorf("parsed %+v", got.models)
+	}
+	for _, bad := range [][]string{
+		{"--model", "m.pt", "--data", "d.npz", "--interaction", "triangle"},
+		{"--model", "m.pt", "--data", "d.npz", "--allow-nonfinite", "--state-out", "s.json"},
+	} {
+		err := run(bad...)
+		if exitCode(err) != ExitUsage || got != nil {
+			t.Errorf("%q: err %v (ran: %v), want a usage error before the run", bad, err, got != nil)
+		}
+	}
+	var ins *inspectOptions
+	c := newInspectCmd(g, func(_ context.Context, o *inspectOptions) error { ins = o; return nil })
+	if c.Flags().Lookup("allow-nonfinite") != nil {
+		t.Error("inspect has --allow-nonfinite; it reports non-finite weights and never refuses them")
+	}
+	c.SetArgs([]string{"m.pt", "--interaction", "dot-self"})
+	if err := c.Execute(); err != nil || ins.models.interaction != "dot-self" || ins.models.policy != reportNonFinite {
+		t.Errorf("inspect: %v %+v", err, ins)
+	}
+	for _, mk := range []func() *cobra.Command{
+		func() *cobra.Command { return newCalibrateCmd(g, nil) },
+		func() *cobra.Command { return newSearchCmd(g, nil) },
+		func() *cobra.Command { return newDebugCmd(g, nil) },
+		func() *cobra.Command { return newMonitorCmd(g, nil) },
+	} {
+		c := mk()
+		if c.Flags().Lookup("interaction") == nil || c.Flags().Lookup("allow-nonfinite") != nil {
+			t.Errorf("rq %s: want --interaction and no --allow-nonfinite (its policy refuses)", c.Name())
+		}
+	}
 }

@@ -21,6 +21,7 @@ import (
 
 type monitorOptions struct {
 	*globalOptions
+	models       modelFlags // --interaction, --allow-nonfinite
 	plan, ranges string
 	snapshots    []string
 	order        string
@@ -97,6 +98,9 @@ Exit code 3 is an alert: some point is RECALIBRATE or RESEARCH.`,
 			if !c.Flags().Changed("max-auc-drop") {
 				opts.th.MaxAUCDrop = math.NaN()
 			}
+			if err := opts.models.check(""); err != nil {
+				return err
+			}
 			return runF(c.Context(), opts)
 		},
 	}
@@ -117,7 +121,8 @@ Exit code 3 is an alert: some point is RECALIBRATE or RESEARCH.`,
 	fs.StringVar(&opts.plot, "plot", "", "draw the ΔNE trend to this `FILE` (.svg, .png or .pdf)")
 	fs.BoolVar(&opts.json, "json", false, "print one JSON object instead of a table")
 	opts.data.register(fs)
-	return withModelFlags(g, c, refuseNonFinite)
+	opts.models.register(g, fs, refuseNonFinite)
+	return c
 }
 
 // monitorJSON is --json's document.
@@ -234,7 +239,7 @@ func snapshotFiles(opts *monitorOptions) ([]string, error) {
 
 // monitorSnapshot checks one snapshot on every window.
 func monitorSnapshot(ctx context.Context, opts *monitorOptions, cfg monitor.Config, path string) ([]*monitor.Point, error) {
-	m, err := loadModel(ctx, path)
+	m, err := opts.models.load(ctx, path)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 
 type quantizeOptions struct {
 	*globalOptions
+	models modelFlags // the flags of loading a model (modelflags.go)
 	model  string
 	plan   string
 	preset string
@@ -60,6 +61,9 @@ Presets:
 			case (opts.plan == "") == (opts.preset == ""):
 				return usageErrorf("give exactly one of --plan and --preset")
 			}
+			if err := opts.models.check(""); err != nil {
+				return err
+			}
 			return runF(c.Context(), opts)
 		},
 	}
@@ -70,7 +74,8 @@ Presets:
 	fs.StringVar(&opts.ranges, "ranges", "", "calibrated ranges (rq calibrate) for static int8 activations")
 	fs.StringVarP(&opts.output, "output", "o", "", "output file (.safetensors)")
 	fs.BoolVar(&opts.json, "json", false, "print the per-layer summary as JSON")
-	return withModelFlags(g, c, allowableNonFinite)
+	opts.models.register(g, fs, allowableNonFinite)
+	return c
 }
 
 // loadPlan reads --plan or builds --preset for a network.
@@ -108,7 +113,7 @@ func runQuantize(ctx context.Context, opts *quantizeOptions) error {
 	if err := opts.paths().check(); err != nil {
 		return err
 	}
-	m, err := loadModel(ctx, opts.model)
+	m, err := opts.models.load(ctx, opts.model)
 	if err != nil {
 		return err
 	}
@@ -146,12 +151,12 @@ func runQuantize(ctx context.Context, opts *quantizeOptions) error {
 			return err
 		}
 		greedy := lp.Greedy
-		tables[t.Name] = modelio.TableEncoding{Format: f, Check: checkTableRows(ctx, opts.model, t, f), Encode: func(w []float32, rows, dim int, dst []byte) {
+		tables[t.Name] = modelio.TableEncoding{Format: f, Check: opts.models.tableRowCheck(opts.model, t, f), Encode: func(w []float32, rows, dim int, dst []byte) {
 			quantize.QuantizeTableRows(f, greedy, w, rows, dim, dst)
 		}}
 	}
 	if err := modelio.WriteQuantizedContext(ctx, opts.output, qnet, tables, modelio.QuantInfo{SourceSHA256: sha, Plan: plan.Encode()}); err != nil {
-		return err
+		return unwrapTableRow(err)
 	}
 	if fi, err := os.Stat(opts.output); err == nil && !fi.Mode().IsRegular() {
 		// Written through to a device or a pipe (-o /dev/null): there is

@@ -17,6 +17,7 @@ import (
 
 type searchOptions struct {
 	*globalOptions
+	models                 modelFlags // --interaction, --allow-nonfinite
 	model, ranges          string
 	data                   dataFlags
 	maxNEDelta, maxAUCDrop float64
@@ -73,6 +74,9 @@ records every plan evaluated; --resume continues from it.`,
 			if !c.Flags().Changed("max-auc-drop") {
 				opts.maxAUCDrop = math.NaN()
 			}
+			if err := opts.models.check(""); err != nil {
+				return err
+			}
 			return runF(c.Context(), opts)
 		},
 	}
@@ -92,14 +96,15 @@ records every plan evaluated; --resume continues from it.`,
 	fs.StringVar(&opts.trace, "trace", "", "write every evaluated plan to this JSON trace")
 	fs.BoolVar(&opts.json, "json", false, "print the result as JSON")
 	opts.data.register(fs)
-	return withModelFlags(g, c, refuseNonFinite)
+	opts.models.register(g, fs, refuseNonFinite)
+	return c
 }
 
 func runSearch(ctx context.Context, opts *searchOptions) error {
 	if err := opts.paths().check(); err != nil {
 		return err
 	}
-	m, err := loadModel(ctx, opts.model)
+	m, err := opts.models.load(ctx, opts.model)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package modelio
 
 import (
-	"context"
 	"fmt"
 	"regexp"
 	"slices"
@@ -97,25 +96,6 @@ type LoadOptions struct {
 	// or "" to infer it from the top MLP's input width (an error when the
 	// width fits more than one).
 	Interaction string
-}
-
-type loadOptionsKey struct{}
-
-// WithLoadOptions returns a context carrying o, for loaders that take a
-// context (LoadContext): the choices then reach every model a command
-// loads without each call site passing them.
-func WithLoadOptions(ctx context.Context, o LoadOptions) context.Context {
-	return context.WithValue(ctx, loadOptionsKey{}, o)
-}
-
-// LoadOptionsFrom returns the options WithLoadOptions put in ctx (the zero
-// value when none).
-func LoadOptionsFrom(ctx context.Context) LoadOptions {
-	if ctx == nil {
-		return LoadOptions{}
-	}
-	o, _ := ctx.Value(loadOptionsKey{}).(LoadOptions)
-	return o
 }
 
 // Interactions are the names ParseInteraction accepts, in the order rq

@@ -114,6 +114,12 @@ func Load(path string) (*Model, error) {
 // file's name (errors.Is(err, context.Canceled) holds). Files past the
 // budgets in budget.go give a *LimitError in bounded time and memory.
 func LoadContext(ctx context.Context, path string) (*Model, error) {
+	return LoadWith(ctx, path, LoadOptions{})
+}
+
+// LoadWith is LoadContext with the user's choices about how the file is
+// read (o.Interaction; a quantized file records its own).
+func LoadWith(ctx context.Context, path string, o LoadOptions) (*Model, error) {
 	if err := ctxErr(ctx, path); err != nil {
 		return nil, err
 	}
@@ -151,7 +157,7 @@ func LoadContext(ctx context.Context, path string) (*Model, error) {
 		m.Tensors, m.Meta, m.close = c.Tensors, c.Meta, c.Close
 	}
 	m.byLayer = map[string][]*Tensor{}
-	net, scheme, err := buildNetwork(path, m.Tensors, true, LoadOptionsFrom(ctx).Interaction, func(layer string, t *Tensor) {
+	net, scheme, err := buildNetwork(path, m.Tensors, true, o.Interaction, func(layer string, t *Tensor) {
 		m.byLayer[layer] = append(m.byLayer[layer], t)
 	})
 	if err != nil {
