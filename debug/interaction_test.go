@@ -7,29 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rqtools/rq/internal/modeltest"
 	"github.com/rqtools/rq/model"
 	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/quantize"
 )
-
-// projDot is a test interaction with a layer of its own: dot, then a
-// square projection P of its output. It stands for interactions with
-// weights (DCN's cross network), whose layers debug must report, measure
-// and blame like any other FC layer.
-type projDot struct{ p *model.Linear }
-
-func (c projDot) String() string                        { return "proj-dot" }
-func (c projDot) Width(d int, dims []int) int           { return model.Dot.Width(d, dims) }
-func (c projDot) CheckTables(int, []*model.Table) error { return nil }
-func (c projDot) Layers() []*model.Linear               { return []*model.Linear{c.p} }
-func (c projDot) WithLayers(ls []*model.Linear) model.Interaction {
-	return projDot{p: ls[0]}
-}
-func (c projDot) Forward(env model.InteractEnv, feat, out model.Mat) {
-	tmp := model.Mat{Rows: out.Rows, Cols: out.Cols, Stride: out.Cols, Data: make([]float32, out.Rows*out.Cols)}
-	model.Dot.Forward(env, feat, tmp)
-	env.FC(c.p, tmp, out)
-}
 
 // Every weightless interaction is recomputed exactly from the fp32
 // feature rows, whatever the quantized layers around it.
@@ -69,7 +51,7 @@ func TestInteractionLayerDebugged(t *testing.T) {
 	for i := range p.Weight {
 		p.Weight[i] = float32(math.Cos(float64(i)*0.61)) * 0.6
 	}
-	ref.Interaction = projDot{p: p}
+	ref.Interaction = modeltest.ProjDot{P: p}
 	batches := testBatches(t, ref, 2, 300)
 	plan := &quantize.Plan{Version: quantize.PlanVersion, Layers: map[string]quantize.LayerPlan{
 		"proj": {Precision: precision.Int8, Activation: quantize.Dynamic}}}

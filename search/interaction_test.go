@@ -7,31 +7,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rqtools/rq/internal/modeltest"
 	"github.com/rqtools/rq/model"
 	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/quantize"
 )
 
-// projDot is a test interaction with a layer of its own: dot, then a
-// square projection P of its output. It stands for interactions with
-// weights (DCN's cross network), whose layers search must list, price and
-// quantize like any other FC layer.
-type projDot struct{ p *model.Linear }
-
-func (c projDot) String() string                        { return "proj-dot" }
-func (c projDot) Width(d int, dims []int) int           { return model.Dot.Width(d, dims) }
-func (c projDot) CheckTables(int, []*model.Table) error { return nil }
-func (c projDot) Layers() []*model.Linear               { return []*model.Linear{c.p} }
-func (c projDot) WithLayers(ls []*model.Linear) model.Interaction {
-	return projDot{p: ls[0]}
-}
-func (c projDot) Forward(env model.InteractEnv, feat, out model.Mat) {
-	tmp := model.Mat{Rows: out.Rows, Cols: out.Cols, Stride: out.Cols, Data: make([]float32, out.Rows*out.Cols)}
-	model.Dot.Forward(env, feat, tmp)
-	env.FC(c.p, tmp, out)
-}
-
-// projNet is a small random fp32 network with a projDot interaction and
+// projNet is a small random fp32 network with a modeltest.ProjDot interaction and
 // a batch of rows for it.
 func projNet(t *testing.T) (*model.Network, []*model.Batch) {
 	t.Helper()
@@ -57,7 +39,7 @@ func projNet(t *testing.T) (*model.Network, []*model.Batch) {
 		net.Tables = append(net.Tables, tb)
 	}
 	w := model.Dot.Width(d, []int{d, d})
-	net.Interaction = projDot{p: fc("proj", w, w, model.ActReLU)}
+	net.Interaction = modeltest.ProjDot{P: fc("proj", w, w, model.ActReLU)}
 	net.Top = []*model.Linear{fc("top_l.0", w, 6, model.ActReLU), fc("top_l.2", 6, 1, model.ActSigmoid)}
 	if err := net.Validate(); err != nil {
 		t.Fatal(err)
