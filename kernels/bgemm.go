@@ -85,7 +85,7 @@ func (p *PackedBF16) Gemm(m int, a []float32, lda int, c []float32, ldc int, bia
 	if gemmPrologue("PackedBF16.Gemm", m, p.N, p.K, len(a), lda, c, ldc, bias, relu) {
 		return
 	}
-	bf16Active.gemm(p, m, bf16Src{f: a, lda: lda}, c, ldc, bias, relu)
+	bf16Gemms.fn()(p, m, bf16Src{f: a, lda: lda}, c, ldc, bias, relu)
 }
 
 // GemmBF16A is Gemm with A already in bf16: a is m x K bfloat16 bit
@@ -97,7 +97,7 @@ func (p *PackedBF16) GemmBF16A(m int, a []uint16, lda int, c []float32, ldc int,
 	if gemmPrologue("PackedBF16.GemmBF16A", m, p.N, p.K, len(a), lda, c, ldc, bias, relu) {
 		return
 	}
-	bf16Active.gemm(p, m, bf16Src{h: a, lda: lda}, c, ldc, bias, relu)
+	bf16Gemms.fn()(p, m, bf16Src{h: a, lda: lda}, c, ldc, bias, relu)
 }
 
 // bf16Src is the A operand of a bf16 GEMM: fp32 rows (f) or bf16 rows (h),
@@ -108,51 +108,24 @@ type bf16Src struct {
 	lda int
 }
 
-// bf16Impl is one implementation of the bf16 GEMM; gemm receives validated
-// arguments with K, m, N >= 1.
-type bf16Impl struct {
-	name      string
-	available bool
-	gemm      func(p *PackedBF16, m int, a bf16Src, c []float32, ldc int, bias []float32, relu bool)
-}
+// bf16GemmFn is the signature of the bf16 GEMM's implementations: they
+// receive validated arguments with K, m, N >= 1.
+type bf16GemmFn func(p *PackedBF16, m int, a bf16Src, c []float32, ldc int, bias []float32, relu bool)
 
-// bf16Impls lists the implementations built in, fastest first: the
-// VDPBF16PS kernels where the CPU has AVX512_BF16, and elsewhere an exact
-// emulation that widens the bf16 operands (subnormals flushed) to fp32 and
-// runs the fp32 GEMM of the best available instruction set on them: the
-// products of two bf16 are exact in fp32, so only the summation order
-// differs from VDPBF16PS.
-var bf16Impls = append(archBF16Impls, bf16Impl{name: "go", available: true, gemm: func(p *PackedBF16, m int, a bf16Src, c []float32, ldc int, bias []float32, relu bool) {
+// bf16Gemms is the bf16 GEMM's family: the VDPBF16PS kernels where the CPU
+// has AVX512_BF16, and elsewhere an exact emulation that widens the bf16
+// operands (subnormals flushed) to fp32 and runs the fp32 GEMM of the best
+// available instruction set on them (archBF16Impls, then the emulation over
+// gemmGo): the products of two bf16 are exact in fp32, so only the
+// summation order differs from VDPBF16PS.
+var bf16Gemms = newFamily(archBF16Impls, func(p *PackedBF16, m int, a bf16Src, c []float32, ldc int, bias []float32, relu bool) {
 	bgemmEmulated(gemmGo, p, m, a, c, ldc, bias, relu)
-}})
-
-var bf16Active = firstBF16Impl()
-
-func firstBF16Impl() *bf16Impl {
-	for i := range bf16Impls {
-		if bf16Impls[i].available {
-			return &bf16Impls[i]
-		}
-	}
-	panic("unreachable: the pure-Go implementation is always available")
-}
+})
 
 // BF16GemmImpl names the bf16 GEMM implementation in use ("avx512bf16",
 // or "avx512", "avx2", "go" for the emulation over that fp32 GEMM), for
 // diagnostics.
-func BF16GemmImpl() string { return bf16Active.name }
-
-// setBF16Impl makes the named implementation active, for tests and
-// benchmarks; it reports whether it exists and the CPU supports it.
-func setBF16Impl(name string) bool {
-	for i := range bf16Impls {
-		if bf16Impls[i].name == name && bf16Impls[i].available {
-			bf16Active = &bf16Impls[i]
-			return true
-		}
-	}
-	return false
-}
+func BF16GemmImpl() string { return bf16Gemms.name() }
 
 // bf16DAZ returns the float32 value VDPBF16PS uses for the bf16 h: h
 // widened, or a signed zero if h is subnormal.

@@ -96,12 +96,12 @@ func bgemmOneRow(p *PackedBF16, a *uint16, c []float32, bias []float32, relu boo
 	return j0
 }
 
-var archBF16Impls = []bf16Impl{
-	{name: "avx512bf16", available: hasAVX512BF16, gemm: bgemmAVX512BF16},
-	{name: "avx512", available: hasAVX512, gemm: func(p *PackedBF16, m int, a bf16Src, c []float32, ldc int, bias []float32, relu bool) {
+var archBF16Impls = []impl[bf16GemmFn]{
+	{name: "avx512bf16", available: hasAVX512BF16, fn: bgemmAVX512BF16},
+	{name: "avx512", available: hasAVX512, fn: func(p *PackedBF16, m int, a bf16Src, c []float32, ldc int, bias []float32, relu bool) {
 		bgemmEmulated(gemmAVX512, p, m, a, c, ldc, bias, relu)
 	}},
-	{name: "avx2", available: hasAVX2FMA, gemm: func(p *PackedBF16, m int, a bf16Src, c []float32, ldc int, bias []float32, relu bool) {
+	{name: "avx2", available: hasAVX2FMA, fn: func(p *PackedBF16, m int, a bf16Src, c []float32, ldc int, bias []float32, relu bool) {
 		bgemmEmulated(gemmAVX2, p, m, a, c, ldc, bias, relu)
 	}},
 }

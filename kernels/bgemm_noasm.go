@@ -4,4 +4,4 @@ package kernels
 
 // archBF16Impls is empty without assembly: only the pure-Go emulation of
 // the bf16 GEMM is built.
-var archBF16Impls []bf16Impl
+var archBF16Impls []impl[bf16GemmFn]

@@ -8,30 +8,6 @@ import (
 	"unsafe"
 )
 
-// forEachBF16Impl runs f as a subtest for every bf16 GEMM implementation
-// the CPU supports (native VDPBF16PS and the emulations), restoring the
-// default afterwards.
-func forEachBF16Impl(t *testing.T, f func(t *testing.T)) {
-	t.Helper()
-	saved := bf16Active
-	defer func() { bf16Active = saved }()
-	ran := 0
-	for _, im := range bf16Impls {
-		if !im.available {
-			t.Logf("bf16 implementation %s: not supported by this CPU, skipped", im.name)
-			continue
-		}
-		if !setBF16Impl(im.name) {
-			t.Fatalf("setBF16Impl(%q) failed for an available implementation", im.name)
-		}
-		ran++
-		t.Run(im.name, f)
-	}
-	if ran == 0 {
-		t.Fatal("no bf16 GEMM implementation available")
-	}
-}
-
 // bf16LP is the bf16 GEMM with fp32 A for checkLPCase: the reference uses
 // the documented semantics (weights rounded by F32ToBF16, activations by
 // the instructions' rounding, bf16 subnormals read as zero).
@@ -45,10 +21,10 @@ var bf16LP = lpGemm{
 
 func TestBF16Gemm(t *testing.T) {
 	full, short := gemmCases(testing.Short()), gemmCases(true)
-	forEachBF16Impl(t, func(t *testing.T) {
+	forEachImplOf(t, bf16Gemms, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(3, 6))
 		cases := full
-		if bf16Active.name != "avx512bf16" {
+		if bf16Gemms.name() != "avx512bf16" {
 			// The emulations run the fp32 GEMMs, which TestGemm covers on
 			// every shape; the short list exercises their blocking here.
 			cases = short
@@ -73,7 +49,7 @@ func TestBF16GemmBF16A(t *testing.T) {
 		cases = append(cases, gemmCase{m: 50, n: 40, k: lda - 1, lda: lda, ldc: 40, bias: true},
 			gemmCase{m: 30, n: 3, k: lda - 3, lda: lda, ldc: 3, relu: true}, gemmCase{m: 13, n: 64, k: lda, lda: lda, ldc: 70})
 	}
-	forEachBF16Impl(t, func(t *testing.T) {
+	forEachImplOf(t, bf16Gemms, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(4, 6))
 		for _, g := range cases {
 			w := make([]float32, g.n*g.k)
@@ -129,7 +105,7 @@ func TestBF16GemmBF16A(t *testing.T) {
 }
 
 func TestBF16GemmRowAlign(t *testing.T) {
-	forEachBF16Impl(t, func(t *testing.T) {
+	forEachImplOf(t, bf16Gemms, func(t *testing.T) {
 		checkRowAlign(t, func(w []float32, n, k int) func(m int, a []float32, c []float32) {
 			p := PackBF16FromF32(w, n, k)
 			return func(m int, a []float32, c []float32) { p.Gemm(m, a, k, c, n, nil, false) }
@@ -176,7 +152,7 @@ func TestBF16GemmSemantics(t *testing.T) {
 		{nan, nan, nan, nan, nan, nan},
 	}
 	const m = 3
-	forEachBF16Impl(t, func(t *testing.T) {
+	forEachImplOf(t, bf16Gemms, func(t *testing.T) {
 		p := PackBF16FromF32(w, n, k)
 		for _, bf16A := range []bool{false, true} {
 			got := make([]float32, m*n)
@@ -202,7 +178,7 @@ func TestBF16GemmSemantics(t *testing.T) {
 }
 
 func TestBF16GemmDegenerate(t *testing.T) {
-	forEachBF16Impl(t, func(t *testing.T) {
+	forEachImplOf(t, bf16Gemms, func(t *testing.T) {
 		p := PackBF16(nil, 3, 0)
 		c := []float32{9, 9, 9, 9, 9, 9}
 		p.Gemm(2, nil, 0, c, 3, []float32{1, -2, 3}, true)
@@ -270,7 +246,7 @@ func TestBF16GemmConcurrent(t *testing.T) {
 	p := PackBF16FromF32(w, n, k)
 	want := make([]float32, m*n)
 	sgemmGeneric(m, n, k, a, lda, w, k, want, n, nil, true)
-	forEachBF16Impl(t, func(t *testing.T) {
+	forEachImplOf(t, bf16Gemms, func(t *testing.T) {
 		for _, bf16A := range []bool{false, true} {
 			got := make([]float32, m*n)
 			done := make(chan struct{})
@@ -367,12 +343,9 @@ func FuzzPackBF16(f *testing.F) {
 		}
 		want := make([]float32, max(0, (m-1)*g.ldc+n))
 		sgemmGeneric(m, n, k, ar, g.lda, wr, k, want, g.ldc, bias, g.relu)
-		saved := bf16Active
-		defer func() { bf16Active = saved }()
-		for _, im := range bf16Impls {
-			if !setBF16Impl(im.name) {
-				continue
-			}
+		defer keepActive(bf16Gemms)()
+		for _, name := range bf16Gemms.names() {
+			mustSet(t, bf16Gemms, name)
 			for _, bf16A := range []bool{false, true} {
 				got := make([]float32, len(want))
 				if bf16A {
@@ -391,7 +364,7 @@ func FuzzPackBF16(f *testing.F) {
 						}
 						x, e := got[i*g.ldc+j], want[i*g.ldc+j]
 						if !(math.Abs(float64(x)-float64(e)) <= 1e-5*mag+1e-6) {
-							t.Fatalf("%s bf16A=%v %v: C[%d][%d] = %v, want %v", im.name, bf16A, g, i, j, x, e)
+							t.Fatalf("%s bf16A=%v %v: C[%d][%d] = %v, want %v", name, bf16A, g, i, j, x, e)
 						}
 					}
 				}
@@ -404,7 +377,7 @@ func FuzzPackBF16(f *testing.F) {
 // zero partner; a pooled copy buffer that last held NaN activations (a
 // previous call with a longer K) must not leak them into the result.
 func TestBF16GemmBF16AStalePad(t *testing.T) {
-	forEachBF16Impl(t, func(t *testing.T) {
+	forEachImplOf(t, bf16Gemms, func(t *testing.T) {
 		const m, n = 24, 40
 		for rep := 0; rep < 3; rep++ {
 			nanA := make([]uint16, m*63)

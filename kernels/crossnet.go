@@ -7,8 +7,7 @@ type crossFn func(dst, x0, y, xl []float32)
 
 // crossUpdates is CrossUpdate's family: the SIMD loops where built
 // (crossnet_amd64.go), then crossUpdateGeneric.
-var crossUpdates = newFamily(append(crossArchImpls[:len(crossArchImpls):len(crossArchImpls)],
-	impl[crossFn]{name: "go", available: true, fn: crossUpdateGeneric})...)
+var crossUpdates = newFamily(crossArchImpls, crossUpdateGeneric)
 
 // CrossUpdate is the elementwise step of a DCN-v2 cross layer,
 // x_{l+1} = x0 * y + x_l with y = W (V x_l) + b: it sets

@@ -7,23 +7,6 @@ import (
 	"testing"
 )
 
-// forEachCross runs f once per CrossUpdate implementation this CPU has.
-func forEachCross(t *testing.T, f func(t *testing.T)) {
-	t.Helper()
-	saved := crossUpdates.active
-	defer func() { crossUpdates.active = saved }()
-	for _, im := range crossUpdates.impls {
-		if !im.available {
-			t.Logf("implementation %s: not supported by this CPU, skipped", im.name)
-			continue
-		}
-		if !crossUpdates.set(im.name) {
-			t.Fatalf("set(%q) failed for an available implementation", im.name)
-		}
-		t.Run(im.name, f)
-	}
-}
-
 // crossValue draws inputs that include the values whose rounding or
 // propagation an implementation could get wrong: NaN, ±Inf, -0, subnormals,
 // and products that round differently fused than unfused.
@@ -48,7 +31,7 @@ func crossValue(rng *rand.Rand) float32 {
 func TestCrossUpdate(t *testing.T) {
 	const guard = 24
 	const sentinel = 0x7fc0dead
-	forEachCross(t, func(t *testing.T) {
+	forEachImplOf(t, crossUpdates, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(7, 8))
 		lengths := []int{3456, 3457}
 		for n := 0; n <= 130; n++ {
@@ -95,7 +78,7 @@ func TestCrossUpdateUnfused(t *testing.T) {
 	x0 := []float32{1 + 0x1p-12}
 	y := []float32{1 + 0x1p-12}
 	xl := []float32{-1}
-	forEachCross(t, func(t *testing.T) {
+	forEachImplOf(t, crossUpdates, func(t *testing.T) {
 		dst := make([]float32, 1)
 		CrossUpdate(dst, x0, y, xl)
 		fused := float32(math.FMA(float64(x0[0]), float64(y[0]), float64(xl[0])))
@@ -118,40 +101,16 @@ func TestCrossUpdateShortInput(t *testing.T) {
 	CrossUpdate(make([]float32, 4), make([]float32, 4), make([]float32, 3), make([]float32, 4))
 }
 
-func TestFamily(t *testing.T) {
-	noop := func() {}
-	f := newFamily(impl[func()]{name: "fast", available: false, fn: noop}, impl[func()]{name: "go", available: true, fn: noop})
-	if f.name() != "go" {
-		t.Errorf("active = %q, want the first available, go", f.name())
-	}
-	if f.set("fast") || f.set("nope") {
-		t.Error("set accepted an unavailable or unknown implementation")
-	}
-	if f.name() != "go" {
-		t.Error("a refused set changed the active implementation")
-	}
-	defer func() {
-		if recover() == nil {
-			t.Error("newFamily without the portable implementation last did not panic")
-		}
-	}()
-	newFamily(impl[func()]{name: "fast", available: true, fn: noop})
-}
-
 func BenchmarkCrossUpdate(b *testing.B) {
 	const n = 3456 * 96 // one cross layer of a 96-row chunk of MLPerf's DCN
 	x0, y, xl := make([]float32, n), make([]float32, n), make([]float32, n)
 	for j := range n {
 		x0[j], y[j], xl[j] = float32(j%7), float32(j%5), float32(j%3)
 	}
-	saved := crossUpdates.active
-	defer func() { crossUpdates.active = saved }()
-	for _, im := range crossUpdates.impls {
-		if !im.available {
-			continue
-		}
-		crossUpdates.set(im.name)
-		b.Run(fmt.Sprintf("%s/n=%d", im.name, n), func(b *testing.B) {
+	defer keepActive(crossUpdates)()
+	for _, name := range crossUpdates.names() {
+		mustSet(b, crossUpdates, name)
+		b.Run(fmt.Sprintf("%s/n=%d", name, n), func(b *testing.B) {
 			b.SetBytes(4 * 4 * n)
 			for b.Loop() {
 				CrossUpdate(xl, x0, y, xl)

@@ -21,8 +21,9 @@
 //
 // Each kernel family has a pure-Go implementation whose doc comment is the
 // reference loop, and on amd64 (unless built with -tags purego) AVX-512 and
-// AVX2 assembly chosen once from the CPU features (cpu.go). Tests run every
-// implementation the CPU has against the reference. The code is
+// AVX2 assembly; one registry (registry.go) lists a family's
+// implementations and uses the first the CPU features allow (cpu.go). Tests
+// run every implementation the CPU has against the reference. The code is
 // single-threaded: callers split rows across goroutines (at multiples of
 // GemmRowAlign for the GEMMs, for speed). Every kernel computes a row from
 // that row alone, with the same operations whatever the number of rows, so

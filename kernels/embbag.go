@@ -72,7 +72,7 @@ func EmbeddingBag(f TableFormat, table []byte, rows int64, dim int, indices []in
 		}
 		return -1
 	}
-	bagActive.pool(f, table, f.RowBytes(dim), dim, indices, offsets, weights, mean, out, ldo, lo, hi)
+	bagPools.fn()(f, table, f.RowBytes(dim), dim, indices, offsets, weights, mean, out, ldo, lo, hi)
 	return -1
 }
 
@@ -180,46 +180,18 @@ func (t *BagTable) Pool(indices []int64, offsets []int32, weights []float32, out
 	return EmbeddingBag(t.Format, t.Data, t.Rows, t.Dim, indices, offsets, weights, t.Mean, out, ldo, lo, hi)
 }
 
-// bagImpl is one implementation of the pooling loop. pool receives
-// arguments validated by EmbeddingBag: indices in range, lo < hi, dim >= 1,
-// rb = f.RowBytes(dim).
-type bagImpl struct {
-	name      string
-	available bool
-	pool      func(f TableFormat, table []byte, rb, dim int, indices []int64, offsets []int32, weights []float32, mean bool, out []float32, ldo, lo, hi int)
-}
+// bagFn is the signature of the pooling loop's implementations: they
+// receive arguments validated by EmbeddingBag: indices in range, lo < hi,
+// dim >= 1, rb = f.RowBytes(dim).
+type bagFn func(f TableFormat, table []byte, rb, dim int, indices []int64, offsets []int32, weights []float32, mean bool, out []float32, ldo, lo, hi int)
 
-// bagImpls lists every implementation built in, fastest first; bagArchImpls
-// comes from embbag_amd64.go or embbag_noasm.go.
-var bagImpls = append(bagArchImpls, bagImpl{name: "go", available: true, pool: bagGo})
-
-// bagActive is the implementation EmbeddingBag uses: the first available.
-var bagActive = firstBagImpl()
-
-func firstBagImpl() *bagImpl {
-	for i := range bagImpls {
-		if bagImpls[i].available {
-			return &bagImpls[i]
-		}
-	}
-	panic("unreachable: the pure-Go implementation is always available")
-}
+// bagPools is EmbeddingBag's family: bagArchImpls (embbag_amd64.go or
+// embbag_noasm.go), then bagGo.
+var bagPools = newFamily(bagArchImpls, bagGo)
 
 // BagImpl names the embedding-bag implementation in use ("avx512", "avx2"
 // or "go"), for diagnostics.
-func BagImpl() string { return bagActive.name }
-
-// setBagImpl makes the named implementation active, for tests and
-// benchmarks; it reports whether it exists and the CPU supports it.
-func setBagImpl(name string) bool {
-	for i := range bagImpls {
-		if bagImpls[i].name == name && bagImpls[i].available {
-			bagActive = &bagImpls[i]
-			return true
-		}
-	}
-	return false
-}
+func BagImpl() string { return bagPools.name() }
 
 // bagGo is the portable implementation: accumRow per index, the formulas of
 // EmbeddingBag evaluated exactly as documented (PyTorch's, for the

@@ -59,10 +59,10 @@ func bag256Q4(tbl *byte, stride int, sboff int, idx *int64, offs *int32, w *floa
 //go:noescape
 func bag256Q2(tbl *byte, stride int, sboff int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, mean bool, nunits int, masks *uint64, pfdist int, pfend uintptr, pflines int)
 
-var bagArchImpls = []bagImpl{
-	{name: "avx512", available: hasAVX512, pool: bagAVX512},
+var bagArchImpls = []impl[bagFn]{
+	{name: "avx512", available: hasAVX512, fn: bagAVX512},
 	// fp16 rows need F16C's VCVTPH2PS; every AVX2 CPU has it, but check.
-	{name: "avx2", available: hasAVX2FMA && hasF16C, pool: bagAVX2},
+	{name: "avx2", available: hasAVX2FMA && hasF16C, fn: bagAVX2},
 }
 
 // bagOne is the weight of unweighted bags (read with stride 0).

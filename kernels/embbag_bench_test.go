@@ -118,16 +118,12 @@ func BenchmarkEmbeddingBag(b *testing.B) {
 // BenchmarkEmbeddingBagImpl compares the implementations on 20-index bags,
 // from the big tables and from small ones that stay in L2 (compute-bound).
 func BenchmarkEmbeddingBagImpl(b *testing.B) {
-	saved := bagActive
-	defer func() { bagActive = saved }()
-	for _, im := range bagImpls {
-		if !im.available {
-			continue
-		}
+	defer keepActive(bagPools)()
+	for _, name := range bagPools.names() {
 		for _, rows := range []int{benchRows, 2048} {
 			for _, f := range allFormats {
-				b.Run(fmt.Sprintf("%s/rows=%d/%v", im.name, rows, f), func(b *testing.B) {
-					setBagImpl(im.name)
+				b.Run(fmt.Sprintf("%s/rows=%d/%v", name, rows, f), func(b *testing.B) {
+					mustSet(b, bagPools, name)
 					benchBag(b, f, rows, benchDim, 2048, 20, false)
 				})
 			}

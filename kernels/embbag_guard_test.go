@@ -25,7 +25,7 @@ func TestEmbeddingBagPageEnd(t *testing.T) {
 		t.Fatalf("mprotect: %v", err)
 	}
 	usable := mem[:3*ps]
-	forEachBagImpl(t, func(t *testing.T) {
+	forEachImplOf(t, bagPools, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(9, 9))
 		for _, f := range allFormats {
 			for dim := 1; dim <= 300; dim++ {

@@ -3,4 +3,4 @@
 package kernels
 
 // bagArchImpls is empty without assembly: only the pure-Go pooling is built.
-var bagArchImpls []bagImpl
+var bagArchImpls []impl[bagFn]

@@ -10,44 +10,6 @@ import (
 	"github.com/rqtools/rq/precision"
 )
 
-// forEachBagImpl runs f as a subtest once for every embedding-bag
-// implementation the CPU supports, restoring the default afterwards.
-func forEachBagImpl(t *testing.T, f func(t *testing.T)) {
-	t.Helper()
-	saved := bagActive
-	defer func() { bagActive = saved }()
-	ran := 0
-	for _, im := range bagImpls {
-		if !im.available {
-			t.Logf("implementation %s: not supported by this CPU, skipped", im.name)
-			continue
-		}
-		if !setBagImpl(im.name) {
-			t.Fatalf("setBagImpl(%q) failed for an available implementation", im.name)
-		}
-		ran++
-		t.Run(im.name, f)
-	}
-	if ran == 0 {
-		t.Fatal("no embedding-bag implementation available")
-	}
-}
-
-func TestBagImplTable(t *testing.T) {
-	if got, want := BagImpl(), firstBagImpl().name; got != want {
-		t.Errorf("BagImpl() = %q, want the first available %q", got, want)
-	}
-	last := bagImpls[len(bagImpls)-1]
-	if last.name != "go" || !last.available {
-		t.Errorf("the pure-Go implementation must be last and always available: %+v", last)
-	}
-	saved := bagActive
-	defer func() { bagActive = saved }()
-	if setBagImpl("no-such-impl") || bagActive != saved {
-		t.Error("setBagImpl accepted an unknown name or changed the active implementation")
-	}
-}
-
 // refElem decodes element j of a stored row: for fp32/fp16 the value (q
 // unused), for quantized rows the code and the row's scale and bias. It is
 // written independently of the package's decoders.
@@ -160,7 +122,7 @@ var allFormats = []TableFormat{TableF32, TableF16, TableQ8, TableQ4, TableQ2}
 // [lo, hi) must keep the guard NaN.
 func checkBagOutput(t *testing.T, f TableFormat, dim, ldo, lo, hi int, offsets []int32, got, want, mag []float32, what string) {
 	t.Helper()
-	exact := f == TableF32 || f == TableF16 || bagActive.name == "go"
+	exact := f == TableF32 || f == TableF16 || bagPools.name() == "go"
 	diff, bad := 0, 0
 	for i := 0; i < len(got)/ldo; i++ {
 		for j := 0; j < ldo; j++ {
@@ -208,7 +170,7 @@ func TestEmbeddingBagImpls(t *testing.T) {
 		dims = append(dims, d)
 	}
 	dims = append(dims, 96, 127, 128, 129, 130, 200, 256, 300)
-	forEachBagImpl(t, func(t *testing.T) {
+	forEachImplOf(t, bagPools, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, 2))
 		for _, f := range allFormats {
 			for _, dim := range dims {
@@ -248,7 +210,7 @@ func TestEmbeddingBagImpls(t *testing.T) {
 // single-call path with prefetching across bags) and bags split at
 // arbitrary points: results must not depend on the split.
 func TestEmbeddingBagBatch(t *testing.T) {
-	forEachBagImpl(t, func(t *testing.T) {
+	forEachImplOf(t, bagPools, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(3, 4))
 		for _, f := range allFormats {
 			for _, dim := range []int{16, 64, 128, 200} {
@@ -283,7 +245,7 @@ func TestEmbeddingBagBatch(t *testing.T) {
 // TestEmbeddingBagBadIndex checks the first out-of-range position is
 // reported and nothing is written.
 func TestEmbeddingBagBadIndex(t *testing.T) {
-	forEachBagImpl(t, func(t *testing.T) {
+	forEachImplOf(t, bagPools, func(t *testing.T) {
 		for _, f := range allFormats {
 			const rows, dim = 5, 19
 			table := make([]byte, rows*f.RowBytes(dim))
@@ -317,7 +279,7 @@ func TestEmbeddingBagBadIndex(t *testing.T) {
 // bit for bit, the SIMD ones within their bound.
 func TestEmbeddingBagPyTorch(t *testing.T) {
 	v, bin := loadPTVectors(t)
-	forEachBagImpl(t, func(t *testing.T) {
+	forEachImplOf(t, bagPools, func(t *testing.T) {
 		n := 0
 		for _, c := range v.Cases {
 			if c.Kind != "bag" {
@@ -361,7 +323,7 @@ func TestEmbeddingBagPyTorch(t *testing.T) {
 // every implementation must agree with the reference (NaN where it has NaN).
 func TestEmbeddingBagSpecialRows(t *testing.T) {
 	v, bin := loadPTVectors(t)
-	forEachBagImpl(t, func(t *testing.T) {
+	forEachImplOf(t, bagPools, func(t *testing.T) {
 		for _, c := range v.Cases {
 			if c.Kind != "table" {
 				continue
@@ -573,25 +535,21 @@ func FuzzEmbeddingBag(f *testing.F) {
 		if wantBad < 0 {
 			bagRef(fm, table, dim, indices, offsets, weights, mean, want, mag, ldo, 0, nb)
 		}
-		saved := bagActive
-		defer func() { bagActive = saved }()
-		for _, im := range bagImpls {
-			if !im.available {
-				continue
-			}
-			setBagImpl(im.name)
+		defer keepActive(bagPools)()
+		for _, name := range bagPools.names() {
+			mustSet(t, bagPools, name)
 			got := make([]float32, nb*ldo)
 			fillGuard(got)
 			p := EmbeddingBag(fm, table, rows, dim, indices, offsets, weights, mean, got, ldo, 0, nb)
 			if p != wantBad {
-				t.Fatalf("%s: bad index reported at %d, want %d", im.name, p, wantBad)
+				t.Fatalf("%s: bad index reported at %d, want %d", name, p, wantBad)
 			}
 			for i := 0; i < nb; i++ {
 				for j := 0; j < ldo; j++ {
 					g := got[i*ldo+j]
 					if j >= dim || wantBad >= 0 {
 						if math.Float32bits(g) != guard {
-							t.Fatalf("%s: stray write at bag %d col %d", im.name, i, j)
+							t.Fatalf("%s: stray write at bag %d col %d", name, i, j)
 						}
 						continue
 					}
@@ -601,9 +559,9 @@ func FuzzEmbeddingBag(f *testing.F) {
 					}
 					n := float64(offsets[i+1] - offsets[i])
 					tol := (n + 1) * float64(mag[i*ldo+j]) * 0x1p-23
-					if fm == TableF32 || fm == TableF16 || im.name == "go" || (g != g) != (w != w) ||
+					if fm == TableF32 || fm == TableF16 || name == "go" || (g != g) != (w != w) ||
 						!(math.Abs(float64(g)-float64(w)) <= tol) {
-						t.Fatalf("%s %v dim %d: bag %d col %d: %v, want %v", im.name, fm, dim, i, j, g, w)
+						t.Fatalf("%s %v dim %d: bag %d col %d: %v, want %v", name, fm, dim, i, j, g, w)
 					}
 				}
 			}
@@ -642,11 +600,11 @@ func TestEmbeddingBagDoubleRounding(t *testing.T) {
 	row[0] = 130
 	binary.LittleEndian.PutUint32(row[1:], math.Float32bits(float32(16519105*0x1p-55)))
 	binary.LittleEndian.PutUint32(row[5:], math.Float32bits(1))
-	forEachBagImpl(t, func(t *testing.T) {
+	forEachImplOf(t, bagPools, func(t *testing.T) {
 		out := make([]float32, 1)
 		EmbeddingBag(TableQ8, row, 1, 1, []int64{0}, []int32{0, 1}, nil, false, out, 1, 0, 1)
 		want := float32(1) // PyTorch 1.13: case bag8_double_rounding of testdata/rowwise
-		if bagActive.name != "go" {
+		if bagPools.name() != "go" {
 			want = 1 + 0x1p-23
 		}
 		if out[0] != want {
@@ -657,7 +615,7 @@ func TestEmbeddingBagDoubleRounding(t *testing.T) {
 
 // TestEmbeddingBagEmpty pools only empty bags, from an empty table too.
 func TestEmbeddingBagEmpty(t *testing.T) {
-	forEachBagImpl(t, func(t *testing.T) {
+	forEachImplOf(t, bagPools, func(t *testing.T) {
 		for _, f := range allFormats {
 			for _, dim := range []int{1, 200} {
 				out := make([]float32, 3*dim)

@@ -55,13 +55,13 @@ func BenchmarkGemmBF16A(b *testing.B) {
 
 // BenchmarkGemmLPImpl compares all implementations of both GEMMs on a few shapes.
 func BenchmarkGemmLPImpl(b *testing.B) {
-	savedF16, savedBF16 := f16Active, bf16Active
-	defer func() { f16Active, bf16Active = savedF16, savedBF16 }()
+	defer keepActive(f16Gemms)()
+	defer keepActive(bf16Gemms)()
 	shapes := [][3]int{{2048, 512, 512}, {128, 256, 512}, {1, 1024, 1024}}
-	for _, im := range f16Impls {
+	for _, im := range f16Gemms.impls {
 		for _, sh := range shapes {
 			b.Run(fmt.Sprintf("f16/%s/M=%d/N=%d/K=%d", im.name, sh[0], sh[1], sh[2]), func(b *testing.B) {
-				if !setF16Impl(im.name) {
+				if !f16Gemms.set(im.name) {
 					b.Skip("not supported by this CPU")
 				}
 				w, a, bias, c := benchOperands(sh[0], sh[1], sh[2])
@@ -70,10 +70,10 @@ func BenchmarkGemmLPImpl(b *testing.B) {
 			})
 		}
 	}
-	for _, im := range bf16Impls {
+	for _, im := range bf16Gemms.impls {
 		for _, sh := range shapes {
 			b.Run(fmt.Sprintf("bf16/%s/M=%d/N=%d/K=%d", im.name, sh[0], sh[1], sh[2]), func(b *testing.B) {
-				if !setBF16Impl(im.name) {
+				if !bf16Gemms.set(im.name) {
 					b.Skip("not supported by this CPU")
 				}
 				w, a, bias, c := benchOperands(sh[0], sh[1], sh[2])

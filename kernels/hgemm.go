@@ -108,7 +108,7 @@ func (p *PackedF16) Gemm(m int, a []float32, lda int, c []float32, ldc int, bias
 	if gemmPrologue("PackedF16.Gemm", m, p.N, p.K, len(a), lda, c, ldc, bias, relu) {
 		return
 	}
-	f16Active.gemm(p, m, a, lda, c, ldc, bias, relu)
+	f16Gemms.fn()(p, m, a, lda, c, ldc, bias, relu)
 }
 
 // gemmPrologue validates the arguments shared by the GEMMs of this file and
@@ -147,44 +147,18 @@ func gemmPrologue(fn string, m, n, k, alen, lda int, c []float32, ldc int, bias 
 	return true
 }
 
-// f16Impl is one implementation of PackedF16.Gemm; gemm receives validated
-// arguments with K, m, N >= 1.
-type f16Impl struct {
-	name      string
-	available bool
-	gemm      func(p *PackedF16, m int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool)
-}
+// f16GemmFn is the signature of PackedF16.Gemm's implementations: they
+// receive validated arguments with K, m, N >= 1.
+type f16GemmFn func(p *PackedF16, m int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool)
 
-// f16Impls lists the implementations built in, fastest first; the names
-// match sgemm's impls (same kernel structure) so tests can pair them.
-var f16Impls = append(archF16Impls, f16Impl{name: "go", available: true, gemm: hgemmGo})
-
-var f16Active = firstF16Impl()
-
-func firstF16Impl() *f16Impl {
-	for i := range f16Impls {
-		if f16Impls[i].available {
-			return &f16Impls[i]
-		}
-	}
-	panic("unreachable: the pure-Go implementation is always available")
-}
+// f16Gemms is PackedF16.Gemm's family: archF16Impls (hgemm_amd64.go or
+// hgemm_noasm.go), then hgemmGo. The names match sgemms' (same kernel
+// structure) so tests can pair them.
+var f16Gemms = newFamily(archF16Impls, hgemmGo)
 
 // F16GemmImpl names the PackedF16.Gemm implementation in use ("avx512",
 // "avx2" or "go"), for diagnostics.
-func F16GemmImpl() string { return f16Active.name }
-
-// setF16Impl makes the named implementation active, for tests and
-// benchmarks; it reports whether it exists and the CPU supports it.
-func setF16Impl(name string) bool {
-	for i := range f16Impls {
-		if f16Impls[i].name == name && f16Impls[i].available {
-			f16Active = &f16Impls[i]
-			return true
-		}
-	}
-	return false
-}
+func F16GemmImpl() string { return f16Gemms.name() }
 
 // panelBufPool recycles the fp32 panel buffers of the widening paths (the
 // pure-Go fp16 GEMM and the emulated bf16 GEMMs).

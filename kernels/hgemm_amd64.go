@@ -81,9 +81,9 @@ func hgemm512y1p2(a *float32, lda int, b *uint16, k int, c *float32, ldc int, bi
 //go:noescape
 func hgemm256x1p2(a *float32, b *uint16, k int, c *float32, bias *float32, bstep int, relu bool, ngrp int)
 
-var archF16Impls = []f16Impl{
-	{name: "avx512", available: hasAVX512 && hasF16C, gemm: hgemmAVX512},
-	{name: "avx2", available: hasAVX2FMA && hasF16C, gemm: hgemmAVX2},
+var archF16Impls = []impl[f16GemmFn]{
+	{name: "avx512", available: hasAVX512 && hasF16C, fn: hgemmAVX512},
+	{name: "avx2", available: hasAVX2FMA && hasF16C, fn: hgemmAVX2},
 }
 
 // hkern512 calls the zmm AVX-512 fp16 kernel for mr = 7..12 rows (a switch keeps the

@@ -3,4 +3,4 @@
 package kernels
 
 // archF16Impls is empty without assembly: only the pure-Go fp16 GEMM is built.
-var archF16Impls []f16Impl
+var archF16Impls []impl[f16GemmFn]

@@ -118,31 +118,16 @@ func checkLPCase(t *testing.T, g gemmCase, rng *rand.Rand, lp lpGemm) {
 }
 
 // forEachF16Impl runs f as a subtest for every PackedF16.Gemm
-// implementation the CPU supports, restoring the default afterwards.
+// implementation the CPU supports, and in it, again as no-small-wide, with
+// small layers on the fp16 kernels instead of their widened copy.
 func forEachF16Impl(t *testing.T, f func(t *testing.T)) {
 	t.Helper()
-	saved := f16Active
-	defer func() { f16Active = saved }()
-	ran := 0
-	for _, im := range f16Impls {
-		if !im.available {
-			t.Logf("fp16 implementation %s: not supported by this CPU, skipped", im.name)
-			continue
-		}
-		if !setF16Impl(im.name) {
-			t.Fatalf("setF16Impl(%q) failed for an available implementation", im.name)
-		}
-		ran++
-		t.Run(im.name, f)
-		// Small layers run on their widened copy; without it, on the
-		// fp16 kernels.
+	forEachImplOf(t, f16Gemms, func(t *testing.T) {
+		f(t)
 		hSmallWide = false
-		t.Run(im.name+"/no-small-wide", f)
-		hSmallWide = true
-	}
-	if ran == 0 {
-		t.Fatal("no fp16 GEMM implementation available")
-	}
+		defer func() { hSmallWide = true }()
+		t.Run("no-small-wide", f)
+	})
 }
 
 func roundF16(f float32) float32 { return F16ToF32(F32ToF16(f)) }
@@ -181,13 +166,14 @@ func TestF16GemmMatchesSgemm(t *testing.T) {
 	for _, m := range []int{2, 3, 4, 6, 8, 9, 10, 11, 14, 47} {
 		shapes = append(shapes, shape{m, 40, 33, 35})
 	}
-	savedF16, savedF32 := f16Active, active
-	defer func() { f16Active, active, hSmallWide = savedF16, savedF32, true }()
-	for _, name := range implNames() {
-		if !setF16Impl(name) {
+	defer keepActive(f16Gemms)()
+	defer keepActive(sgemms)()
+	defer func() { hSmallWide = true }()
+	for _, name := range sgemms.names() {
+		if !f16Gemms.set(name) {
 			continue
 		}
-		setImpl(name)
+		sgemms.set(name)
 		for si, s := range append(shapes, shapes...) {
 			hSmallWide = si < len(shapes) // then the fp16 kernels on small shapes too
 			wh := make([]uint16, s.n*s.k)
@@ -439,13 +425,13 @@ func FuzzPackF16(f *testing.F) {
 			}
 		}
 		pf := PackF32(wf, n, k)
-		savedF16, savedF32 := f16Active, active
-		defer func() { f16Active, active = savedF16, savedF32 }()
-		for _, name := range implNames() {
-			if !setF16Impl(name) {
+		defer keepActive(f16Gemms)()
+		defer keepActive(sgemms)()
+		for _, name := range sgemms.names() {
+			if !f16Gemms.set(name) {
 				continue
 			}
-			setImpl(name)
+			sgemms.set(name)
 			got := make([]float32, max(0, (m-1)*g.ldc+n))
 			want := make([]float32, len(got))
 			p.Gemm(m, a, g.lda, got, g.ldc, bias, g.relu)

@@ -228,7 +228,7 @@ func (p *PackedI8) run(m int, a []uint8, lda int, o *i8Out) {
 		}
 		return
 	}
-	activeI8.gemm(p, m, a, lda, o)
+	i8Gemms.fn()(p, m, a, lda, o)
 }
 
 // store applies the epilogue to the raw accumulator acc of C[i][j]; it is
@@ -267,45 +267,17 @@ func i8Dequant(acc, az, colSum int32, as, ws, bias float32, relu bool) float32 {
 	return y
 }
 
-// i8Impl is one implementation of the int8 GEMM. gemm receives arguments
-// already validated, with K >= 1 and m, N >= 1.
-type i8Impl struct {
-	name      string
-	available bool
-	gemm      func(p *PackedI8, m int, a []uint8, lda int, o *i8Out)
-}
+// i8GemmFn is the signature of the int8 GEMM's implementations: they
+// receive arguments already validated, with K >= 1 and m, N >= 1.
+type i8GemmFn func(p *PackedI8, m int, a []uint8, lda int, o *i8Out)
 
-// i8Impls lists the int8 GEMMs built into this binary, fastest first;
-// archI8Impls comes from i8gemm_amd64.go or i8gemm_noasm.go.
-var i8Impls = append(archI8Impls, i8Impl{name: "go", available: true, gemm: gemmI8Go})
-
-// activeI8 is the implementation the GEMMs use: the first available one.
-var activeI8 = firstI8Available()
-
-func firstI8Available() *i8Impl {
-	for i := range i8Impls {
-		if i8Impls[i].available {
-			return &i8Impls[i]
-		}
-	}
-	panic("unreachable: the pure-Go implementation is always available")
-}
+// i8Gemms is the int8 GEMM's family: archI8Impls (i8gemm_amd64.go or
+// i8gemm_noasm.go), then gemmI8Go.
+var i8Gemms = newFamily(archI8Impls, gemmI8Go)
 
 // I8GemmImpl names the int8 GEMM implementation in use ("avx512vnni",
 // "avx2" or "go"), for diagnostics next to Features.
-func I8GemmImpl() string { return activeI8.name }
-
-// setI8Impl makes the named implementation active, for tests; it reports
-// whether that implementation exists and the CPU supports it.
-func setI8Impl(name string) bool {
-	for i := range i8Impls {
-		if i8Impls[i].name == name && i8Impls[i].available {
-			activeI8 = &i8Impls[i]
-			return true
-		}
-	}
-	return false
-}
+func I8GemmImpl() string { return i8Gemms.name() }
 
 // gemmI8Go is the portable implementation: 4 rows x 4 columns of int32
 // accumulators over the packed k groups. A row's last K%4 bytes are read

@@ -92,9 +92,9 @@ func minMax512(x *float32, n int) (lo float32, hi float32)
 //go:noescape
 func i8dot512(a *uint8, lda int, w *int8, ldw int, k int, c *int32, m int, n int)
 
-var archI8Impls = []i8Impl{
-	{name: "avx512vnni", available: hasAVX512VNNI, gemm: gemmI8AVX512},
-	{name: "avx2", available: hasAVX2, gemm: gemmI8AVX2},
+var archI8Impls = []impl[i8GemmFn]{
+	{name: "avx512vnni", available: hasAVX512VNNI, fn: gemmI8AVX512},
+	{name: "avx2", available: hasAVX2, fn: gemmI8AVX2},
 }
 
 // i8QuantAsm selects the AVX-512 quantization loops (tests turn it off to

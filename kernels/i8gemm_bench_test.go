@@ -35,12 +35,11 @@ func BenchmarkGemmI8Dynamic(b *testing.B) {
 
 // BenchmarkGemmI8Impl compares the implementations on a few shapes.
 func BenchmarkGemmI8Impl(b *testing.B) {
-	saved := activeI8
-	defer func() { activeI8 = saved }()
-	for _, name := range i8ImplNames() {
+	defer keepActive(i8Gemms)()
+	for _, name := range i8Gemms.names() {
 		for _, sh := range [][3]int{{2048, 512, 512}, {128, 256, 512}, {1, 256, 512}} {
 			b.Run(fmt.Sprintf("%s/M=%d/N=%d/K=%d", name, sh[0], sh[1], sh[2]), func(b *testing.B) {
-				setI8Impl(name)
+				i8Gemms.set(name)
 				benchGemmI8(b, sh[0], sh[1], sh[2], false)
 			})
 		}

@@ -3,7 +3,7 @@
 package kernels
 
 // Without assembly only the pure-Go int8 GEMM and quantizers are built.
-var archI8Impls []i8Impl
+var archI8Impls []impl[i8GemmFn]
 
 var i8QuantAsm = false
 

@@ -7,40 +7,6 @@ import (
 	"testing"
 )
 
-// forEachI8Impl runs f as a subtest once for every int8 GEMM implementation
-// the CPU supports, and restores the default afterwards. Tests using it must
-// not run in parallel: the active implementation is package state.
-func forEachI8Impl(t *testing.T, f func(t *testing.T)) {
-	t.Helper()
-	saved := activeI8
-	defer func() { activeI8 = saved }()
-	ran := 0
-	for _, im := range i8Impls {
-		if !im.available {
-			t.Logf("int8 implementation %s: not supported by this CPU, skipped", im.name)
-			continue
-		}
-		if !setI8Impl(im.name) {
-			t.Fatalf("setI8Impl(%q) failed for an available implementation", im.name)
-		}
-		ran++
-		t.Run(im.name, f)
-	}
-	if ran == 0 {
-		t.Fatal("no int8 GEMM implementation available")
-	}
-}
-
-func i8ImplNames() []string {
-	var names []string
-	for _, im := range i8Impls {
-		if im.available {
-			names = append(names, im.name)
-		}
-	}
-	return names
-}
-
 // i8Sentinel fills every float C element the GEMM must not write: a
 // signalling-NaN bit pattern no computation yields.
 const i8Sentinel = 0x7fa5a5a5
@@ -271,7 +237,7 @@ func TestI8GemmShapes(t *testing.T) {
 	if testing.Short() {
 		ms, ns, ks = []int{1, 7, 13, 25}, []int{1, 9, 33, 67}, []int{1, 3, 4, 17, 67}
 	}
-	forEachI8Impl(t, func(t *testing.T) {
+	forEachImplOf(t, i8Gemms, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, 2))
 		modes := []string{"s32", "f32", "u8"}
 		c := 0
@@ -291,7 +257,7 @@ func TestI8GemmShapes(t *testing.T) {
 // TestI8GemmDLRM runs the DLRM MLP shapes at the batch sizes the model uses.
 func TestI8GemmDLRM(t *testing.T) {
 	shapes := [][2]int{{512, 13}, {256, 512}, {64, 256}, {16, 64}, {512, 367}, {1, 256}, {1024, 479}, {1024, 1024}}
-	forEachI8Impl(t, func(t *testing.T) {
+	forEachImplOf(t, i8Gemms, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(3, 4))
 		for si, s := range shapes {
 			for mi, m := range []int{1, 13, 100} {
@@ -313,7 +279,7 @@ func TestI8GemmDLRM(t *testing.T) {
 // VPMADDUBSW would saturate its 16-bit pair sums here; the AVX2 path widens
 // to 16 bits and uses VPMADDWD instead.
 func TestI8GemmExtremes(t *testing.T) {
-	forEachI8Impl(t, func(t *testing.T) {
+	forEachImplOf(t, i8Gemms, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(5, 6))
 		for _, k := range []int{1, 2, 3, 4, 5, 63, 64, 255, 1024, 4099} {
 			for ex := 1; ex <= 3; ex++ {
@@ -375,12 +341,11 @@ func TestI8GemmImplsAgree(t *testing.T) {
 	bias[4] = float32(math.Inf(-1))
 	p := PackI8(w, n, k, scales)
 	aq := ActQuant{Scale: 0.05, Zero: 3}
-	saved := activeI8
-	defer func() { activeI8 = saved }()
+	defer keepActive(i8Gemms)()
 	var f0 []float32
 	var u0 []uint8
-	for _, name := range i8ImplNames() {
-		setI8Impl(name)
+	for _, name := range i8Gemms.names() {
+		i8Gemms.set(name)
 		for _, relu := range []bool{false, true} {
 			f := make([]float32, m*n)
 			u := make([]uint8, m*n)
@@ -396,7 +361,7 @@ func TestI8GemmImplsAgree(t *testing.T) {
 			for i := range f {
 				same := math.Float32bits(f[i]) == math.Float32bits(f0[i]) || (f[i] != f[i] && f0[i] != f0[i])
 				if !same || u[i] != u0[i] {
-					t.Fatalf("%s differs from %s at %d: %v/%d vs %v/%d", name, i8ImplNames()[0], i, f[i], u[i], f0[i], u0[i])
+					t.Fatalf("%s differs from %s at %d: %v/%d vs %v/%d", name, i8Gemms.names()[0], i, f[i], u[i], f0[i], u0[i])
 				}
 			}
 		}
@@ -407,7 +372,7 @@ func TestI8GemmImplsAgree(t *testing.T) {
 // gives bit-identical rows (the int8 results do not even depend on the
 // position of a row within the call).
 func TestI8GemmRowAlign(t *testing.T) {
-	forEachI8Impl(t, func(t *testing.T) {
+	forEachImplOf(t, i8Gemms, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(9, 10))
 		const m, n, k = 61, 45, 37
 		w := make([]int8, n*k)
@@ -568,10 +533,9 @@ func FuzzPackI8(f *testing.F) {
 				a[i] = data[(i*7)%len(data)]
 			}
 		}
-		saved := activeI8
-		defer func() { activeI8 = saved }()
-		for _, name := range i8ImplNames() {
-			setI8Impl(name)
+		defer keepActive(i8Gemms)()
+		for _, name := range i8Gemms.names() {
+			i8Gemms.set(name)
 			c := make([]int32, m*n)
 			p.GemmS32(m, a, k, c, n)
 			for i := 0; i < m; i++ {

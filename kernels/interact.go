@@ -34,7 +34,7 @@ func InteractDot(t []float32, ldt, f, d int, self bool, out []float32, ldo int, 
 	if lo == hi {
 		return
 	}
-	interactActive.fn(t, ldt, f, d, self, out, ldo, lo, hi)
+	interactDots.fn()(t, ldt, f, d, self, out, ldo, lo, hi)
 }
 
 // maxInteractF bounds f so that widths cannot overflow (f² fits easily);
@@ -121,45 +121,17 @@ func interactDotGeneric(t []float32, ldt, f, d int, self bool, out []float32, ld
 	}
 }
 
-// interactImpl is one implementation of InteractDot; fn receives arguments
-// already validated by checkInteract, with lo < hi.
-type interactImpl struct {
-	name      string
-	available bool // the CPU supports it
-	fn        func(t []float32, ldt, f, d int, self bool, out []float32, ldo int, lo, hi int)
-}
+// interactFn is the signature of InteractDot's implementations: they
+// receive arguments already validated by checkInteract, with lo < hi.
+type interactFn func(t []float32, ldt, f, d int, self bool, out []float32, ldo int, lo, hi int)
 
-// interactImpls lists every implementation built into this binary, fastest
-// first; interactArchImpls comes from interact_amd64.go or interact_noasm.go.
-var interactImpls = append(interactArchImpls, interactImpl{name: "go", available: true, fn: interactGo})
-
-// interactActive is the implementation InteractDot uses: the first available.
-var interactActive = firstInteract()
-
-func firstInteract() *interactImpl {
-	for i := range interactImpls {
-		if interactImpls[i].available {
-			return &interactImpls[i]
-		}
-	}
-	panic("unreachable: the pure-Go interaction is always available")
-}
+// interactDots is InteractDot's family: interactArchImpls (interact_amd64.go
+// or interact_noasm.go), then interactGo.
+var interactDots = newFamily(interactArchImpls, interactGo)
 
 // InteractImpl names the InteractDot implementation in use ("avx512",
 // "avx2" or "go"), for diagnostics next to Features and SgemmImpl.
-func InteractImpl() string { return interactActive.name }
-
-// setInteractImpl makes the named implementation active, for tests; it
-// reports whether that implementation exists and the CPU supports it.
-func setInteractImpl(name string) bool {
-	for i := range interactImpls {
-		if interactImpls[i].name == name && interactImpls[i].available {
-			interactActive = &interactImpls[i]
-			return true
-		}
-	}
-	return false
-}
+func InteractImpl() string { return interactDots.name() }
 
 // interactGo is the portable implementation: for each a, four dots at a
 // time share the loads of T[a] and keep four independent float32 chains

@@ -34,7 +34,7 @@ func interactDot256(t *float32, f int, d int, self bool, out *float32, pf *float
 
 // interactArchImpls: "avx512" picks the faster of its two kernels by shape;
 // "avx512-blocks" and "avx512-outer" force one, for tests and benchmarks.
-var interactArchImpls = []interactImpl{
+var interactArchImpls = []impl[interactFn]{
 	{name: "avx512", available: hasAVX512, fn: interactAVX512},
 	{name: "avx512-blocks", available: hasAVX512, fn: interactAVX512Blocks},
 	{name: "avx512-outer", available: hasAVX512, fn: interactAVX512Outer},

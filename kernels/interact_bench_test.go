@@ -24,9 +24,8 @@ var interactBenchShapes = [][2]int{{27, 16}, {27, 64}, {27, 128}, {100, 64}}
 // BenchmarkInteractDotImpl compares all implementations and the plain
 // float32 loop InteractDot used before ("plain").
 func BenchmarkInteractDotImpl(b *testing.B) {
-	saved := interactActive
-	defer func() { interactActive = saved }()
-	names := append(interactImplNames(), "plain")
+	defer keepActive(interactDots)()
+	names := append(interactDots.names(), "plain")
 	for _, name := range names {
 		for _, s := range interactBenchShapes[:3] {
 			b.Run(fmt.Sprintf("%s/F=%d/D=%d", name, s[0], s[1]), func(b *testing.B) {
@@ -34,7 +33,7 @@ func BenchmarkInteractDotImpl(b *testing.B) {
 				if name == "plain" {
 					fn = interactDotPlain
 				} else {
-					setInteractImpl(name)
+					interactDots.set(name)
 				}
 				benchInteract(b, s[0], s[1], fn)
 			})

@@ -4,4 +4,4 @@ package kernels
 
 // interactArchImpls is empty without assembly: only the pure-Go interaction
 // is built.
-var interactArchImpls []interactImpl
+var interactArchImpls []impl[interactFn]

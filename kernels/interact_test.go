@@ -7,74 +7,6 @@ import (
 	"testing"
 )
 
-// forEachInteractImpl runs f as a subtest once for every InteractDot
-// implementation built into this binary that the CPU supports, and restores
-// the default afterwards (like forEachImpl for the GEMM). Tests using it must
-// not run in parallel: the active implementation is package state.
-func forEachInteractImpl(t *testing.T, f func(t *testing.T)) {
-	t.Helper()
-	saved := interactActive
-	defer func() { interactActive = saved }()
-	ran := 0
-	for _, im := range interactImpls {
-		if !im.available {
-			t.Logf("implementation %s: not supported by this CPU, skipped", im.name)
-			continue
-		}
-		if !setInteractImpl(im.name) {
-			t.Fatalf("setInteractImpl(%q) failed for an available implementation", im.name)
-		}
-		ran++
-		t.Run(im.name, f)
-	}
-	if ran == 0 {
-		t.Fatal("no InteractDot implementation available")
-	}
-}
-
-// interactImplNames lists the available implementations, for fuzz targets
-// and benchmarks that cannot nest subtests.
-func interactImplNames() []string {
-	var names []string
-	for _, im := range interactImpls {
-		if im.available {
-			names = append(names, im.name)
-		}
-	}
-	return names
-}
-
-func TestInteractImplTable(t *testing.T) {
-	if got, want := InteractImpl(), firstInteract().name; got != want {
-		t.Errorf("InteractImpl() = %q, want the first available %q", got, want)
-	}
-	last := interactImpls[len(interactImpls)-1]
-	if last.name != "go" || !last.available {
-		t.Errorf("the pure-Go implementation must be last and always available: %+v", last)
-	}
-	saved := interactActive
-	defer func() { interactActive = saved }()
-	if setInteractImpl("no-such-impl") {
-		t.Error("setInteractImpl accepted an unknown name")
-	}
-	if interactActive != saved {
-		t.Error("a failed setInteractImpl changed the active implementation")
-	}
-	seen := map[string]bool{}
-	for _, im := range interactImpls {
-		if !im.available && setInteractImpl(im.name) {
-			t.Errorf("setInteractImpl(%q) accepted an implementation the CPU lacks", im.name)
-		}
-		if seen[im.name] {
-			t.Errorf("duplicate implementation name %q", im.name)
-		}
-		seen[im.name] = true
-	}
-	if len(interactArchImpls) > 0 && hasAVX512 && InteractImpl() != "avx512" {
-		t.Errorf("assembly built, AVX-512 CPU, but InteractImpl() = %q", InteractImpl())
-	}
-}
-
 // interactCase is one InteractDot problem with its guard layout: n rows in
 // the buffers, [lo, hi) computed, ldt and ldo padded past f*d and the width.
 type interactCase struct {
@@ -250,7 +182,7 @@ func interactCases(short bool) []interactCase {
 
 func TestInteractDotImpls(t *testing.T) {
 	cases := interactCases(testing.Short())
-	forEachInteractImpl(t, func(t *testing.T) {
+	forEachImplOf(t, interactDots, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(11, 12))
 		for i, c := range cases {
 			runInteractCase(t, c, rng, i%5 == 4)
@@ -287,7 +219,7 @@ func TestInteractDotGenericMatchesPlain(t *testing.T) {
 // TestInteractDotSplit checks that results do not depend on how the batch
 // is split into [lo, hi) ranges: every implementation, bit for bit.
 func TestInteractDotSplit(t *testing.T) {
-	forEachInteractImpl(t, func(t *testing.T) {
+	forEachImplOf(t, interactDots, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, 3))
 		for _, fd := range [][2]int{{27, 16}, {27, 128}, {13, 37}, {6, 5}} {
 			f, d := fd[0], fd[1]
@@ -323,7 +255,7 @@ func TestInteractDotSpecialValues(t *testing.T) {
 	}
 	tt[3*d+7] = float32(math.NaN())    // vector 3
 	tt[10*d+18] = float32(math.Inf(1)) // vector 10 (the last, also the clamped duplicate)
-	forEachInteractImpl(t, func(t *testing.T) {
+	forEachImplOf(t, interactDots, func(t *testing.T) {
 		for _, self := range []bool{false, true} {
 			w := InteractWidth(f, d, self)
 			got := make([]float32, w)
@@ -344,7 +276,7 @@ func TestInteractDotSpecialValues(t *testing.T) {
 // TestInteractDotDegenerate covers D = 0 (every dot is an empty sum, 0), F
 // = 1 (no pairs without self) and an empty row range (nothing written).
 func TestInteractDotDegenerate(t *testing.T) {
-	forEachInteractImpl(t, func(t *testing.T) {
+	forEachImplOf(t, interactDots, func(t *testing.T) {
 		out := []float32{9, 9, 9, 9, 9, 9, 9}
 		InteractDot(nil, 0, 3, 0, false, out, 3, 0, 2)
 		if want := []float32{0, 0, 0, 0, 0, 0, 9}; fmt.Sprint(out) != fmt.Sprint(want) {
@@ -430,10 +362,9 @@ func FuzzInteractDot(f *testing.F) {
 			want[i] = math.Float32frombits(sentinel)
 		}
 		interactDotGeneric(tt, ldt, fv, d, self, want, ldo, 0, n)
-		saved := interactActive
-		defer func() { interactActive = saved }()
-		for _, name := range interactImplNames() {
-			setInteractImpl(name)
+		defer keepActive(interactDots)()
+		for _, name := range interactDots.names() {
+			interactDots.set(name)
 			got := make([]float32, len(want))
 			for i := range got {
 				got[i] = math.Float32frombits(sentinel)

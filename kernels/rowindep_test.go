@@ -101,7 +101,7 @@ func rowIndepOperands(rng *rand.Rand, n, k, rows int) (w, a, bias []float32) {
 }
 
 func TestGemmRowsIndependentOfM(t *testing.T) {
-	forEachImpl(t, func(t *testing.T) {
+	forEachImplOf(t, sgemms, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(12, 8))
 		for si, s := range rowIndepShapes {
 			n, k := s[0], s[1]
@@ -131,7 +131,7 @@ func TestF16GemmRowsIndependentOfM(t *testing.T) {
 }
 
 func TestBF16GemmRowsIndependentOfM(t *testing.T) {
-	forEachBF16Impl(t, func(t *testing.T) {
+	forEachImplOf(t, bf16Gemms, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(12, 17))
 		for si, s := range rowIndepShapes {
 			n, k := s[0], s[1]
@@ -154,7 +154,7 @@ func TestBF16GemmRowsIndependentOfM(t *testing.T) {
 // (per-row dynamic and static activations, float and requantized u8
 // output) and its M-dependent choices (padding A's K tail from 24 rows).
 func TestI8GemmRowsIndependentOfM(t *testing.T) {
-	forEachI8Impl(t, func(t *testing.T) {
+	forEachImplOf(t, i8Gemms, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(12, 18))
 		rows := rowIndepRows()
 		for si, s := range rowIndepShapes {
@@ -215,7 +215,7 @@ func TestQuantizeRowsIndependentOfM(t *testing.T) {
 
 // TestInteractRowsIndependentOfM: the interaction computes each row alone.
 func TestInteractRowsIndependentOfM(t *testing.T) {
-	forEachInteractImpl(t, func(t *testing.T) {
+	forEachImplOf(t, interactDots, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(12, 20))
 		for _, fd := range [][2]int{{27, 16}, {9, 40}, {27, 64}} {
 			f, d := fd[0], fd[1]

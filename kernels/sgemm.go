@@ -121,7 +121,7 @@ func (p *PackedF32) Gemm(m int, a []float32, lda int, c []float32, ldc int, bias
 		}
 		return
 	}
-	active.gemm(p, m, a, lda, c, ldc, bias, relu)
+	sgemms.fn()(p, m, a, lda, c, ldc, bias, relu)
 }
 
 // sgemmGeneric is the reference GEMM, the definition every implementation is
@@ -161,45 +161,17 @@ func sgemmGeneric(m, n, k int, a []float32, lda int, w []float32, ldw int, c []f
 	}
 }
 
-// sgemmImpl is one implementation of the packed GEMM. gemm receives
-// arguments already validated by Gemm, with K >= 1 and m, N >= 1.
-type sgemmImpl struct {
-	name      string
-	available bool // the CPU supports it
-	gemm      func(p *PackedF32, m int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool)
-}
+// sgemmFn is the signature of the packed GEMM's implementations: they
+// receive arguments already validated by Gemm, with K >= 1 and m, N >= 1.
+type sgemmFn func(p *PackedF32, m int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool)
 
-// impls lists every implementation built into this binary, fastest first;
-// archImpls comes from sgemm_amd64.go or sgemm_noasm.go.
-var impls = append(archImpls, sgemmImpl{name: "go", available: true, gemm: gemmGo})
-
-// active is the implementation Gemm uses: the first available one.
-var active = firstAvailable()
-
-func firstAvailable() *sgemmImpl {
-	for i := range impls {
-		if impls[i].available {
-			return &impls[i]
-		}
-	}
-	panic("unreachable: the pure-Go implementation is always available")
-}
+// sgemms is the packed GEMM's family: the SIMD drivers where built
+// (sgemmArchImpls, sgemm_amd64.go or sgemm_noasm.go), then gemmGo.
+var sgemms = newFamily(sgemmArchImpls, gemmGo)
 
 // SgemmImpl names the GEMM implementation in use ("avx512", "avx2" or "go"),
 // for diagnostics next to Features.
-func SgemmImpl() string { return active.name }
-
-// setImpl makes the named implementation active, for tests; it reports
-// whether that implementation exists and the CPU supports it.
-func setImpl(name string) bool {
-	for i := range impls {
-		if impls[i].name == name && impls[i].available {
-			active = &impls[i]
-			return true
-		}
-	}
-	return false
-}
+func SgemmImpl() string { return sgemms.name() }
 
 // gemmGo is the portable implementation: 4x4 register-blocked dot products
 // over the packed panels (16 accumulators fit the FP register files of arm64

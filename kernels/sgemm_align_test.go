@@ -9,7 +9,7 @@ import (
 // multiples gives bit-identical rows, for every implementation and for the
 // dot-product path (N <= 4) too.
 func TestGemmRowAlign(t *testing.T) {
-	forEachImpl(t, func(t *testing.T) {
+	forEachImplOf(t, sgemms, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, 1))
 		for _, nk := range [][2]int{{17, 45}, {9, 17}, {1, 9}, {8, 5}, {1, 256}, {4, 100}, {5, 100}, {64, 256}} {
 			n, k := nk[0], nk[1]

@@ -82,9 +82,9 @@ func sgemmDot512(a *float32, lda int, w *float32, k int, c *float32, ldc int, bi
 //go:noescape
 func sgemmDot256(a *float32, lda int, w *float32, k int, c *float32, ldc int, bias *float32, relu bool, m int, n int)
 
-var archImpls = []sgemmImpl{
-	{name: "avx512", available: hasAVX512, gemm: gemmAVX512},
-	{name: "avx2", available: hasAVX2FMA, gemm: gemmAVX2},
+var sgemmArchImpls = []impl[sgemmFn]{
+	{name: "avx512", available: hasAVX512, fn: gemmAVX512},
+	{name: "avx2", available: hasAVX2FMA, fn: gemmAVX2},
 }
 
 const (

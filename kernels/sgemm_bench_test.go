@@ -28,12 +28,11 @@ func BenchmarkSgemm(b *testing.B) {
 
 // BenchmarkSgemmImpl compares all implementations on a few shapes.
 func BenchmarkSgemmImpl(b *testing.B) {
-	saved := active
-	defer func() { active = saved }()
-	for _, name := range implNames() {
+	defer keepActive(sgemms)()
+	for _, name := range sgemms.names() {
 		for _, sh := range [][3]int{{2048, 512, 512}, {128, 256, 512}, {1, 256, 512}} {
 			b.Run(fmt.Sprintf("%s/M=%d/N=%d/K=%d", name, sh[0], sh[1], sh[2]), func(b *testing.B) {
-				setImpl(name)
+				sgemms.set(name)
 				benchGemm(b, sh[0], sh[1], sh[2])
 			})
 		}

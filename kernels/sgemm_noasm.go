@@ -2,5 +2,5 @@
 
 package kernels
 
-// archImpls is empty without assembly: only the pure-Go GEMM is built.
-var archImpls []sgemmImpl
+// sgemmArchImpls is empty without assembly: only the pure-Go GEMM is built.
+var sgemmArchImpls []impl[sgemmFn]

@@ -206,7 +206,7 @@ func gemmCases(short bool) []gemmCase {
 
 func TestGemm(t *testing.T) {
 	cases := gemmCases(testing.Short())
-	forEachImpl(t, func(t *testing.T) {
+	forEachImplOf(t, sgemms, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(3, 4))
 		for _, g := range cases {
 			runCase(t, g, rng)
@@ -239,7 +239,7 @@ func TestGemmSpecialValues(t *testing.T) {
 	for j := range bias {
 		bias[j] = float32(math.Copysign(0, -1)) // -0
 	}
-	forEachImpl(t, func(t *testing.T) {
+	forEachImplOf(t, sgemms, func(t *testing.T) {
 		for _, relu := range []bool{false, true} {
 			got := make([]float32, 4*n)
 			want := make([]float32, 4*n)
@@ -268,7 +268,7 @@ func TestGemmSpecialValues(t *testing.T) {
 // TestGemmDegenerate covers empty dimensions: K = 0 is bias (+ReLU), M = 0 and
 // N = 0 write nothing.
 func TestGemmDegenerate(t *testing.T) {
-	forEachImpl(t, func(t *testing.T) {
+	forEachImplOf(t, sgemms, func(t *testing.T) {
 		p := PackF32(nil, 3, 0)
 		c := []float32{9, 9, 9, 9, 9, 9}
 		p.Gemm(2, nil, 0, c, 3, []float32{1, -2, 3}, true)
@@ -382,10 +382,9 @@ func FuzzPackF32(f *testing.F) {
 		}
 		want := make([]float32, max(0, (m-1)*g.ldc+n))
 		sgemmGeneric(m, n, k, a, g.lda, w, k, want, g.ldc, bias, g.relu)
-		saved := active
-		defer func() { active = saved }()
-		for _, name := range implNames() {
-			setImpl(name)
+		defer keepActive(sgemms)()
+		for _, name := range sgemms.names() {
+			sgemms.set(name)
 			got := make([]float32, len(want))
 			p.Gemm(m, a, g.lda, got, g.ldc, bias, g.relu)
 			for i := range got {
@@ -421,7 +420,7 @@ func TestGemmConcurrent(t *testing.T) {
 	p := PackF32(w, n, k)
 	want := make([]float32, m*n)
 	sgemmGeneric(m, n, k, a, lda, w, k, want, n, bias, true)
-	forEachImpl(t, func(t *testing.T) {
+	forEachImplOf(t, sgemms, func(t *testing.T) {
 		got := make([]float32, m*n)
 		done := make(chan struct{})
 		for g := 0; g < workers; g++ {
