@@ -220,6 +220,9 @@ func ParquetDenseIsFloat(path, format string, cols Columns) (isFloat bool) {
 	if err != nil {
 		return false
 	}
+	if checkParquetFooter(path, f, st.Size()) != nil {
+		return false // what parquet-go must not see; the reader says why
+	}
 	pf, err := parquet.OpenFile(f, st.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return false
