@@ -120,6 +120,19 @@ func TestHostileCorpus(t *testing.T) {
 		{"interaction: bad value", []string{"inspect", "{h}/ambiguous.safetensors", "--interaction", "sum"}, 2, []string{"--interaction"}},
 		// Every row malformed.
 		{"all rows skipped", []string{"eval", "--model", "{h}/tiny.safetensors", "--data", "{h}/allbad.tsv.gz", "--bad-rows", "skip"}, 1, []string{"all 100000 rows read were malformed", "allbad.tsv.gz:1"}},
+		// Malformed and hostile Parquet click logs: one line naming the
+		// file and what is wrong, never a crash (the footer claiming 2^31
+		// row groups was a fatal out-of-memory in parquet-go).
+		{"parquet: intact", []string{"eval", "--model", "{h}/tiny.safetensors", "--data", "{h}/tiny.parquet"}, 0, nil},
+		{"parquet: truncated footer", []string{"eval", "--model", "{h}/tiny.safetensors", "--data", "{h}/pq_truncated_footer.parquet"}, 1, []string{"pq_truncated_footer.parquet", "not the magic \"PAR1\" (truncated?)"}},
+		{"parquet: wrong magic", []string{"eval", "--model", "{h}/tiny.safetensors", "--data", "{h}/pq_bad_magic.parquet"}, 1, []string{"pq_bad_magic.parquet", "not a valid Parquet file", "magic"}},
+		{"parquet: string ids", []string{"eval", "--model", "{h}/tiny.safetensors", "--data", "{h}/pq_string_ids.parquet"}, 1, []string{"pq_string_ids.parquet", `column "C3": type STRING, want INT32 or INT64 (ids)`}},
+		{"parquet: id beyond its table", []string{"eval", "--model", "{h}/tiny.safetensors", "--data", "{h}/pq_id_beyond_table.parquet"}, 1, []string{"pq_id_beyond_table.parquet", `row 12 (row group 1, column "C5")`, "id 9 is beyond embedding table 4, which has 8 rows"}},
+		{"parquet: id beyond its table, skipped", []string{"eval", "--model", "{h}/tiny.safetensors", "--data", "{h}/pq_id_beyond_table.parquet", "--bad-rows", "skip"}, 0, nil},
+		{"parquet: negative id", []string{"calibrate", "--model", "{h}/tiny.safetensors", "--data", "{h}/pq_negative_id.parquet", "-o", "{tmp}/r.json"}, 1, []string{"pq_negative_id.parquet", `row 2 (row group 0, column "C2")`, "id -1 is negative"}},
+		{"parquet: null label", []string{"eval", "--model", "{h}/tiny.safetensors", "--data", "{h}/pq_null_label.parquet"}, 1, []string{"pq_null_label.parquet", `row 6 (row group 0, column "label")`, "the label is null"}},
+		{"parquet: 2^31 row groups claimed", []string{"eval", "--model", "{h}/tiny.safetensors", "--data", "{h}/pq_huge_footer_list.parquet"}, 1, []string{"pq_huge_footer_list.parquet", "a list of 2147483647", "only 0 bytes follow"}},
+		{"parquet: 1 GiB page claimed", []string{"eval", "--model", "{h}/tiny.safetensors", "--data", "{h}/pq_huge_page.parquet"}, 1, []string{"pq_huge_page.parquet", "refused", `column "label"`, "1073741824 decoded bytes exceed the limit", "docs/limits.md"}},
 		// Outputs onto inputs; non-regular inputs.
 		{"quantize -o model", []string{"quantize", "--model", "{tmp}/tiny.safetensors", "--preset", "fp16", "-o", "{tmp}/tiny.safetensors"}, 2, []string{"same file as --model"}},
 		{"quantize -o symlink to model", []string{"quantize", "--model", "{tmp}/tiny.safetensors", "--preset", "fp16", "-o", "{tmp}/link.safetensors"}, 2, []string{"same file as --model"}},

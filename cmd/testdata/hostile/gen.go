@@ -3,8 +3,11 @@
 // Command gen writes the small hostile inputs that cmd's TestHostileCorpus
 // runs rq on (issue 12): tiny DLRM models with a non-finite weight, an
 // ambiguous interaction, a click log whose every row is malformed, an npz
-// whose stored member fails its CRC-32, and the
-// valid tiny model and data the path and JSON cases start from. Every byte
+// whose stored member fails its CRC-32, malformed and hostile Parquet click
+// logs (pq_*.parquet: a truncated footer, a wrong magic, a column of the
+// wrong type, ids beyond their table or negative, a null label, a footer
+// claiming 2^31 row groups, a page claiming 1 GiB), and the valid tiny
+// model and data the path and JSON cases start from. Every byte
 // comes from constants, so a run writes the same files:
 //
 //	cd cmd/testdata/hostile && go run gen.go
@@ -25,9 +28,14 @@ import (
 	"log"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
+	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/rqtools/rq/modelio"
 )
@@ -103,6 +111,137 @@ func main() {
 	zw.Write(bytes.Repeat([]byte("\n"), 100000))
 	zw.Close()
 	writeFile("allbad.tsv.gz", gz.Bytes())
+
+	parquetCases(dense, cat, labels)
+}
+
+// parquetCases writes the 20 rows as Parquet with Criteo's column names
+// (label int32, I1..I13 int64, C1..C26 int64, C5 a list<int64> bag), and
+// the hostile variants.
+func parquetCases(dense, cat []int32, labels []float32) {
+	type change func(g parquet.Group, row map[string]any, i int)
+	write := func(name string, ch change) []byte {
+		g := parquet.Group{"label": parquet.Int(32)}
+		for j := 1; j <= 13; j++ {
+			g["I"+strconv.Itoa(j)] = parquet.Int(64)
+		}
+		for k := 1; k <= 26; k++ {
+			g["C"+strconv.Itoa(k)] = parquet.Int(64)
+		}
+		g["C5"] = parquet.List(parquet.Int(64))
+		var rows []map[string]any
+		for i := range 20 {
+			r := map[string]any{"label": int32(labels[i])}
+			for j := range 13 {
+				r["I"+strconv.Itoa(j+1)] = int64(dense[i*13+j])
+			}
+			for k := range 26 {
+				r["C"+strconv.Itoa(k+1)] = int64(cat[i*26+k])
+			}
+			r["C5"] = []int64{int64(cat[i*26+4]), int64(i % 8)}[:1+i%2]
+			if ch != nil {
+				ch(g, r, i)
+			}
+			rows = append(rows, r)
+		}
+		var buf bytes.Buffer
+		w := parquet.NewWriter(&buf, parquet.NewSchema("clicklog", g), parquet.MaxRowsPerRowGroup(8), parquet.CreatedBy("rq", "hostile-gen", ""))
+		for _, r := range rows {
+			if err := w.Write(r); err != nil {
+				log.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			log.Fatal(err)
+		}
+		if name != "" {
+			writeFile(name, buf.Bytes())
+		}
+		return buf.Bytes()
+	}
+	good := write("tiny.parquet", nil)
+	// The footer cut off: the file ends 40 bytes into its footer.
+	n := int(binary.LittleEndian.Uint32(good[len(good)-8:]))
+	writeFile("pq_truncated_footer.parquet", good[:len(good)-8-n+40])
+	// The leading magic of another format.
+	writeFile("pq_bad_magic.parquet", append([]byte("PAR0"), good[4:]...))
+	write("pq_string_ids.parquet", func(g parquet.Group, r map[string]any, i int) { g["C3"], r["C3"] = parquet.String(), "68fd1e64" })
+	write("pq_id_beyond_table.parquet", func(g parquet.Group, r map[string]any, i int) {
+		if i == 12 {
+			r["C5"] = []int64{1, 9} // table 4 has 8 rows
+		}
+	})
+	write("pq_negative_id.parquet", func(g parquet.Group, r map[string]any, i int) {
+		if i == 2 {
+			r["C2"] = int64(-1)
+		}
+	})
+	write("pq_null_label.parquet", func(g parquet.Group, r map[string]any, i int) {
+		g["label"] = parquet.Optional(parquet.Int(32))
+		if i == 6 {
+			r["label"] = nil
+		}
+	})
+	// A 12-byte footer whose list of row groups claims 2^31-1 entries
+	// (parquet-go would allocate 1.2 TB for it).
+	footer := binary.AppendUvarint([]byte{4<<4 | 9, 0xFC}, 1<<31-1)
+	var huge bytes.Buffer
+	huge.WriteString("PAR1")
+	huge.Write(footer)
+	binary.Write(&huge, binary.LittleEndian, uint32(len(footer)))
+	huge.WriteString("PAR1")
+	writeFile("pq_huge_footer_list.parquet", huge.Bytes())
+	writeFile("pq_huge_page.parquet", editFirstPage(good, "label", func(h *format.PageHeader) { h.UncompressedPageSize = 1 << 30 }))
+}
+
+// editFirstPage rewrites the first page header of column's chunk in the
+// first row group through edit, and the footer's offsets and that chunk's
+// size to match the new header's length.
+func editFirstPage(file []byte, column string, edit func(*format.PageHeader)) []byte {
+	proto := new(thrift.CompactProtocol)
+	n := int64(binary.LittleEndian.Uint32(file[len(file)-8:]))
+	footerAt := int64(len(file)) - 8 - n
+	var meta format.FileMetaData
+	if err := thrift.Unmarshal(proto, file[footerAt:footerAt+n], &meta); err != nil {
+		log.Fatal(err)
+	}
+	ci := slices.IndexFunc(meta.RowGroups[0].Columns, func(c format.ColumnChunk) bool { return slices.Equal(c.MetaData.PathInSchema, []string{column}) })
+	md := meta.RowGroups[0].Columns[ci].MetaData
+	off := md.DataPageOffset
+	if md.DictionaryPageOffset > 0 && md.DictionaryPageOffset < off {
+		off = md.DictionaryPageOffset
+	}
+	pr := proto.NewReaderFromBytes(file[off:])
+	var h format.PageHeader
+	if err := thrift.NewDecoder(pr).Decode(&h); err != nil {
+		log.Fatal(err)
+	}
+	old := int64(pr.BytesRead())
+	edit(&h)
+	nh, err := thrift.Marshal(proto, &h)
+	if err != nil {
+		log.Fatal(err)
+	}
+	delta := int64(len(nh)) - old
+	for g := range meta.RowGroups {
+		for c := range meta.RowGroups[g].Columns {
+			m := &meta.RowGroups[g].Columns[c].MetaData
+			if m.DataPageOffset > off {
+				m.DataPageOffset += delta
+			}
+			if m.DictionaryPageOffset > off {
+				m.DictionaryPageOffset += delta
+			}
+			if g == 0 && c == ci {
+				m.TotalCompressedSize += delta
+			}
+		}
+	}
+	footer, err := thrift.Marshal(proto, &meta)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return slices.Concat(file[:off], nh, file[off+old:footerAt], footer, binary.LittleEndian.AppendUint32(nil, uint32(len(footer))), []byte("PAR1"))
 }
 
 // dlrm builds the tensors of a small DLRM with deterministic weights.
