@@ -23,7 +23,9 @@
 // reference loop, and on amd64 (unless built with -tags purego) AVX-512 and
 // AVX2 assembly; one registry (registry.go) lists a family's
 // implementations and uses the first the CPU features allow (cpu.go). Tests
-// run every implementation the CPU has against the reference. The code is
+// run every implementation the CPU has against the reference. The .s files
+// are written by go generate's programs in internal/gen, one per file,
+// which share the emit library internal/asmgen. The code is
 // single-threaded: callers split rows across goroutines (at multiples of
 // GemmRowAlign for the GEMMs, for speed). Every kernel computes a row from
 // that row alone, with the same operations whatever the number of rows, so

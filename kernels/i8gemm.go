@@ -141,7 +141,7 @@ type ActQuant struct {
 	RowZero  []int32
 }
 
-// Output modes of the GEMM epilogue; the flag bits match i8gemm_gen.go.
+// Output modes of the GEMM epilogue; the flag bits match internal/gen/i8gemm.
 const (
 	i8FlagReLU = 1
 	i8FlagU8   = 2

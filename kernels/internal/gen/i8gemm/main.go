@@ -1,20 +1,10 @@
-// Copyright rq authors. Generator for i8gemm_amd64.s; run with `go generate`.
-
-//go:build ignore
-
-// This program writes i8gemm_amd64.s: the u8 x s8 -> s32 GEMM micro-kernels
-// with their fused epilogue, for AVX-512 VNNI (mr = 1..12 rows x 32 columns,
-// VPDPBUSD) and AVX2 (mr = 1..6 rows x 8 columns, widened to 16 bits and
-// multiplied with VPMADDWD, which is exact), and the AVX-512 activation
-// quantization loops. Like sgemm_gen.go, the kernels are straight-line code
-// unrolled over rows and k groups, hence a generator.
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"log"
-	"os"
+
+	"github.com/rqtools/rq/kernels/internal/asmgen"
 )
 
 const (
@@ -24,7 +14,7 @@ const (
 	pstep  = 128 // bytes of one packed k group of a panel (32 columns x 4 k)
 )
 
-// Flag bits of the kernels' flags argument; must match i8gemm.go.
+// Flag bits of the kernels' flags argument; must match kernels/i8gemm.go.
 const (
 	flagReLU = 1
 	flagU8   = 2
@@ -32,13 +22,13 @@ const (
 	flagTail = 8
 )
 
-var out bytes.Buffer
+var out = asmgen.New()
 
-func p(format string, args ...any) { fmt.Fprintf(&out, format+"\n", args...) }
+var p = out.P
 
 // nsets is how many independent accumulator sets a kernel of mr rows keeps
 // so that enough VPDPBUSD chains are in flight for the latency (as in
-// sgemm_gen.go); the sets are summed (exactly: integers) before the epilogue.
+// gen/sgemm); the sets are summed (exactly: integers) before the epilogue.
 func nsets(mr int) int {
 	switch {
 	case mr == 1:
@@ -52,14 +42,8 @@ func nsets(mr int) int {
 // acc is the accumulator register number for set s, row i, vector v.
 func acc(mr, s, i, v int) int { return s*2*mr + 2*i + v }
 
-// rowAddr returns the address of A row i at byte displacement disp: rows
-// 0-3 hang off R11, 4-7 off DI, 8-11 off R10, indexed by lda (R8) and
-// 3*lda (R9).
-func rowAddr(i, disp int) string {
-	base := []string{"R11", "DI", "R10"}[i/4]
-	idx := []string{"", "(R8*1)", "(R8*2)", "(R9*1)"}[i%4]
-	return fmt.Sprintf("%d(%s)%s", disp, base, idx)
-}
+// rowAddr is A row i's address at byte displacement disp.
+var rowAddr = asmgen.RowAddr
 
 // prefetchC requests the block's C tile (mr rows of 128 bytes at DX,
 // ldc R12) before the k loop: where C is larger than the caches (a
@@ -69,62 +53,15 @@ func rowAddr(i, disp int) string {
 // harmless. Clobbers AX.
 func prefetchC(mr int) {
 	p("\tMOVQ DX, AX")
-	for i := 0; i < mr; i++ {
+	out.StoreRows(mr, "AX", func(i int) {
 		p("\tPREFETCHT0 (AX)")
 		p("\tPREFETCHT0 64(AX)")
-		if i < mr-1 {
-			p("\tADDQ R12, AX")
-		}
-	}
+	})
 }
 
-func rowPointers(mr int) {
-	p("\tMOVQ SI, R11")
-	if mr > 4 {
-		p("\tLEAQ (SI)(R8*4), DI")
-	}
-	if mr > 8 {
-		p("\tLEAQ (DI)(R8*4), R10")
-	}
-}
-
-func advanceRows(mr, n int) {
-	p("\tADDQ $%d, R11", n)
-	if mr > 4 {
-		p("\tADDQ $%d, DI", n)
-	}
-	if mr > 8 {
-		p("\tADDQ $%d, R10", n)
-	}
-}
-
-// kLoop emits the loop over the kg full k groups around step(u), which
-// does group u of an unrolled iteration reading A at displacement 4u.
-func kLoop(name string, mr int, step func(u int)) {
-	p("\tMOVQ b+16(FP), BX")
-	p("\tMOVQ kg+24(FP), CX")
-	p("\tCMPQ CX, $%d", unroll)
-	p("\tJL   %s_rest", name)
-	p("%s_loop:", name)
-	for u := 0; u < unroll; u++ {
-		step(u)
-	}
-	advanceRows(mr, 4*unroll)
-	p("\tADDQ $%d, BX", unroll*pstep)
-	p("\tSUBQ $%d, CX", unroll)
-	p("\tCMPQ CX, $%d", unroll)
-	p("\tJGE  %s_loop", name)
-	p("%s_rest:", name)
-	p("\tTESTQ CX, CX")
-	p("\tJEQ  %s_ktail", name)
-	p("%s_rest1:", name)
-	step(0)
-	advanceRows(mr, 4)
-	p("\tADDQ $%d, BX", pstep)
-	p("\tDECQ CX")
-	p("\tJNE  %s_rest1", name)
-	p("%s_ktail:", name)
-}
+// kloop is the loop over the kg full k groups of every kernel: a step
+// reads A at displacement 4u; the k tail (atail) follows at name_ktail.
+var kloop = asmgen.KLoop{KArg: "kg+24(FP)", Unroll: unroll, Pstep: pstep, Tail: "_rest", Tail1: "_rest1", Done: "_ktail"}
 
 // Argument frame (both kernel families share the Go signature):
 //
@@ -172,14 +109,9 @@ func nextBlock(name string, mr int) {
 func gen512(mr int) {
 	name := fmt.Sprintf("i8gemm512x%d", mr)
 	ns := nsets(mr)
-	p("")
-	p("// func %s%s", name, sig)
-	p("TEXT ·%s(SB), NOSPLIT, $0-136", name)
+	out.Text(name, sig, 136)
 	prologue()
-	p("\t// K1 masks columns 0-15 of the panel, K2 columns 16-31: bias loads and C stores never touch column >= N.")
-	p("\tMOVQ mask+80(FP), AX")
-	p("\tKMOVD AX, K1")
-	p("\tKSHIFTRD $16, K1, K2")
+	out.Masks512("mask+80(FP)")
 	p("\t// Z28 = ReLU floor: max(floor, y) is ReLU for floor = 0 and the identity for -Inf (NaN kept either way).")
 	p("\tVPXORD Z28, Z28, Z28")
 	p("\tMOVQ flags+112(FP), AX")
@@ -192,7 +124,7 @@ func gen512(mr int) {
 	for r := 0; r < 2*mr*ns; r++ {
 		p("\tVPXORD Z%d, Z%d, Z%d", r, r, r)
 	}
-	rowPointers(mr)
+	out.RowPointers(mr)
 	prefetchC(mr)
 	step := func(u int) {
 		s := u % ns
@@ -205,7 +137,7 @@ func gen512(mr int) {
 			p("\tVPDPBUSD Z25, Z%d, Z%d", bc, acc(mr, s, i, 1))
 		}
 	}
-	kLoop(name, mr, step)
+	out.KLoop(kloop, name, mr, step)
 	p("\t// The last K%%4 bytes of each row come zero-padded from atail (one dword per row),")
 	p("\t// so A is never read past K.")
 	p("\tMOVQ flags+112(FP), AX")
@@ -231,13 +163,10 @@ func gen512(mr int) {
 	p("\tMOVQ flags+112(FP), CX")
 	p("\tTESTQ $%d, CX", flagS32)
 	p("\tJEQ  %s_float", name)
-	for i := 0; i < mr; i++ {
+	out.StoreRows(mr, "AX", func(i int) {
 		p("\tVMOVDQU32 Z%d, K1, (AX)", 2*i)
 		p("\tVMOVDQU32 Z%d, K2, 64(AX)", 2*i+1)
-		if i < mr-1 {
-			p("\tADDQ R12, AX")
-		}
-	}
+	})
 	p("\tJMP  %s_next", name)
 	p("%s_float:", name)
 	p("\t// y = float32(acc - azero*colsum) * (ascale*wscale) + bias, each step rounded once, as i8gemm.go's epilogue.")
@@ -253,7 +182,7 @@ func gen512(mr int) {
 	p("\tLEAQ (R8)(R8*2), R9 // restore 3*lda; LEAQ leaves the flags alone")
 	p("\tJNE  %s_u8", name)
 	floatRows := func(store func(i, v, r int)) {
-		for i := 0; i < mr; i++ {
+		out.StoreRows(mr, "AX", func(i int) {
 			p("\tVPBROADCASTD (DI), Z26")
 			p("\tVBROADCASTSS (R11), Z27")
 			p("\tADDQ R10, DI")
@@ -269,10 +198,7 @@ func gen512(mr int) {
 				p("\tVMAXPS Z%d, Z28, Z%d", r, r)
 				store(i, v, r)
 			}
-			if i < mr-1 {
-				p("\tADDQ R12, AX")
-			}
-		}
+		})
 	}
 	floatRows(func(i, v, r int) {
 		p("\tVMOVUPS Z%d, K%d, %d(AX)", r, v+1, 64*v)
@@ -301,15 +227,13 @@ func gen512(mr int) {
 // into the accumulators with VPADDD and folded with VPHADDD at the end.
 func gen256(mr int) {
 	name := fmt.Sprintf("i8gemm256x%d", mr)
-	p("")
-	p("// func %s%s", name, sig)
-	p("TEXT ·%s(SB), NOSPLIT, $0-136", name)
+	out.Text(name, sig, 136)
 	prologue()
 	p("%s_block:", name)
 	for r := 0; r < 2*mr; r++ {
 		p("\tVPXOR Y%d, Y%d, Y%d", r, r, r)
 	}
-	rowPointers(mr)
+	out.RowPointers(mr)
 	group := func(bdisp int, arow func(i int) string) {
 		p("\tVPMOVSXBW %d(BX), Y12", bdisp)
 		p("\tVPMOVSXBW %d(BX), Y13", bdisp+16)
@@ -322,7 +246,7 @@ func gen256(mr int) {
 			p("\tVPADDD Y15, Y%d, Y%d", 2*i+1, 2*i+1)
 		}
 	}
-	kLoop(name, mr, func(u int) {
+	out.KLoop(kloop, name, mr, func(u int) {
 		group(u*pstep, func(i int) string { return rowAddr(i, 4*u) })
 	})
 	p("\tMOVQ flags+112(FP), AX")
@@ -341,12 +265,9 @@ func gen256(mr int) {
 	p("\tMOVQ flags+112(FP), CX")
 	p("\tTESTQ $%d, CX", flagS32)
 	p("\tJEQ  %s_float", name)
-	for i := 0; i < mr; i++ {
+	out.StoreRows(mr, "AX", func(i int) {
 		p("\tVMOVDQU Y%d, (AX)", 2*i)
-		if i < mr-1 {
-			p("\tADDQ R12, AX")
-		}
-	}
+	})
 	p("\tJMP  %s_next", name)
 	p("%s_float:", name)
 	p("\tMOVQ colsum+56(FP), BX")
@@ -367,7 +288,7 @@ func gen256(mr int) {
 	p("\tTESTQ $%d, CX", flagU8)
 	p("\tJNE  %s_u8", name)
 	floatRows := func(store func(r int)) {
-		for i := 0; i < mr; i++ {
+		out.StoreRows(mr, "AX", func(i int) {
 			r := 2 * i
 			p("\tVPBROADCASTD (DI), Y3")
 			p("\tVBROADCASTSS (R11), Y5")
@@ -381,10 +302,7 @@ func gen256(mr int) {
 			p("\tVADDPS Y14, Y%d, Y%d", r, r)
 			p("\tVMAXPS Y%d, Y15, Y%d", r, r)
 			store(r)
-			if i < mr-1 {
-				p("\tADDQ R12, AX")
-			}
-		}
+		})
 	}
 	floatRows(func(r int) { p("\tVMOVUPS Y%d, (AX)", r) })
 	p("\tJMP  %s_next", name)
@@ -643,12 +561,7 @@ mm_reduce:
 `
 
 func main() {
-	p("// Code generated by i8gemm_gen.go; DO NOT EDIT.")
-	p("")
-	p("//go:build !purego")
-	p("")
-	p("#include \"textflag.h\"")
-	p("")
+	out.Header("i8gemm_gen.go")
 	p("// Micro-kernels for PackedI8's GEMMs. Each computes nblk consecutive blocks of mr rows of")
 	p("// C[:, panel] for u8 A and a packed s8 panel: a panel k group holds 4 consecutive k of each")
 	p("// of its 32 columns in one dword, so a k group is a broadcast of the row's 4 A bytes times")
@@ -667,7 +580,7 @@ func main() {
 		gen256(mr)
 	}
 	p(quantKernels)
-	if err := os.WriteFile("i8gemm_amd64.s", out.Bytes(), 0o644); err != nil {
+	if err := out.Write("i8gemm_amd64.s"); err != nil {
 		log.Fatal(err)
 	}
 }

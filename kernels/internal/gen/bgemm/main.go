@@ -1,36 +1,23 @@
-// Copyright rq authors. Generator for bgemm_amd64.s; run with `go generate`.
-
-//go:build ignore
-
-// This program writes bgemm_amd64.s: the AVX-512 BF16 kernels of
-// PackedBF16. Go's assembler does not know VDPBF16PS, VCVTNE2PS2BF16 or
-// VCVTNEPS2BF16, so they are emitted as BYTE directives, encoded here by
-// evex512 (EVEX prefix, ModRM, SIB and the disp8*N compressed displacement,
-// Intel SDM vol. 2, 2.7), with the mnemonic in a comment. evex512 was
-// checked against Go's own encoding of VFMADD231PS (same EVEX format,
-// register and memory, broadcast, SIB, R12/R13 bases) and its output
-// against binutils' disassembler; the instructions' behaviour is checked by
-// the unit tests.
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"log"
-	"os"
 	"strings"
+
+	"github.com/rqtools/rq/kernels/internal/asmgen"
 )
 
 const (
 	mr512  = 12  // largest row block: 24 accumulators + 2 bias + 2 B registers
-	panelW = 32  // packed panel width (columns), must match bgemm.go
+	panelW = 32  // packed panel width (columns), must match kernels/bgemm.go
 	unroll = 4   // k pairs per loop iteration
 	pstep  = 128 // bytes of one packed k-pair row (panelW pairs of bf16)
 )
 
-var out bytes.Buffer
+var out = asmgen.New()
 
-func p(format string, args ...any) { fmt.Fprintf(&out, format+"\n", args...) }
+var p = out.P
 
 // gpr numbers the general registers in x86 encoding order.
 var gpr = map[string]int{"AX": 0, "CX": 1, "DX": 2, "BX": 3, "SP": 4, "BP": 5, "SI": 6, "DI": 7,
@@ -145,130 +132,31 @@ func vcvtneps2bf16(dst, src int) {
 }
 
 // Every kernel accumulates each output in one register, bias first, then
-// the k pairs in order, one VDPBF16PS each, whatever mr (see sgemm_gen.go):
+// the k pairs in order, one VDPBF16PS each, whatever mr (see gen/sgemm):
 // splitting the pairs of small blocks over extra accumulators would make a
 // row's bits depend on the size of the block it lands in. A lone row gets
 // its chains from several panels at once instead (genGroup).
 
 func acc(i, v int) int { return 2*i + v }
 
-// rowMem is A row i's pair at byte displacement disp, broadcast to 16 lanes:
-// rows 0-3 hang off R11, 4-7 off DI, 8-11 off R10, indexed by lda (R8) and 3*lda (R9).
+// rowMem is A row i's pair at byte displacement disp (asmgen.RowReg),
+// broadcast to 16 lanes.
 func rowMem(i, disp int) mem {
-	m := mem{base: []string{"R11", "DI", "R10"}[i/4], disp: disp, bcst: true}
-	switch i % 4 {
-	case 1:
-		m.index, m.scale = "R8", 1
-	case 2:
-		m.index, m.scale = "R8", 2
-	case 3:
-		m.index, m.scale = "R9", 1
-	}
-	return m
-}
-
-func rowPointers(mr int) {
-	p("\tMOVQ SI, R11")
-	if mr > 4 {
-		p("\tLEAQ (SI)(R8*4), DI")
-	}
-	if mr > 8 {
-		p("\tLEAQ (DI)(R8*4), R10")
-	}
-}
-
-func advanceRows(mr, bytes int) {
-	p("\tADDQ $%d, R11", bytes)
-	if mr > 4 {
-		p("\tADDQ $%d, DI", bytes)
-	}
-	if mr > 8 {
-		p("\tADDQ $%d, R10", bytes)
-	}
+	base, index, scale := asmgen.RowReg(i)
+	return mem{base: base, index: index, scale: scale, disp: disp, bcst: true}
 }
 
 func gen512(mr int) {
 	name := fmt.Sprintf("bgemm512x%d", mr)
-	p("")
-	p("// func %s(a *uint16, lda int, b *uint16, kp int, c *float32, ldc int, bias *float32, mask uint64, relu bool, nblk int)", name)
-	p("TEXT ·%s(SB), NOSPLIT, $0-80", name)
-	p("\tMOVQ lda+8(FP), R8")
-	p("\tSHLQ $1, R8")
-	p("\tLEAQ (R8)(R8*2), R9")
-	p("\tMOVQ ldc+40(FP), R12")
-	p("\tSHLQ $2, R12")
-	p("\t// K1 masks columns 0-15 of the panel, K2 columns 16-31: bias loads and C stores never touch column >= N.")
-	p("\tMOVQ mask+56(FP), AX")
-	p("\tKMOVD AX, K1")
-	p("\tKSHIFTRD $16, K1, K2")
-	p("\tMOVQ bias+48(FP), AX")
-	p("\tVMOVUPS.Z (AX), K1, Z26")
-	p("\tVMOVUPS.Z 64(AX), K2, Z27")
-	p("\tMOVQ a+0(FP), SI")
-	p("\tMOVQ c+32(FP), DX")
-	p("\tMOVQ nblk+72(FP), R13")
-	p("%s_block:", name)
-	for i := 0; i < mr; i++ {
-		p("\tVMOVAPS Z26, Z%d", 2*i)
-		p("\tVMOVAPS Z27, Z%d", 2*i+1)
-	}
-	rowPointers(mr)
-	step := func(u int) {
+	k := asmgen.KLoop{KArg: "kp+24(FP)", Unroll: unroll, Pstep: pstep}
+	out.Masked512(name, "(a *uint16, lda int, b *uint16, kp int, c *float32, ldc int, bias *float32, mask uint64, relu bool, nblk int)", mr, 1, k, func(u int) {
 		p("\tVMOVUPS %d(BX), Z28", u*pstep)
 		p("\tVMOVUPS %d(BX), Z29", u*pstep+64)
 		for i := 0; i < mr; i++ {
 			vdpbf16psMem(acc(i, 0), 28, rowMem(i, 4*u))
 			vdpbf16psMem(acc(i, 1), 29, rowMem(i, 4*u))
 		}
-	}
-	p("\tMOVQ b+16(FP), BX")
-	p("\tMOVQ kp+24(FP), CX")
-	p("\tCMPQ CX, $%d", unroll)
-	p("\tJL   %s_tail", name)
-	p("%s_loop:", name)
-	for u := 0; u < unroll; u++ {
-		step(u)
-	}
-	advanceRows(mr, 4*unroll)
-	p("\tADDQ $%d, BX", unroll*pstep)
-	p("\tSUBQ $%d, CX", unroll)
-	p("\tCMPQ CX, $%d", unroll)
-	p("\tJGE  %s_loop", name)
-	p("%s_tail:", name)
-	p("\tTESTQ CX, CX")
-	p("\tJEQ  %s_done", name)
-	p("%s_tail1:", name)
-	step(0)
-	advanceRows(mr, 4)
-	p("\tADDQ $%d, BX", pstep)
-	p("\tDECQ CX")
-	p("\tJNE  %s_tail1", name)
-	p("%s_done:", name)
-	p("\tMOVBLZX relu+64(FP), AX")
-	p("\tTESTQ AX, AX")
-	p("\tJEQ  %s_store", name)
-	p("\tVPXORD Z28, Z28, Z28")
-	p("\t// max(0, x) with 0 as the first source keeps NaN (and -0), like the reference's x < 0 test.")
-	for i := 0; i < 2*mr; i++ {
-		p("\tVMAXPS Z%d, Z28, Z%d", i, i)
-	}
-	p("%s_store:", name)
-	p("\tMOVQ DX, AX")
-	for i := 0; i < mr; i++ {
-		p("\tVMOVUPS Z%d, K1, (AX)", 2*i)
-		p("\tVMOVUPS Z%d, K2, 64(AX)", 2*i+1)
-		if i < mr-1 {
-			p("\tADDQ R12, AX")
-		}
-	}
-	p("\tIMUL3Q $%d, R8, AX", mr)
-	p("\tADDQ AX, SI")
-	p("\tIMUL3Q $%d, R12, AX", mr)
-	p("\tADDQ AX, DX")
-	p("\tDECQ R13")
-	p("\tJNE  %s_block", name)
-	p("\tVZEROUPPER")
-	p("\tRET")
+	})
 }
 
 // genGroup writes bgemm512x1pG: gen512's kernel for one row over ngrp
@@ -280,77 +168,28 @@ func genGroup(G int) {
 	name := fmt.Sprintf("bgemm512x1p%d", G)
 	gacc := func(g, v int) int { return 2*g + v }
 	bReg := func(g, v int) int { return 2*G + 2*g + v }
-	p("")
-	p("// func %s(a *uint16, b *uint16, kp int, c *float32, bias *float32, bstep int, relu bool, ngrp int)", name)
-	p("TEXT ·%s(SB), NOSPLIT, $0-64", name)
-	p("\tMOVQ kp+16(FP), R14")
-	p("\tSHLQ $7, R14")
-	p("\tLEAQ (R14)(R14*2), R9")
-	p("\tIMUL3Q $%d, R14, R10", G)
-	p("\tMOVQ bias+32(FP), AX")
-	p("\tMOVQ b+8(FP), R13")
-	p("\tMOVQ c+24(FP), DX")
-	p("\tMOVQ ngrp+56(FP), DI")
-	p("%s_grp:", name)
+	out.Text(name, "(a *uint16, b *uint16, kp int, c *float32, bias *float32, bstep int, relu bool, ngrp int)", 64)
+	out.GroupPrologue(name, "kp+16(FP)", 7, G)
 	for g := 0; g < G; g++ {
 		p("\tVMOVUPS %d(AX), Z%d", 128*g, gacc(g, 0))
 		p("\tVMOVUPS %d(AX), Z%d", 128*g+64, gacc(g, 1))
 	}
-	p("\tMOVQ a+0(FP), R11")
-	p("\tMOVQ R13, BX")
-	p("\tMOVQ kp+16(FP), CX")
-	panel := []string{"", "(R14*1)", "(R14*2)", "(R9*1)"}
-	step := func(u int) {
+	out.GroupLoop(name, "kp+16(FP)", unroll, pstep, func(u int) {
 		for g := 0; g < G; g++ {
-			p("\tVMOVUPS %d(BX)%s, Z%d", u*pstep, panel[g], bReg(g, 0))
-			p("\tVMOVUPS %d(BX)%s, Z%d", u*pstep+64, panel[g], bReg(g, 1))
+			p("\tVMOVUPS %s, Z%d", asmgen.PanelAddr(g, u*pstep), bReg(g, 0))
+			p("\tVMOVUPS %s, Z%d", asmgen.PanelAddr(g, u*pstep+64), bReg(g, 1))
 		}
 		for g := 0; g < G; g++ {
 			vdpbf16psMem(gacc(g, 0), bReg(g, 0), rowMem(0, 4*u))
 			vdpbf16psMem(gacc(g, 1), bReg(g, 1), rowMem(0, 4*u))
 		}
-	}
-	p("\tCMPQ CX, $%d", unroll)
-	p("\tJL   %s_tail", name)
-	p("%s_loop:", name)
-	for u := 0; u < unroll; u++ {
-		step(u)
-	}
-	p("\tADDQ $%d, R11", 4*unroll)
-	p("\tADDQ $%d, BX", unroll*pstep)
-	p("\tSUBQ $%d, CX", unroll)
-	p("\tCMPQ CX, $%d", unroll)
-	p("\tJGE  %s_loop", name)
-	p("%s_tail:", name)
-	p("\tTESTQ CX, CX")
-	p("\tJEQ  %s_done", name)
-	p("%s_tail1:", name)
-	step(0)
-	p("\tADDQ $4, R11")
-	p("\tADDQ $%d, BX", pstep)
-	p("\tDECQ CX")
-	p("\tJNE  %s_tail1", name)
-	p("%s_done:", name)
-	p("\tMOVBLZX relu+48(FP), CX")
-	p("\tTESTQ CX, CX")
-	p("\tJEQ  %s_store", name)
-	p("\tVPXORD Z30, Z30, Z30")
-	p("\t// max(0, x) with 0 as the first source keeps NaN (and -0), like the reference's x < 0 test.")
-	for r := 0; r < 2*G; r++ {
-		p("\tVMAXPS Z%d, Z30, Z%d", r, r)
-	}
-	p("%s_store:", name)
+	})
+	out.ReLU(name, "relu+48(FP)", "CX", "VPXORD", "Z", 30, 2*G)
 	for g := 0; g < G; g++ {
 		p("\tVMOVUPS Z%d, %d(DX)", gacc(g, 0), 128*g)
 		p("\tVMOVUPS Z%d, %d(DX)", gacc(g, 1), 128*g+64)
 	}
-	p("\tADDQ bstep+40(FP), AX")
-	p("\tADDQ $%d, DX", 128*G)
-	p("\tADDQ R10, R13")
-	p("\tDECQ DI")
-	p("\tJNE  %s_grp", name)
-	p("\tVZEROUPPER")
-	p("\tRET")
+	out.NextGroup(name, "bstep+40(FP)", G)
 }
 
 // genDot writes bgemmDot512, the kernel for outputs narrower than a panel
@@ -532,12 +371,7 @@ func genHook() {
 }
 
 func main() {
-	p("// Code generated by bgemm_gen.go; DO NOT EDIT.")
-	p("")
-	p("//go:build !purego")
-	p("")
-	p("#include \"textflag.h\"")
-	p("")
+	out.Header("bgemm_gen.go")
 	p("// AVX-512 BF16 kernels for PackedBF16. The panel of %d columns holds W transposed by", panelW)
 	p("// k pairs: one %d-byte row per pair of k, column j's two bf16 in dword j, as VDPBF16PS", pstep)
 	p("// takes them. A is bf16 row-major, so a dword of a row is a (k, k+1) pair, broadcast to")
@@ -555,7 +389,7 @@ func main() {
 	genDot()
 	genCvt()
 	genHook()
-	if err := os.WriteFile("bgemm_amd64.s", out.Bytes(), 0o644); err != nil {
+	if err := out.Write("bgemm_amd64.s"); err != nil {
 		log.Fatal(err)
 	}
 }

@@ -1,30 +1,26 @@
-// Copyright rq authors. Generator for sgemm_amd64.s; run with `go generate`.
-
-//go:build ignore
-
-// This program writes sgemm_amd64.s: one register-blocked micro-kernel per
-// row count mr, for AVX-512 (mr = 1..mr512, 32 columns in two zmm per row)
-// and AVX2+FMA (mr = 1..mr256, 16 columns in two ymm per row). The kernels
-// are straight-line code unrolled over rows and 4 steps of k, which Go's
-// assembler cannot express with macros, hence a generator.
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"log"
-	"os"
+
+	"github.com/rqtools/rq/kernels/internal/asmgen"
 )
 
 const (
 	mr512  = 12  // largest AVX-512 row block: 24 accumulators + 2 bias + 2 B + 2 broadcast registers
 	mr256  = 6   // largest AVX2 row block: 12 accumulators + 2 B + 1 broadcast + 1 zero
-	panelW = 32  // packed panel width (floats), must match sgemm.go
+	panelW = 32  // packed panel width (floats), must match kernels/sgemm.go
 	unroll = 4   // k steps per loop iteration
 	pstep  = 128 // bytes of one packed k-row (panelW * 4)
 )
 
-var out bytes.Buffer
+var out = asmgen.New()
+
+var p = out.P
+
+// kloop is the k loop of every row-blocked kernel.
+var kloop = asmgen.KLoop{KArg: "k+24(FP)", Unroll: unroll, Pstep: pstep}
 
 // Every kernel accumulates each output in one register, starting from the
 // bias and adding the k products in order with one FMA each, whatever its
@@ -40,180 +36,31 @@ var out bytes.Buffer
 // acc is the accumulator register number for row i, vector v.
 func acc(i, v int) int { return 2*i + v }
 
-func p(format string, args ...any) { fmt.Fprintf(&out, format+"\n", args...) }
-
-// rowAddr returns the address of A row i at byte displacement disp:
-// rows 0-3 hang off R11, 4-7 off DI, 8-11 off R10, indexed by lda (R8) and 3*lda (R9).
-func rowAddr(i, disp int) string {
-	base := []string{"R11", "DI", "R10"}[i/4]
-	idx := []string{"", "(R8*1)", "(R8*2)", "(R9*1)"}[i%4]
-	return fmt.Sprintf("%d(%s)%s", disp, base, idx)
-}
-
-func rowPointers(mr int) {
-	p("\tMOVQ SI, R11")
-	if mr > 4 {
-		p("\tLEAQ (SI)(R8*4), DI")
-	}
-	if mr > 8 {
-		p("\tLEAQ (DI)(R8*4), R10")
-	}
-}
-
-func advanceRows(mr, bytes int) {
-	p("\tADDQ $%d, R11", bytes)
-	if mr > 4 {
-		p("\tADDQ $%d, DI", bytes)
-	}
-	if mr > 8 {
-		p("\tADDQ $%d, R10", bytes)
-	}
-}
-
-// kLoop emits the k loop around step(u), which does k step u of an unrolled group.
-func kLoop(name string, mr int, step func(u int)) {
-	p("\tMOVQ b+16(FP), BX")
-	p("\tMOVQ k+24(FP), CX")
-	p("\tCMPQ CX, $%d", unroll)
-	p("\tJL   %s_tail", name)
-	p("%s_loop:", name)
-	for u := 0; u < unroll; u++ {
-		step(u)
-	}
-	advanceRows(mr, 4*unroll)
-	p("\tADDQ $%d, BX", unroll*pstep)
-	p("\tSUBQ $%d, CX", unroll)
-	p("\tCMPQ CX, $%d", unroll)
-	p("\tJGE  %s_loop", name)
-	p("%s_tail:", name)
-	p("\tTESTQ CX, CX")
-	p("\tJEQ  %s_done", name)
-	p("%s_tail1:", name)
-	step(0)
-	advanceRows(mr, 4)
-	p("\tADDQ $%d, BX", pstep)
-	p("\tDECQ CX")
-	p("\tJNE  %s_tail1", name)
-	p("%s_done:", name)
-}
-
 func gen512(mr int) {
 	name := fmt.Sprintf("sgemm512x%d", mr)
-	p("")
-	p("// func %s(a *float32, lda int, b *float32, k int, c *float32, ldc int, bias *float32, mask uint64, relu bool, nblk int)", name)
-	p("TEXT ·%s(SB), NOSPLIT, $0-80", name)
-	p("\tMOVQ lda+8(FP), R8")
-	p("\tSHLQ $2, R8")
-	p("\tLEAQ (R8)(R8*2), R9")
-	p("\tMOVQ ldc+40(FP), R12")
-	p("\tSHLQ $2, R12")
-	p("\t// K1 masks columns 0-15 of the panel, K2 columns 16-31: bias loads and C stores never touch column >= N.")
-	p("\tMOVQ mask+56(FP), AX")
-	p("\tKMOVD AX, K1")
-	p("\tKSHIFTRD $16, K1, K2")
-	p("\tMOVQ bias+48(FP), AX")
-	p("\tVMOVUPS.Z (AX), K1, Z26")
-	p("\tVMOVUPS.Z 64(AX), K2, Z27")
-	p("\tMOVQ a+0(FP), SI")
-	p("\tMOVQ c+32(FP), DX")
-	p("\tMOVQ nblk+72(FP), R13")
-	p("%s_block:", name)
-	for i := 0; i < mr; i++ {
-		p("\tVMOVAPS Z26, Z%d", 2*i)
-		p("\tVMOVAPS Z27, Z%d", 2*i+1)
-	}
-	rowPointers(mr)
-	kLoop(name, mr, func(u int) {
+	out.Masked512(name, "(a *float32, lda int, b *float32, k int, c *float32, ldc int, bias *float32, mask uint64, relu bool, nblk int)", mr, 2, kloop, func(u int) {
 		p("\tVMOVUPS %d(BX), Z28", u*pstep)
 		p("\tVMOVUPS %d(BX), Z29", u*pstep+64)
 		for i := 0; i < mr; i++ {
 			bc := 30 + i%2
-			p("\tVBROADCASTSS %s, Z%d", rowAddr(i, 4*u), bc)
+			p("\tVBROADCASTSS %s, Z%d", asmgen.RowAddr(i, 4*u), bc)
 			p("\tVFMADD231PS Z%d, Z28, Z%d", bc, acc(i, 0))
 			p("\tVFMADD231PS Z%d, Z29, Z%d", bc, acc(i, 1))
 		}
 	})
-	p("\tMOVBLZX relu+64(FP), AX")
-	p("\tTESTQ AX, AX")
-	p("\tJEQ  %s_store", name)
-	p("\tVPXORD Z28, Z28, Z28")
-	p("\t// max(0, x) with 0 as the first source keeps NaN (and -0), like the reference's x < 0 test.")
-	for i := 0; i < 2*mr; i++ {
-		p("\tVMAXPS Z%d, Z28, Z%d", i, i)
-	}
-	p("%s_store:", name)
-	p("\tMOVQ DX, AX")
-	for i := 0; i < mr; i++ {
-		p("\tVMOVUPS Z%d, K1, (AX)", 2*i)
-		p("\tVMOVUPS Z%d, K2, 64(AX)", 2*i+1)
-		if i < mr-1 {
-			p("\tADDQ R12, AX")
-		}
-	}
-	p("\tIMUL3Q $%d, R8, AX", mr)
-	p("\tADDQ AX, SI")
-	p("\tIMUL3Q $%d, R12, AX", mr)
-	p("\tADDQ AX, DX")
-	p("\tDECQ R13")
-	p("\tJNE  %s_block", name)
-	p("\tVZEROUPPER")
-	p("\tRET")
 }
 
 func gen256(mr int) {
 	name := fmt.Sprintf("sgemm256x%d", mr)
-	p("")
-	p("// func %s(a *float32, lda int, b *float32, k int, c *float32, ldc int, bias *float32, relu bool, nblk int)", name)
-	p("TEXT ·%s(SB), NOSPLIT, $0-72", name)
-	p("\tMOVQ lda+8(FP), R8")
-	p("\tSHLQ $2, R8")
-	p("\tLEAQ (R8)(R8*2), R9")
-	p("\tMOVQ ldc+40(FP), R12")
-	p("\tSHLQ $2, R12")
-	p("\tMOVQ bias+48(FP), AX")
-	p("\tMOVQ a+0(FP), SI")
-	p("\tMOVQ c+32(FP), DX")
-	p("\tMOVQ nblk+64(FP), R13")
-	p("%s_block:", name)
-	for i := 0; i < mr; i++ {
-		p("\tVMOVUPS (AX), Y%d", 2*i)
-		p("\tVMOVUPS 32(AX), Y%d", 2*i+1)
-	}
-	rowPointers(mr)
-	kLoop(name, mr, func(u int) {
+	out.Plain256(name, "(a *float32, lda int, b *float32, k int, c *float32, ldc int, bias *float32, relu bool, nblk int)", mr, kloop, func(u int) {
 		p("\tVMOVUPS %d(BX), Y12", u*pstep)
 		p("\tVMOVUPS %d(BX), Y13", u*pstep+32)
 		for i := 0; i < mr; i++ {
-			p("\tVBROADCASTSS %s, Y14", rowAddr(i, 4*u))
+			p("\tVBROADCASTSS %s, Y14", asmgen.RowAddr(i, 4*u))
 			p("\tVFMADD231PS Y14, Y12, Y%d", acc(i, 0))
 			p("\tVFMADD231PS Y14, Y13, Y%d", acc(i, 1))
 		}
 	})
-	p("\tMOVBLZX relu+56(FP), R10")
-	p("\tTESTQ R10, R10")
-	p("\tJEQ  %s_store", name)
-	p("\tVXORPS Y15, Y15, Y15")
-	p("\t// max(0, x) with 0 as the first source keeps NaN (and -0), like the reference's x < 0 test.")
-	for i := 0; i < 2*mr; i++ {
-		p("\tVMAXPS Y%d, Y15, Y%d", i, i)
-	}
-	p("%s_store:", name)
-	p("\tMOVQ DX, R10")
-	for i := 0; i < mr; i++ {
-		p("\tVMOVUPS Y%d, (R10)", 2*i)
-		p("\tVMOVUPS Y%d, 32(R10)", 2*i+1)
-		if i < mr-1 {
-			p("\tADDQ R12, R10")
-		}
-	}
-	p("\tIMUL3Q $%d, R8, R10", mr)
-	p("\tADDQ R10, SI")
-	p("\tIMUL3Q $%d, R12, R10", mr)
-	p("\tADDQ R10, DX")
-	p("\tDECQ R13")
-	p("\tJNE  %s_block", name)
-	p("\tVZEROUPPER")
-	p("\tRET")
 }
 
 // gen256Group writes sgemm256x1pG: gen256's one-row kernel over ngrp groups
@@ -228,86 +75,32 @@ func gen256Group(G int) {
 	name := fmt.Sprintf("sgemm256x1p%d", G)
 	gacc := func(g, v int) int { return 4*g + v }
 	bc := 4 * G
-	panel := []string{"", "(R14*1)", "(R14*2)", "(R9*1)"}
-	p("")
-	p("// func %s(a *float32, b *float32, k int, c *float32, bias *float32, bstep int, relu bool, ngrp int)", name)
-	p("TEXT ·%s(SB), NOSPLIT, $0-64", name)
-	p("\tMOVQ k+16(FP), R14")
-	p("\tSHLQ $7, R14")
-	p("\tLEAQ (R14)(R14*2), R9")
-	p("\tIMUL3Q $%d, R14, R10", G)
-	p("\tMOVQ bias+32(FP), AX")
-	p("\tMOVQ b+8(FP), R13")
-	p("\tMOVQ c+24(FP), DX")
-	p("\tMOVQ ngrp+56(FP), DI")
-	p("%s_grp:", name)
+	out.Text(name, "(a *float32, b *float32, k int, c *float32, bias *float32, bstep int, relu bool, ngrp int)", 64)
+	out.GroupPrologue(name, "k+16(FP)", 7, G)
 	for g := 0; g < G; g++ {
 		for v := 0; v < 4; v++ {
 			p("\tVMOVUPS %d(AX), Y%d", 128*g+32*v, gacc(g, v))
 		}
 	}
-	p("\tMOVQ a+0(FP), R11")
-	p("\tMOVQ R13, BX")
-	p("\tMOVQ k+16(FP), CX")
-	step := func(u int) {
+	out.GroupLoop(name, "k+16(FP)", unroll, pstep, func(u int) {
 		p("\tVBROADCASTSS %d(R11), Y%d", 4*u, bc)
 		for g := 0; g < G; g++ {
 			for v := 0; v < 4; v++ {
-				p("\tVFMADD231PS %d(BX)%s, Y%d, Y%d", u*pstep+32*v, panel[g], bc, gacc(g, v))
+				p("\tVFMADD231PS %s, Y%d, Y%d", asmgen.PanelAddr(g, u*pstep+32*v), bc, gacc(g, v))
 			}
 		}
-	}
-	p("\tCMPQ CX, $%d", unroll)
-	p("\tJL   %s_tail", name)
-	p("%s_loop:", name)
-	for u := 0; u < unroll; u++ {
-		step(u)
-	}
-	p("\tADDQ $%d, R11", 4*unroll)
-	p("\tADDQ $%d, BX", unroll*pstep)
-	p("\tSUBQ $%d, CX", unroll)
-	p("\tCMPQ CX, $%d", unroll)
-	p("\tJGE  %s_loop", name)
-	p("%s_tail:", name)
-	p("\tTESTQ CX, CX")
-	p("\tJEQ  %s_done", name)
-	p("%s_tail1:", name)
-	step(0)
-	p("\tADDQ $4, R11")
-	p("\tADDQ $%d, BX", pstep)
-	p("\tDECQ CX")
-	p("\tJNE  %s_tail1", name)
-	p("%s_done:", name)
-	p("\tMOVBLZX relu+48(FP), CX")
-	p("\tTESTQ CX, CX")
-	p("\tJEQ  %s_store", name)
-	p("\tVXORPS Y%d, Y%d, Y%d", bc, bc, bc)
-	p("\t// max(0, x) with 0 as the first source keeps NaN (and -0), like the reference's x < 0 test.")
-	for r := 0; r < 4*G; r++ {
-		p("\tVMAXPS Y%d, Y%d, Y%d", r, bc, r)
-	}
-	p("%s_store:", name)
+	})
+	out.ReLU(name, "relu+48(FP)", "CX", "VXORPS", "Y", bc, 4*G)
 	for g := 0; g < G; g++ {
 		for v := 0; v < 4; v++ {
 			p("\tVMOVUPS Y%d, %d(DX)", gacc(g, v), 128*g+32*v)
 		}
 	}
-	p("\tADDQ bstep+40(FP), AX")
-	p("\tADDQ $%d, DX", 128*G)
-	p("\tADDQ R10, R13")
-	p("\tDECQ DI")
-	p("\tJNE  %s_grp", name)
-	p("\tVZEROUPPER")
-	p("\tRET")
+	out.NextGroup(name, "bstep+40(FP)", G)
 }
 
 func main() {
-	p("// Code generated by sgemm_gen.go; DO NOT EDIT.")
-	p("")
-	p("//go:build !purego")
-	p("")
-	p("#include \"textflag.h\"")
-	p("")
+	out.Header("sgemm_gen.go")
 	p("// Micro-kernels for PackedF32.Gemm. Each computes nblk consecutive blocks of mr rows of")
 	p("// C[:, panel] = A·Wᵀ[:, panel] + bias over one packed panel of %d columns: the panel", panelW)
 	p("// holds W transposed, k-major (%d floats per k), so one k step is a broadcast of A[i][k]", panelW)
@@ -328,7 +121,7 @@ func main() {
 		gen256(mr)
 	}
 	gen256Group(2)
-	if err := os.WriteFile("sgemm_amd64.s", out.Bytes(), 0o644); err != nil {
+	if err := out.Write("sgemm_amd64.s"); err != nil {
 		log.Fatal(err)
 	}
 }
