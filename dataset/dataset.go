@@ -426,18 +426,19 @@ func sniff(name string, ra io.ReaderAt) string {
 		return "npz"
 	case bytes.HasPrefix(h, npyMagic):
 		return "npy"
-	case bytes.HasPrefix(h, gzipMagic):
-		return "tsv"
 	case bytes.HasPrefix(h, parquetMagic):
 		return "parquet"
 	}
+	// A name that says npz or Parquet settles what no magic did, before
+	// gzip's two bytes (which a damaged file may start with by chance):
+	// a damaged file gets its own format's error, not a TSV one.
 	switch {
 	case strings.EqualFold(filepath.Ext(name), ".npz"):
 		return "npz"
 	case strings.EqualFold(filepath.Ext(name), ".parquet"):
-		return "parquet" // a damaged file gets a Parquet error, not a TSV one
+		return "parquet"
 	}
-	return "tsv"
+	return "tsv" // gzip (Criteo's .tsv.gz) and anything else
 }
 
 // denseValue applies the transform to one dense feature. Log1p mirrors the DLRM
