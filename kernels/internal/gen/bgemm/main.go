@@ -371,7 +371,7 @@ func genHook() {
 }
 
 func main() {
-	out.Header("bgemm_gen.go")
+	out.Header("kernels/internal/gen/bgemm")
 	p("// AVX-512 BF16 kernels for PackedBF16. The panel of %d columns holds W transposed by", panelW)
 	p("// k pairs: one %d-byte row per pair of k, column j's two bf16 in dword j, as VDPBF16PS", pstep)
 	p("// takes them. A is bf16 row-major, so a dword of a row is a (k, k+1) pair, broadcast to")

@@ -524,8 +524,8 @@ func data() {
 }
 
 func main() {
-	out.Header("embbag_gen.go")
-	p("// Embedding-bag kernels (see embbag_gen.go for the register use). Each pools nbags bags")
+	out.Header("kernels/internal/gen/embbag")
+	p("// Embedding-bag kernels (see kernels/internal/gen/embbag for the register use). Each pools nbags bags")
 	p("// over one column chunk: for every bag, the accumulators start at zero and, for each of")
 	p("// its indices, add the row: fp32/fp16 acc += w*v (multiply, then add, as the Go code);")
 	p("// quantized acc = fma(w*scale, q, acc + w*bias) in float32. Then mean divides by the bag")

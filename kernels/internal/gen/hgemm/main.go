@@ -222,7 +222,7 @@ func gen256(mr int) {
 }
 
 func main() {
-	out.Header("hgemm_gen.go")
+	out.Header("kernels/internal/gen/hgemm")
 	p("// Micro-kernels for PackedF16.Gemm. Each computes nblk consecutive blocks of mr rows of")
 	p("// C[:, panel] = A·Wᵀ[:, panel] + bias over one packed panel of %d fp16 columns: the panel", panelW)
 	p("// holds W transposed, k-major (%d halves = %d bytes per k), widened by VCVTPH2PS as it is", panelW, pstep)

@@ -561,7 +561,7 @@ mm_reduce:
 `
 
 func main() {
-	out.Header("i8gemm_gen.go")
+	out.Header("kernels/internal/gen/i8gemm")
 	p("// Micro-kernels for PackedI8's GEMMs. Each computes nblk consecutive blocks of mr rows of")
 	p("// C[:, panel] for u8 A and a packed s8 panel: a panel k group holds 4 consecutive k of each")
 	p("// of its 32 columns in one dword, so a k group is a broadcast of the row's 4 A bytes times")

@@ -667,7 +667,7 @@ func gen256() {
 }
 
 func main() {
-	out.Header("interact_gen.go")
+	out.Header("kernels/internal/gen/interact")
 	p("// Kernels for InteractDot: the pairwise dots of one batch row, T (f x d floats at t,")
 	p("// row-major) -> out[P(a)+b] = dot(T[a], T[b]) for b < a (b <= a with self), P(a) =")
 	p("// a(a-1)/2 + self*a. The lower triangle is walked in 4x4 blocks (block row a0 = 0, 4, ...;")

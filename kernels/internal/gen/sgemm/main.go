@@ -100,7 +100,7 @@ func gen256Group(G int) {
 }
 
 func main() {
-	out.Header("sgemm_gen.go")
+	out.Header("kernels/internal/gen/sgemm")
 	p("// Micro-kernels for PackedF32.Gemm. Each computes nblk consecutive blocks of mr rows of")
 	p("// C[:, panel] = A·Wᵀ[:, panel] + bias over one packed panel of %d columns: the panel", panelW)
 	p("// holds W transposed, k-major (%d floats per k), so one k step is a broadcast of A[i][k]", panelW)
