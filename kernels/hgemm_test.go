@@ -162,6 +162,9 @@ func TestF16GemmMatchesSgemm(t *testing.T) {
 	type shape struct{ m, n, k, lda int }
 	shapes := []shape{{1, 1, 1, 1}, {13, 33, 17, 20}, {130, 512, 13, 13}, {37, 256, 512, 512}, {61, 70, 1000, 1024},
 		{25, 4, 100, 100}, {2048, 16, 64, 64}, {7, 3, 1024, 1024}, {12, 64, 256, 256}, {5, 1024, 479, 479}}
+	// Deep layers, widened in k blocks (kBlock) and continued in C: one
+	// row block, two (the second short, in-kernel), a ragged last k block.
+	shapes = append(shapes, shape{96, 70, 3456, 3456}, shape{200, 40, 3456, 3460}, shape{300, 33, 1024, 1024}, shape{130, 40, 2000, 2000})
 	// Every row-block height of the in-kernel (m < hWidenMinM) paths.
 	for _, m := range []int{2, 3, 4, 6, 8, 9, 10, 11, 14, 47} {
 		shapes = append(shapes, shape{m, 40, 33, 35})
