@@ -32,6 +32,9 @@ type Result struct {
 	Ceiling     float64 `json:"ceiling,omitempty"`
 	CeilingName string  `json:"ceiling_name,omitempty"`
 	Ratio       float64 `json:"ratio,omitempty"`
+	// CeilingNote says why a GEMM row has no ceiling although the peer
+	// has a counterpart (it could not run this thread count).
+	CeilingNote string `json:"ceiling_note,omitempty"`
 	// VsFP32 compares with the fp32 kernel of the same family at the same
 	// shape and threads (int8 GEMM vs fp32 GEMM, 8-bit bag vs fp32 bag).
 	VsFP32 float64 `json:"vs_fp32,omitempty"`
@@ -134,7 +137,8 @@ func trial(r *runner, threads int, minTime time.Duration) float64 {
 }
 
 // Run measures every selected kernel at every shape and thread count. With
-// a ceiling function (see OneDNN), GEMM results gain Ceiling and Ratio.
+// a ceiling function (see Peer), GEMM results gain Ceiling and Ratio, or a
+// CeilingNote; its error ends the run.
 //
 // The kernels of a family that share a shape and thread count (the GEMMs at
 // every precision, say) take their trials in turn, each keeping its best:
@@ -143,7 +147,7 @@ func trial(r *runner, threads int, minTime time.Duration) float64 {
 // much, which the ratios against fp32 are meant not to show. Bags are the
 // exception: each allocates a table far larger than the caches (1 GiB), so
 // they run one at a time.
-func Run(ctx context.Context, o Options, ceiling func(kernel string, s Shape, threads int) (float64, string, bool)) ([]Result, error) {
+func Run(ctx context.Context, o Options, ceiling CeilingFunc) ([]Result, error) {
 	names := o.Kernels
 	if len(names) == 0 {
 		names = Kernels()
@@ -220,8 +224,13 @@ func Run(ctx context.Context, o Options, ceiling func(kernel string, s Shape, th
 						res.GOPS = best[i] * rs[i].ops / 1e9
 					}
 					if ceiling != nil && k.family == "gemm" {
-						if c, name, ok := ceiling(k.name, s, th); ok && c > 0 {
-							res.Ceiling, res.CeilingName, res.Ratio = c, name, res.GOPS/c
+						c, err := ceiling(k.name, s, th)
+						if err != nil {
+							return nil, err
+						}
+						res.CeilingName, res.CeilingNote = c.Name, c.Note
+						if c.GOPS > 0 {
+							res.Ceiling, res.Ratio = c.GOPS, res.GOPS/c.GOPS
 						}
 					}
 					out = append(out, res)

@@ -11,7 +11,7 @@ import (
 // positive figure, VsFP32 for non-fp32 kernels of a family, and a ceiling
 // when one is given.
 func TestRunSmall(t *testing.T) {
-	ceil := func(k string, s Shape, th int) (float64, string, bool) { return 1, "fake", true }
+	ceil := func(k string, s Shape, th int) (Ceiling, error) { return Ceiling{GOPS: 1, Name: "fake"}, nil }
 	var names []string
 	for _, k := range registry {
 		if k.family == "gemm" {

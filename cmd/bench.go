@@ -3,6 +3,9 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"io"
+	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,20 +32,25 @@ func newBenchCmd(g *globalOptions, runF func(context.Context, *benchOptions) err
 		runF = runBench
 	}
 	c := &cobra.Command{
-		Use:   "bench [--kernel K]... [--shapes M,N,K;...] [--threads 1,2] [--ceiling onednn_gemm] [--json]",
+		Use:   "bench [--kernel K]... [--shapes M,N,K;...] [--threads 1,2] [--ceiling onednn_matmul] [--json]",
 		Short: "Measure rq's kernels on this machine, beside oneDNN's ceiling",
 		Long: `Measure rq's kernels (GEMMs at fp32, fp16, bf16 and int8; embedding bags at every
 precision) on DLRM shapes, one figure per kernel, shape and thread count: GOPS for GEMMs
 (GFLOPS for the float ones), GB/s of table bytes and rows/s for bags.
 
-With --ceiling, the oneDNN peer binary (built from ../shared/bench/onednn_gemm.c; see
-scripts/bench-ceiling.sh) runs the same GEMM shapes with the same threads, and each row gains
-the ceiling and the ratio. "vs fp32" compares a kernel with the fp32 kernel of its family at the
+With --ceiling, a oneDNN peer binary runs the same GEMM shapes with the same threads
+(OMP_NUM_THREADS), and each GEMM row gains the ceiling and the ratio. The peer is
+../shared/bench/onednn_matmul.cpp, oneDNN's matmul primitive (AMX where the CPU has it): int8
+rows (static and dynamic) against its int8 column, bf16 against bf16, fp32 and fp16 (whose math
+is fp32) against fp32; or the older onednn_gemm.c (int8 against u8s8s32, the float kernels
+against sgemm). rq tells them apart by the line they print; scripts/bench-ceiling.sh builds
+either. A row at a thread count oneDNN does not run (a build without OpenMP) has a note instead
+of a ceiling; a peer that fails or prints something else stops the run. "vs fp32" compares a kernel with the fp32 kernel of its family at the
 same point. Figures are best-of-trials, and the kernels of a family (the GEMMs; not the bags,
 whose tables take 1 GiB each) take their trials in turn at each shape, so that drift in the
 machine's speed hits them alike; machines are noisy, so read ratios from one run.`,
 		Example: `  rq bench --kernel gemm-int8 --kernel gemm-fp32 --shapes 2048,512,512 --threads 1,2
-  rq bench --ceiling /tmp/onednn_gemm --json`,
+  rq bench --ceiling /tmp/onednn_matmul --kernel gemm-int8 --kernel gemm-bf16 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error { return runF(c.Context(), opts) },
 	}
@@ -52,7 +60,7 @@ machine's speed hits them alike; machines are noisy, so read ratios from one run
 	fs.IntSliceVar(&opts.threads, "threads", []int{1}, "thread counts to measure")
 	fs.DurationVar(&opts.minTime, "min-time", 200*time.Millisecond, "least duration of one trial")
 	fs.IntVar(&opts.trials, "trials", 3, "trials per point (the best is kept)")
-	fs.StringVar(&opts.ceiling, "ceiling", "", "oneDNN peer binary (onednn_gemm) to measure the ceiling with")
+	fs.StringVar(&opts.ceiling, "ceiling", "", "oneDNN peer binary (onednn_matmul, or onednn_gemm) to measure the GEMMs' ceiling with")
 	fs.BoolVar(&opts.json, "json", false, "print one JSON array instead of a table")
 	return c
 }
@@ -103,9 +111,21 @@ func runBench(ctx context.Context, opts *benchOptions) error {
 			return usageErrorf("--kernel: unknown kernel %q (known: %s)", k, strings.Join(bench.Kernels(), ", "))
 		}
 	}
-	var ceil func(string, bench.Shape, int) (float64, string, bool)
+	var ceil bench.CeilingFunc
 	if opts.ceiling != "" {
-		ceil = bench.OneDNN(ctx, opts.ceiling)
+		// Refused before minutes of measuring: a peer that is not there,
+		// or a selection it has no figure for.
+		if _, err := exec.LookPath(opts.ceiling); err != nil {
+			return usageErrorf("--ceiling: %v", err)
+		}
+		names := opts.kernels
+		if len(names) == 0 {
+			names = bench.Kernels()
+		}
+		if !slices.ContainsFunc(names, bench.HasCeiling) {
+			return usageErrorf("--ceiling: oneDNN has figures for the GEMM kernels only, and --kernel selects none")
+		}
+		ceil = bench.NewPeer(ctx, opts.ceiling).Ceiling
 	}
 	bar := newProgress(opts.globalOptions, 0, "bench")
 	rs, err := bench.Run(ctx, bench.Options{Kernels: opts.kernels, Shapes: shapes, Threads: opts.threads, MinTime: opts.minTime, Trials: opts.trials,
@@ -114,17 +134,31 @@ func runBench(ctx context.Context, opts *benchOptions) error {
 	if err != nil {
 		return err
 	}
-	if opts.ceiling != "" {
-		found := false
-		for _, r := range rs {
-			found = found || r.Ceiling > 0
-		}
-		if !found {
-			return fmt.Errorf("--ceiling %s: the peer binary gave no figures (is it built from onednn_gemm.c, and is libdnnl installed?)", opts.ceiling)
-		}
-	}
 	if opts.json {
-		return report.JSON(opts.stdout, rs)
+		return report.JSON(opts.stdout, rs) // rows without a ceiling carry ceiling_note
 	}
-	return report.BenchTable(opts.stdout, bench.Features(), rs)
+	if err := report.BenchTable(opts.stdout, bench.Features(), rs); err != nil {
+		return err
+	}
+	return ceilingNotes(opts.stdout, rs)
+}
+
+// ceilingNotes prints, under the table, why rows have no ceiling (once per
+// thread count and note), since the table's ceiling column is empty there.
+func ceilingNotes(w io.Writer, rs []bench.Result) error {
+	seen := map[string]bool{}
+	for _, r := range rs {
+		if r.CeilingNote == "" {
+			continue
+		}
+		line := fmt.Sprintf("no ceiling at %d threads: %s", r.Threads, r.CeilingNote)
+		if seen[line] {
+			continue
+		}
+		seen[line] = true
+		if _, err := fmt.Fprintln(w, line); err != nil {
+			return err
+		}
+	}
+	return nil
 }
