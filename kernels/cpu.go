@@ -26,6 +26,12 @@ var (
 	hasF16C = cpu.X86.HasF16C && cpu.X86.HasAVX
 	// hasAVX512BF16 gates VDPBF16PS and VCVTNE(2)PS2BF16 (the bf16 GEMM).
 	hasAVX512BF16 = hasAVX512 && cpu.X86.HasAVX512BF16
+	// hasAMXInt8 and hasAMXBF16 are the CPUID bits (leaf 7 EDX 25 and 22,
+	// with AMX-TILE, bit 24) of TDPBUSD and TDPBF16PS. The CPU having them
+	// is not enough: the OS must enable the tile state and Linux grant it
+	// (AMX(), amx_linux.go), so implementations also need amxReady().
+	hasAMXInt8 = cpu.X86.HasAMXTile && cpu.X86.HasAMXInt8
+	hasAMXBF16 = cpu.X86.HasAMXTile && cpu.X86.HasAMXBF16
 )
 
 // Features returns the SIMD features relevant to rq that this CPU (and OS)
