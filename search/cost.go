@@ -1,20 +1,24 @@
 package search
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/rqtools/rq/bench"
 	"github.com/rqtools/rq/internal/atomicfile"
+	"github.com/rqtools/rq/internal/strictjson"
 	"github.com/rqtools/rq/kernels"
 	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/quantize"
@@ -26,24 +30,87 @@ import (
 // shape. It covers the FC layers and the bags, the parts a plan changes;
 // the interaction and the rest cost the same under every plan.
 type CostModel struct {
-	Version  int    `json:"version"`
-	Features string `json:"cpu_features"`
-	Batch    int    `json:"batch"`
-	Threads  int    `json:"threads"`
+	Version int         `json:"version"`
+	Machine CostMachine `json:"machine"`
+	Batch   int         `json:"batch"`
+	Threads int         `json:"threads"`
 	// GEMM maps "kernel MxNxK" to GOPS.
 	GEMM map[string]float64 `json:"gemm"`
 	// Bags maps "format rows dim" to pooled lookups per second.
 	Bags map[string]float64 `json:"bags"`
 }
 
-const costVersion = 1
+// costVersion 2 added Machine (version 1 had the CPU's features only, and
+// was reused by a purego build or after a new kernel implementation).
+const costVersion = 2
+
+// CostMachine is what the measured speeds depend on besides the shapes,
+// batch and thread count: the CPU and, for each kernel family the cost
+// model measures, the implementation that runs it in this binary (a
+// purego build runs "go" everywhere; an AMX kernel makes int8 and bf16
+// several times cheaper than the VNNI one on the same CPU). A cached model
+// is used only by a binary on a machine with the same CostMachine.
+type CostMachine struct {
+	CPU      string `json:"cpu"` // the CPU's model name, "" where the OS does not say
+	Arch     string `json:"arch"`
+	Features string `json:"cpu_features"` // kernels.Features()
+	// Impls maps a kernel family to its implementation's name.
+	Impls map[string]string `json:"impls"`
+}
+
+// ThisMachine is the CostMachine of this CPU and binary.
+func ThisMachine() CostMachine {
+	return CostMachine{CPU: cpuModel(), Arch: runtime.GOARCH, Features: kernels.Features(), Impls: map[string]string{
+		"gemm-fp32": kernels.SgemmImpl(),
+		"gemm-fp16": kernels.F16GemmImpl(),
+		"gemm-bf16": kernels.BF16GemmImpl(),
+		"gemm-int8": kernels.I8GemmImpl(),
+		"bag":       kernels.BagImpl(),
+	}}
+}
+
+// key is m as one line: its parts in a fixed order, implementations
+// sorted by family, each value quoted so no two machines share a line.
+func (m CostMachine) key() string {
+	fams := make([]string, 0, len(m.Impls))
+	for f := range m.Impls {
+		fams = append(fams, f)
+	}
+	sort.Strings(fams)
+	var b strings.Builder
+	fmt.Fprintf(&b, "cpu=%q arch=%q features=%q", m.CPU, m.Arch, m.Features)
+	for _, f := range fams {
+		fmt.Fprintf(&b, " %q=%q", f, m.Impls[f])
+	}
+	return b.String()
+}
+
+// cpuModel is the CPU's model name from /proc/cpuinfo (Linux's x86 "model
+// name"); elsewhere "", and the features and implementations still tell
+// machines apart.
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(io.LimitReader(f, 1<<20))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
 
 // CostOptions configure LoadOrMeasureCost.
 type CostOptions struct {
 	Batch   int // examples per batch the time is predicted for (default 2048)
 	Threads int // default 1
 	// CacheDir holds measured models; "" means os.UserCacheDir()/rq. A
-	// model is measured once per CPU, thread count, batch and layer shapes.
+	// model is measured once per CostMachine (CPU and the kernels'
+	// implementations in this binary), thread count, batch and layer shapes.
 	CacheDir string
 	MinTime  time.Duration // per measurement (default 20ms)
 }
@@ -113,8 +180,9 @@ func (c *CostModel) Seconds(l Layer, lp quantize.LayerPlan) float64 {
 	return 2 * float64(c.Batch) * float64(l.Out) * float64(l.In) / (g * 1e9)
 }
 
-// costFile names the cache file for a machine and a set of shapes.
-func costFile(dir string, o CostOptions, layers []Layer) string {
+// costFile names the cache file for a machine, an options set and a set
+// of shapes.
+func costFile(dir string, m CostMachine, o CostOptions, layers []Layer) string {
 	var keys []string
 	for _, l := range layers {
 		if l.Kind == KindTable {
@@ -124,13 +192,26 @@ func costFile(dir string, o CostOptions, layers []Layer) string {
 		}
 	}
 	sort.Strings(keys)
-	h := sha256.Sum256([]byte(fmt.Sprintf("v%d|%s|%d|%d|%s", costVersion, kernels.Features(), o.Batch, o.Threads, strings.Join(keys, "|"))))
+	h := sha256.Sum256([]byte(fmt.Sprintf("v%d|%s|%d|%d|%s", costVersion, m.key(), o.Batch, o.Threads, strings.Join(keys, "|"))))
 	return filepath.Join(dir, "cost-"+hex.EncodeToString(h[:8])+".json")
 }
+
+// costOptions is how a cached model is read: strictly, so that a model of
+// another version (version 1 had no machine) or a damaged file is measured
+// again rather than misread.
+var costOptions = strictjson.Options{Kind: "cost model", Versions: []int{costVersion}}
 
 // LoadOrMeasureCost returns the cost model for layers on this machine,
 // from the cache when it has one, else measured (a few seconds) and cached.
 func LoadOrMeasureCost(ctx context.Context, layers []Layer, o CostOptions) (*CostModel, error) {
+	return loadOrMeasureCost(ctx, layers, o, ThisMachine(), measureCost)
+}
+
+// loadOrMeasureCost is LoadOrMeasureCost on machine m with measure, which
+// tests replace (the kernels' implementations can be switched only inside
+// package kernels).
+func loadOrMeasureCost(ctx context.Context, layers []Layer, o CostOptions, m CostMachine,
+	measure func(context.Context, []Layer, CostOptions, CostMachine) (*CostModel, error)) (*CostModel, error) {
 	if o.Batch <= 0 {
 		o.Batch = 2048
 	}
@@ -148,14 +229,13 @@ func LoadOrMeasureCost(ctx context.Context, layers []Layer, o CostOptions) (*Cos
 		}
 		dir = filepath.Join(d, "rq")
 	}
-	path := costFile(dir, o, layers)
-	if b, err := os.ReadFile(path); err == nil {
-		var c CostModel
-		if json.Unmarshal(b, &c) == nil && c.Version == costVersion && c.Features == kernels.Features() && c.complete(layers) {
-			return &c, nil
-		}
+	path := costFile(dir, m, o, layers)
+	var cached CostModel
+	if err := strictjson.ReadFile(path, &cached, costOptions); err == nil && cached.Machine.key() == m.key() &&
+		cached.Batch == o.Batch && cached.Threads == o.Threads && cached.complete(layers) {
+		return &cached, nil
 	}
-	c, err := measureCost(ctx, layers, o)
+	c, err := measure(ctx, layers, o, m)
 	if err != nil {
 		return nil, err
 	}
@@ -166,21 +246,31 @@ func LoadOrMeasureCost(ctx context.Context, layers []Layer, o CostOptions) (*Cos
 	return c, nil
 }
 
+// complete reports whether c has a positive figure for every kernel or
+// format at every layer, so that no rung is predicted to cost nothing.
 func (c *CostModel) complete(layers []Layer) bool {
 	for _, l := range layers {
 		if l.Kind == KindTable {
-			if _, ok := c.Bags[bagKey(kernels.TableF32, l.Rows, l.Dim)]; !ok {
+			for _, f := range allTableFormats {
+				if !(c.Bags[bagKey(f, l.Rows, l.Dim)] > 0) {
+					return false
+				}
+			}
+			continue
+		}
+		for _, k := range allFCKernels {
+			if !(c.GEMM[gemmKey(k, c.Batch, l.Out, l.In)] > 0) {
 				return false
 			}
-		} else if _, ok := c.GEMM[gemmKey("gemm-fp32", c.Batch, l.Out, l.In)]; !ok {
-			return false
 		}
 	}
 	return true
 }
 
-func measureCost(ctx context.Context, layers []Layer, o CostOptions) (*CostModel, error) {
-	c := &CostModel{Version: costVersion, Features: kernels.Features(), Batch: o.Batch, Threads: o.Threads,
+// measureCost measures the kernels m names (those of this binary: m is
+// recorded, not chosen).
+func measureCost(ctx context.Context, layers []Layer, o CostOptions, m CostMachine) (*CostModel, error) {
+	c := &CostModel{Version: costVersion, Machine: m, Batch: o.Batch, Threads: o.Threads,
 		GEMM: map[string]float64{}, Bags: map[string]float64{}}
 	seen := map[bench.Shape]bool{}
 	var shapes []bench.Shape
