@@ -50,14 +50,33 @@
 // (dense features) and the first top layer (interaction output) are
 // two-sided.
 //
+// # Row access counts
+//
+// Run also counts how often the calibration rows look up each row of each
+// embedding table (every id of every bag once; per-sample weights
+// ignored), for mixed-precision tables that keep their hot rows at a
+// higher precision. A table of at most ExactMaxRows (2^20) rows is
+// counted exactly, a uint32 per row allocated at its first lookup (4 MiB
+// at most); a larger one by a Space-Saving summary of MaxHot (65,536)
+// counters (1.5 MiB), whose counts over-estimate by at most the smallest
+// counter. Counting happens on the caller's goroutine in row order, so
+// the result is the same for any thread count or batch size. The
+// document keeps each table's MaxHot hottest rows (TableAccess): an exact
+// table with more rows seen keeps those above the (MaxHot+1)-th count,
+// which becomes its error bound. Merge adds exact counts and merges
+// summaries by the mergeable-summaries rule (see mergeAccess): merged
+// exact shards whose lists are complete give the unsharded counts, and a
+// merged summary stays within Lookups/MaxHot. Ranges.TableAccess and
+// TableAccess.Hot hand out the hottest rows.
+//
 // # ranges.json
 //
-// Version 2, written by Ranges.Write atomically, keys in a fixed order,
+// Version 3, written by Ranges.Write atomically, keys in a fixed order,
 // layers sorted by name, numbers in their shortest round-tripping form, so
 // writing what Read returns gives the same bytes:
 //
 //	{
-//	  "version": 2,
+//	  "version": 3,
 //	  "model_sha256": "<sha256 of the model file>",
 //	  "rows": "0:2000",
 //	  "data": "dlrm-processed.npz",
@@ -76,6 +95,16 @@
 //	      "ranges": {"minmax": [lo, hi], "percentile": [...], "l2": [...], "entropy": [...]},
 //	      "weight": {"absmax": [...], "min": [...], "max": [...]}   // per output channel
 //	    }, ...
+//	  },
+//	  "tables": {                // row access counts, tables sorted by name
+//	    "emb_l.0": {
+//	      "rows": 1460,          // the table's rows
+//	      "lookups": 15429,      // ids counted
+//	      "exact": true,         // error_bound is 0: every row seen is listed, exactly
+//	      "error_bound": 0,      // else the most a listed count over-counts, and the
+//	                             // most an unlisted row was seen
+//	      "hot": [[row, count], ...]  // count descending, then row; at most 65,536
+//	    }, ...
 //	  }
 //	}
 //
@@ -84,15 +113,18 @@
 // (version, required fields, finite numbers, lo <= 0 <= hi, each method's
 // range within the histogram's observed [min(0, min), max(0, max)] widened
 // by one bin width, histogram shape and consistency with count, min and
-// max, the digest) and names the file and layer at fault.
+// max, the digest; for tables: rows within the table, listed once, in
+// order, at most MaxHot, counts consistent with lookups and the bound)
+// and names the file and layer or table (its JSON path) at fault.
 //
-// The digest (version 2) is the sha256 of the document's canonical
+// The digest (since version 2; it covers "tables") is the sha256 of the document's canonical
 // encoding without the digest line; Read recomputes it, and a mismatch is
 // "edited or corrupted: digest mismatch". It is required in calibration
 // shards (shard_count present: intermediates of rq merge); a complete
 // ranges.json may leave it out, so a range tuned by hand can be used once
 // its digest line is deleted (the range checks above still apply). Version
-// 1 documents (no digest) are still read, except shards, which are refused
+// 2 documents (no "tables") and version 1 documents (no digest) are still
+// read, except version 1 shards, which are refused
 // with a request to re-run rq calibrate --shard. docs/sharding.md says
 // what the digest does and does not protect against. Ranges.Check refuses
 // ranges made for another model file; CheckNetwork (run by quantize.Apply)

@@ -32,6 +32,17 @@ func FuzzRead(f *testing.F) {
 		f.Add([]byte(strings.Replace(s, `"count": 240,`, `"Count": 240,`, 1)))
 		f.Add([]byte(strings.Replace(s, `"count": 240,`, `"count": 240, "count": 1,`, 1)))
 		f.Add([]byte(strings.Replace(s, `"rows": "0:48"`, `"rows": "0:49"`, 1)))
+		// The tables' access counts (version 3): out-of-table rows, order,
+		// sums, a summary, a pair of three, no digest.
+		f.Add([]byte(strings.Replace(s, `[4, 9]]`, `[5, 9]]`, 1)))
+		f.Add([]byte(strings.Replace(s, `[[0, 10], [1, 10]`, `[[1, 10], [0, 10]`, 1)))
+		f.Add([]byte(strings.Replace(s, `"lookups": 48`, `"lookups": 4800000000000000000000`, 1)))
+		f.Add([]byte(strings.Replace(strings.Replace(s, `"exact": true,`, `"exact": false,`, 1), `"error_bound": 0`, `"error_bound": 9`, 1)))
+		f.Add([]byte(strings.Replace(s, `[4, 9]]`, `[4, 9, 1]]`, 1)))
+		if i := strings.Index(s, `  "digest"`); i >= 0 {
+			j := strings.Index(s[i:], "\n")
+			f.Add([]byte(s[:i] + s[i+j+1:]))
+		}
 	}
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"version":1,"layers":{"a":{"histogram":{"bins":[1e400]}}}}`))
@@ -80,6 +91,13 @@ func FuzzRead(f *testing.F) {
 			if l.Hist.Count() != 2*r.Layers[name].Hist.Count() {
 				t.Fatalf("%s: merged count %d, want twice %d", name, l.Hist.Count(), r.Layers[name].Hist.Count())
 			}
+		}
+		for name, ta := range r.Tables {
+			mt, ok := m.TableAccess(name)
+			if !ok || mt.Lookups != 2*ta.Lookups || (ta.Exact && len(ta.HotRows) > 0 && len(mt.HotRows) == len(ta.HotRows) && mt.HotRows[0].Count != 2*ta.HotRows[0].Count) {
+				t.Fatalf("table %s: merged %+v from %+v", name, mt, ta)
+			}
+			_ = mt.Hot(0.5)
 		}
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/rqtools/rq/internal/atomicfile"
@@ -16,8 +17,9 @@ import (
 )
 
 // Version is the ranges.json format version this package writes. Version 2
-// added the digest; Read also reads version 1 documents, except shards.
-const Version = 2
+// added the digest, version 3 the tables' row access counts ("tables");
+// Read also reads versions 1 and 2, except version 1 shards.
+const Version = 3
 
 // Ranges is a ranges.json document: what calibration saw at every Linear
 // layer's input and the quantization range each method chooses from it.
@@ -39,6 +41,9 @@ type Ranges struct {
 	Levels     int
 	// Layers maps Linear layer names ("bot_l.0", "top_l.4") to their stats.
 	Layers map[string]*Layer
+	// Tables maps embedding table names to their row access counts; nil
+	// for a document of version 1 or 2, or one without "tables".
+	Tables map[string]*TableAccess
 	// File is where the document was read from or last written to, for
 	// messages; empty for one built in memory.
 	File string
@@ -236,6 +241,27 @@ func Merge(a, b *Ranges) (*Ranges, error) {
 		w := WeightStats{AbsMax: slices.Clone(la.Weight.AbsMax), Min: slices.Clone(la.Weight.Min), Max: slices.Clone(la.Weight.Max)}
 		out.Layers[name] = &Layer{FollowsReLU: la.FollowsReLU, Hist: h, Weight: w}
 	}
+	if (a.Tables == nil) != (b.Tables == nil) {
+		with, without := a, b
+		if a.Tables == nil {
+			with, without = b, a
+		}
+		return nil, fmt.Errorf("cannot merge %s, which has row access counts (\"tables\"), with %s, which has none: calibrate both with this rq", with.name(), without.name())
+	}
+	if a.Tables != nil {
+		at, bt := sortedKeys(a.Tables), sortedKeys(b.Tables)
+		if !slices.Equal(at, bt) {
+			return nil, fmt.Errorf("cannot merge %s (tables %s) with %s (tables %s): the tables differ", a.name(), strings.Join(at, ", "), b.name(), strings.Join(bt, ", "))
+		}
+		out.Tables = make(map[string]*TableAccess, len(at))
+		for _, name := range at {
+			t, err := mergeAccess(a.Tables[name], b.Tables[name], hotCap)
+			if err != nil {
+				return nil, fmt.Errorf("cannot merge the access counts of table %q of %s and %s: %v", name, a.name(), b.name(), err)
+			}
+			out.Tables[name] = t
+		}
+	}
 	if err := out.Recompute(); err != nil {
 		return nil, err
 	}
@@ -272,6 +298,11 @@ func (r *Ranges) validate() error {
 	}
 	for _, name := range r.LayerNames() {
 		if err := r.validateLayer(name, r.Layers[name]); err != nil {
+			return err
+		}
+	}
+	for _, name := range sortedKeys(r.Tables) {
+		if err := r.validateTable(name, r.Tables[name]); err != nil {
 			return err
 		}
 	}
@@ -385,7 +416,11 @@ func (r *Ranges) Encode() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return r.encode(digestOf(body))
+	out, err := r.encode(digestOf(body))
+	if err == nil && len(out) > MaxFileSize {
+		return nil, r.errorf("", "the document would be %d bytes, more than the %d Read accepts (too many tables' hot rows?)", len(out), MaxFileSize)
+	}
+	return out, err
 }
 
 // Digest is the document's digest, as Encode writes it in "digest":
@@ -502,6 +537,44 @@ func (r *Ranges) encode(digest string) ([]byte, error) {
 		}
 		b.WriteString("    }")
 		if li < len(names)-1 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\n')
+	}
+	if r.Tables == nil {
+		b.WriteString(i1 + "}\n}\n")
+		return b.Bytes(), nil
+	}
+	b.WriteString(i1 + "},\n" + i1 + "\"tables\": {\n")
+	tnames := sortedKeys(r.Tables)
+	for ti, name := range tnames {
+		t := r.Tables[name]
+		k, _ := json.Marshal(name)
+		b.WriteString("    ")
+		b.Write(k)
+		b.WriteString(": {\n")
+		for _, f := range []struct {
+			k string
+			v any
+		}{{"rows", t.Rows}, {"lookups", t.Lookups}, {"exact", t.Exact}, {"error_bound", t.ErrorBound}} {
+			if err := field(i3, f.k, f.v, false); err != nil {
+				return nil, err
+			}
+		}
+		// The hot rows on one line, written directly: up to MaxHot pairs.
+		b.WriteString(i3 + "\"hot\": [")
+		for i, h := range t.HotRows {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteByte('[')
+			b.Write(strconv.AppendInt(nil, h.Row, 10))
+			b.WriteString(", ")
+			b.Write(strconv.AppendUint(nil, h.Count, 10))
+			b.WriteByte(']')
+		}
+		b.WriteString("]\n    }")
+		if ti < len(tnames)-1 {
 			b.WriteByte(',')
 		}
 		b.WriteByte('\n')

@@ -109,19 +109,33 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	}
 }
 
-// The version 1 fixture, written by rq before digests, still reads, and
-// is the same document as the version 2 one.
+// The version 1 fixture (written by rq before digests) and the version 2
+// one (before access counts) still read, and are the version 3 document
+// without its "tables".
 func TestReadVersion1(t *testing.T) {
-	r, err := Read("testdata/small_v1.json")
+	small, err := Read(smallFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := r.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(out, readSmall(t)) {
-		t.Errorf("version 1 fixture encodes to\n%s", out)
+	for _, f := range []string{"testdata/small_v1.json", "testdata/small_v2.json"} {
+		r, err := Read(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Tables != nil {
+			t.Errorf("%s: tables %v", f, r.Tables)
+		}
+		if _, ok := r.TableAccess("emb_l.0"); ok {
+			t.Errorf("%s: TableAccess found counts", f)
+		}
+		r.Tables = small.Tables
+		out, err := r.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out, readSmall(t)) {
+			t.Errorf("%s with the tables encodes to\n%s", f, out)
+		}
 	}
 }
 
@@ -197,6 +211,20 @@ func sub(doc map[string]any, name, field string) map[string]any {
 	return layer(doc, name)[field].(map[string]any)
 }
 
+// tableEdit replaces the first old after the start of table's entry in
+// the small file.
+func tableEdit(t *testing.T, table, old, new string) []byte {
+	t.Helper()
+	text := string(readSmall(t))
+	i := strings.Index(text, `"tables": {`)
+	i += strings.Index(text[i:], `"`+table+`": {`)
+	j := strings.Index(text[i:], old)
+	if j < 0 {
+		t.Fatalf("%q not in table %s", old, table)
+	}
+	return []byte(text[:i+j] + new + text[i+j+len(old):])
+}
+
 func TestReadErrors(t *testing.T) {
 	text := string(readSmall(t))
 	// replaceIn replaces the first old after the start of layer's entry.
@@ -214,9 +242,9 @@ func TestReadErrors(t *testing.T) {
 		layer string // "" for a document-level error
 		want  string
 	}{
-		{"version", []byte(strings.Replace(text, `"version": 2`, `"version": 3`, 1)), "", "version 3: this rq reads ranges versions 1 and 2"},
+		{"version", []byte(strings.Replace(text, `"version": 3`, `"version": 4`, 1)), "", "version 4: this rq reads ranges versions 1, 2 and 3"},
 		{"no version", mutate(t, func(d map[string]any) { delete(d, "version") }), "", `no "version"`},
-		{"version not int", []byte(strings.Replace(text, `"version": 2`, `"version": "2"`, 1)), "", "version: got a JSON string, want an integer"},
+		{"version not int", []byte(strings.Replace(text, `"version": 3`, `"version": "3"`, 1)), "", "version: got a JSON string, want an integer"},
 		{"case-folded key", replaceIn("top_l.0", `"count": 240,`, `"Count": 240,`), "top_l.0", `Count: unknown key: field names are case-sensitive, did you mean "count"?`},
 		{"case-folded nested key", replaceIn("top_l.0", `"l2":[`, `"L2":[`), "top_l.0", `ranges.L2: unknown key: field names are case-sensitive, did you mean "l2"?`},
 		// Ranges are checked against their own histograms: an l2 range of
@@ -226,9 +254,9 @@ func TestReadErrors(t *testing.T) {
 		{"range below the data", replaceIn("top_l.0", `"entropy":[-3.3830307,`, `"entropy":[-5,`), "top_l.0",
 			"entropy range [-5, 5.011102] is not within the observed values [-3.3830307, 5.011102] (with 0) widened by the histogram's bin width 1"},
 		{"range within the data, edited", replaceIn("top_l.2", `"l2":[0,7.451978]`, `"l2":[0,7.4]`), "",
-			"edited or corrupted: digest mismatch (the file records sha256:b2f6bcd23146…, its content hashes to sha256:"},
+			"edited or corrupted: digest mismatch (the file records sha256:1312f960cd93…, its content hashes to sha256:"},
 		{"rows edited", []byte(strings.Replace(text, `"rows": "0:48"`, `"rows": "0:49"`, 1)), "", "edited or corrupted: digest mismatch"},
-		{"digest edited", []byte(strings.Replace(text, `"digest": "sha256:b2f6`, `"digest": "sha256:b2f7`, 1)), "", "edited or corrupted: digest mismatch"},
+		{"digest edited", []byte(strings.Replace(text, `"digest": "sha256:1312`, `"digest": "sha256:1313`, 1)), "", "edited or corrupted: digest mismatch"},
 		{"digest not a string", mutate(t, func(d map[string]any) { d["digest"] = 1 }), "", "digest: got a JSON number, want a string"},
 		{"shard without digest", mutate(t, func(d map[string]any) { delete(d, "digest"); d["shard_count"] = 2; d["shards"] = []int{0} }), "",
 			`missing "digest": a calibration shard must carry the digest rq calibrate --shard writes`},
@@ -285,6 +313,38 @@ func TestReadErrors(t *testing.T) {
 		{"empty", []byte{}, "", "empty document"},
 		{"array", []byte("[]"), "", "want a JSON object"},
 		{"empty layer name", []byte(strings.Replace(text, `"top_l.2": {`, `"": {`, 1)), "", "empty layer name"},
+		// Row access counts (version 3): every field checked, errors name
+		// the table's JSON path.
+		{"tables in version 2", mutate(t, func(d map[string]any) { d["version"] = 2 }), "", `"tables" in a version 2 document`},
+		{"hot row beyond the table", tableEdit(t, "emb_l.0", `[4, 9]`, `[5, 9]`), "", `tables["emb_l.0"].hot[4]: row 5, want 0..4`},
+		{"hot counts increasing", tableEdit(t, "emb_l.0", `[[0, 10], [1, 10]`, `[[0, 9], [1, 10]`), "", `tables["emb_l.0"].hot[1]: [1, 10] after [0, 9]: want counts non-increasing`},
+		{"hot rows of a tie decreasing", tableEdit(t, "emb_l.0", `[[0, 10], [1, 10]`, `[[1, 10], [0, 10]`), "", `tables["emb_l.0"].hot[1]: [0, 10] after [1, 10]`},
+		{"hot row twice", tableEdit(t, "emb_l.0", `[3, 9], [4, 9]`, `[4, 10], [0, 8]`), "", `tables["emb_l.0"].hot: row 0 listed twice`},
+		{"exact sum below lookups", tableEdit(t, "emb_l.0", `"lookups": 48`, `"lookups": 49`), "", `tables["emb_l.0"]: an exact table's hot counts must add up to its lookups: 48, lookups 49`},
+		{"exact sum above lookups", tableEdit(t, "emb_l.0", `"lookups": 48`, `"lookups": 47`), "", `tables["emb_l.0"].hot: the counts (less error_bound 0) add up to more than the 47 lookups`},
+		{"exact with a bound", tableEdit(t, "emb_l.0", `"error_bound": 0`, `"error_bound": 2`), "", `tables["emb_l.0"]: exact is true with error_bound 2`},
+		{"count below the bound", tableEdit(t, "emb_l.0", `"exact": true,
+      "error_bound": 0`, `"exact": false,
+      "error_bound": 10`), "", `tables["emb_l.0"].hot[3]: count 9, want at least max(1, error_bound 10)`},
+		{"zero count", tableEdit(t, "emb_l.0", `[4, 9]`, `[4, 0]`), "", `tables["emb_l.0"].hot[4]: count 0`},
+		{"hot pair of 3", tableEdit(t, "emb_l.0", `[4, 9]`, `[4, 9, 1]`), "", `tables["emb_l.0"].hot: at byte`},
+		{"hot negative row", tableEdit(t, "emb_l.0", `[4, 9]`, `[-4, 9]`), "", `tables["emb_l.0"].hot: at byte`},
+		{"hot fraction", tableEdit(t, "emb_l.0", `[4, 9]`, `[4, 9.5]`), "", `want a non-negative integer`},
+		{"hot not an array", tableEdit(t, "emb_l.0", `"hot": [[0, 10], [1, 10], [2, 10], [3, 9], [4, 9]]`, `"hot": {"a": 1}`), "", `tables["emb_l.0"].hot: at byte 0: want '['`},
+		{"hot longer than the table", tableEdit(t, "emb_l.0", `"rows": 5`, `"rows": 4`), "", `tables["emb_l.0"].hot: 5 rows listed, but the table has 4`},
+		{"no rows", tableEdit(t, "emb_l.0", `"rows": 5`, `"rows": 0`), "", `tables["emb_l.0"].rows: 0, want at least 1`},
+		{"missing hot", mutate(t, func(d map[string]any) { delete(d["tables"].(map[string]any)["emb_l.1"].(map[string]any), "hot") }), "", `tables["emb_l.1"]: missing "hot"`},
+		{"null table", mutate(t, func(d map[string]any) { d["tables"].(map[string]any)["emb_l.1"] = nil }), "", `tables["emb_l.1"]: null`},
+		{"unknown table key", mutate(t, func(d map[string]any) { d["tables"].(map[string]any)["emb_l.1"].(map[string]any)["Hot"] = 1 }), "", `Hot: unknown key`},
+		{"too many hot rows", mutate(t, func(d map[string]any) {
+			tb := d["tables"].(map[string]any)["emb_l.1"].(map[string]any)
+			hot := make([][2]int, MaxHot+1)
+			tb["hot"], tb["rows"] = hot, 1<<20
+		}), "", `tables["emb_l.1"].hot: more than 65536 rows`},
+		{"counts edited", mutate(t, func(d map[string]any) {
+			tb := d["tables"].(map[string]any)["emb_l.1"].(map[string]any)
+			tb["lookups"], tb["hot"] = 49, [][2]int{{1, 10}, {2, 10}, {3, 10}, {4, 10}, {0, 9}}
+		}), "", "edited or corrupted: digest mismatch"},
 	}
 	dir := t.TempDir()
 	for _, c := range cases {
@@ -477,8 +537,8 @@ func TestWriteRefusesInvalid(t *testing.T) {
 	for _, n := range names {
 		got = append(got, n[1])
 	}
-	if strings.Join(got, ",") != "bot_l.0,bot_l.2,top_l.0,top_l.2" {
-		t.Errorf("layer order %v", got)
+	if strings.Join(got, ",") != "bot_l.0,bot_l.2,top_l.0,top_l.2,emb_l.0,emb_l.1" {
+		t.Errorf("layer and table order %v", got)
 	}
 }
 

@@ -1,6 +1,7 @@
 package calibrate
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -16,11 +17,19 @@ import (
 // model is about 1 MiB: criteo-18k's 7 layers at the largest --bins
 // (65,536) measure 1,092,366 bytes, 98 KB at the default 2,048
 // (TestRangesSizeCriteo measures it); the cap is 30 times that.
-const MaxFileSize = 32 << 20
+//
+// Version 3 adds each embedding table's hot rows: at most MaxHot pairs of
+// about 22 bytes for 11-digit rows and counts, 1.4 MB a table, so a model
+// of 26 tables (Criteo's) writes up to 37 MB. The cap, 64 MiB, holds that
+// with room for the largest histograms; Encode refuses a larger document
+// rather than write one Read would refuse. parseHot allocates 16 bytes
+// per pair of at least 6 bytes of file.
+const MaxFileSize = 64 << 20
 
 // rangesVersions are the ranges.json versions Read understands: 1 (no
-// digest; a calibration shard of version 1 is refused, see Parse) and 2.
-var rangesVersions = []int{1, Version}
+// digest; a calibration shard of version 1 is refused, see Parse), 2 (no
+// "tables") and 3.
+var rangesVersions = []int{1, 2, Version}
 
 var rangesOptions = strictjson.Options{Kind: "ranges", Versions: rangesVersions, MaxBytes: MaxFileSize}
 
@@ -65,6 +74,17 @@ type wireDoc struct {
 	Levels      *int                  `json:"levels"`
 	Digest      *string               `json:"digest"`
 	Layers      map[string]*wireLayer `json:"layers"`
+	Tables      map[string]*wireTable `json:"tables"`
+}
+
+// wireTable is a table's access counts as ranges.json holds them. Hot is
+// decoded by parseHot, which bounds what it allocates.
+type wireTable struct {
+	Rows       *int64          `json:"rows"`
+	Lookups    *uint64         `json:"lookups"`
+	Exact      *bool           `json:"exact"`
+	ErrorBound *uint64         `json:"error_bound"`
+	Hot        json.RawMessage `json:"hot"`
 }
 
 // fromStrict turns a strictjson refusal into a FormatError naming the
@@ -116,6 +136,8 @@ func (r *Ranges) fromWire(top *wireDoc) (*Ranges, error) {
 		return nil, r.errorf("", "a calibration shard of ranges version 1, which carries no digest: shards are intermediates, re-run rq calibrate --shard with this rq")
 	case r.ShardCount > 1 && top.Digest == nil:
 		return nil, r.errorf("", "missing \"digest\": a calibration shard must carry the digest rq calibrate --shard writes")
+	case version < 3 && top.Tables != nil:
+		return nil, r.errorf("", "\"tables\" in a version %d document (row access counts came with version 3)", version)
 	}
 	r.Layers = make(map[string]*Layer, len(top.Layers))
 	if err := r.validateHeader(); err != nil {
@@ -137,12 +159,48 @@ func (r *Ranges) fromWire(top *wireDoc) (*Ranges, error) {
 		}
 		r.Layers[name] = l
 	}
+	if top.Tables != nil {
+		r.Tables = make(map[string]*TableAccess, len(top.Tables))
+		for _, name := range sortedKeys(top.Tables) {
+			t, err := r.decodeTable(name, top.Tables[name])
+			if err != nil {
+				return nil, err
+			}
+			if err := r.validateTable(name, t); err != nil {
+				return nil, err
+			}
+			r.Tables[name] = t
+		}
+	}
 	if top.Digest != nil {
-		if err := r.checkDigest(*top.Digest); err != nil {
+		// The digest covers the document as written, version included.
+		as := *r
+		as.Version = version
+		if err := as.checkDigest(*top.Digest); err != nil {
 			return nil, err
 		}
 	}
 	return r, nil
+}
+
+func (r *Ranges) decodeTable(name string, w *wireTable) (*TableAccess, error) {
+	at := fmt.Sprintf("tables[%q]", name)
+	if w == nil {
+		return nil, r.errorf("", "%s: null: want an object", at)
+	}
+	for _, f := range []struct {
+		name string
+		ok   bool
+	}{{"rows", w.Rows != nil}, {"lookups", w.Lookups != nil}, {"exact", w.Exact != nil}, {"error_bound", w.ErrorBound != nil}, {"hot", w.Hot != nil}} {
+		if !f.ok {
+			return nil, r.errorf("", "%s: missing %q", at, f.name)
+		}
+	}
+	hot, err := parseHot(w.Hot)
+	if err != nil {
+		return nil, r.errorf("", "%s.hot: %v", at, err)
+	}
+	return &TableAccess{Rows: *w.Rows, Lookups: *w.Lookups, Exact: *w.Exact, ErrorBound: *w.ErrorBound, HotRows: hot}, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

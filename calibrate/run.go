@@ -67,7 +67,8 @@ func (o Options) resolve() (Options, error) {
 }
 
 // Run runs net in fp32 over every batch of rd (which it does not close),
-// recording a histogram of every Linear layer's input, and returns the
+// recording a histogram of every Linear layer's input and how often each
+// embedding table row is looked up (Ranges.Tables), and returns the
 // ranges document. It stops early, with ctx's error, when ctx is done.
 func Run(ctx context.Context, net *model.Network, rd dataset.Reader, opts Options) (*Ranges, error) {
 	opts, err := opts.resolve()
@@ -78,6 +79,10 @@ func Run(ctx context.Context, net *model.Network, rd dataset.Reader, opts Option
 		return nil, err
 	}
 	obs, err := NewObserver(net, opts.Bins)
+	if err != nil {
+		return nil, err
+	}
+	access, err := newAccessCounter(net)
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +104,12 @@ func Run(ctx context.Context, net *model.Network, rd dataset.Reader, opts Option
 		if err := obs.Err(); err != nil {
 			return err
 		}
+		// Counted here, on the caller's goroutine, in row order: the
+		// counts (and a summary's choices) do not depend on --threads or
+		// the batch size.
+		if err := access.count(b); err != nil {
+			return err
+		}
 		rows += int64(b.N)
 		if opts.Progress != nil {
 			opts.Progress(rows)
@@ -111,5 +122,10 @@ func Run(ctx context.Context, net *model.Network, rd dataset.Reader, opts Option
 	if rows == 0 {
 		return nil, dataset.NoRowsError(rd, "calibrate on")
 	}
-	return obs.Ranges(opts)
+	r, err := obs.Ranges(opts)
+	if err != nil {
+		return nil, err
+	}
+	r.Tables = access.access()
+	return r, nil
 }

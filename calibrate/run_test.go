@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -178,6 +179,11 @@ func TestRunMergeEqualsWhole(t *testing.T) {
 				t.Errorf("%s %s: merged %v, whole %v", name, meth, m.Layers[name].Ranges[meth], all.Layers[name].Ranges[meth])
 			}
 		}
+	}
+	// The tables' access counts merge exactly too: every table of this
+	// model has at most 2^20 rows, so both are exact counts.
+	if len(all.Tables) != 26 || !reflect.DeepEqual(m.Tables, all.Tables) {
+		t.Errorf("merged access counts differ from the whole run's (%d tables)", len(all.Tables))
 	}
 	// The inputs are unchanged.
 	if a.Layers["bot_l.0"].Hist.Count() != 13000 {
