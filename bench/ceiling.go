@@ -146,6 +146,14 @@ func (p *Peer) Ceiling(kernel string, s Shape, threads int) (Ceiling, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// Once the peer is known to be onednn_matmul, a thread count it does
+	// not run is found out before any measurement at it.
+	if p.kind == PeerMatmul {
+		if note, err := p.threadNote(threads); err != nil || note != "" {
+			_, name := peerFigures{kind: p.kind}.column(col)
+			return Ceiling{Name: name, Note: note}, err
+		}
+	}
 	k := peerKey{s.M, s.N, s.K, threads}
 	f, ok := p.figs[k]
 	if !ok {
@@ -157,22 +165,32 @@ func (p *Peer) Ceiling(kernel string, s Shape, threads int) (Ceiling, error) {
 	}
 	v, name := f.column(col)
 	if f.kind == PeerMatmul {
-		tc, ok := p.threads[threads]
-		if !ok {
-			var err error
-			if tc, err = p.probeThreads(threads); err != nil {
-				return Ceiling{}, err
-			}
-			p.threads[threads] = tc
-		}
-		if tc.checked && tc.nthr != threads {
-			return Ceiling{Name: name, Note: fmt.Sprintf("oneDNN (runtime %s) ran %d threads with OMP_NUM_THREADS=%d, so it has no figure for %d", tc.runtime, tc.nthr, threads, threads)}, nil
+		if note, err := p.threadNote(threads); err != nil || note != "" {
+			return Ceiling{Name: name, Note: note}, err
 		}
 	}
 	if v <= 0 {
 		return Ceiling{Name: name, Note: "the peer's figure rounds to 0.0"}, nil
 	}
 	return Ceiling{GOPS: v, Name: name}, nil
+}
+
+// threadNote is "" when oneDNN runs threads threads (or does not say),
+// else why the rows at that count have no ceiling; the probe runs once per
+// count.
+func (p *Peer) threadNote(threads int) (string, error) {
+	tc, ok := p.threads[threads]
+	if !ok {
+		var err error
+		if tc, err = p.probeThreads(threads); err != nil {
+			return "", err
+		}
+		p.threads[threads] = tc
+	}
+	if tc.checked && tc.nthr != threads {
+		return fmt.Sprintf("oneDNN (runtime %s) ran %d threads with OMP_NUM_THREADS=%d, so it has no figure for %d", tc.runtime, tc.nthr, threads, threads), nil
+	}
+	return "", nil
 }
 
 // waitDelay bounds the wait for a killed peer's output to close: a child

@@ -87,13 +87,23 @@ func TestPeerThreads(t *testing.T) {
 		t.Errorf("three probes took %v: the probe waits for the peer instead of stopping it", el)
 	}
 	t.Setenv("FAKE_NTHR", "1") // a sequential oneDNN
+	log := filepath.Join(t.TempDir(), "runs")
+	t.Setenv("FAKE_LOG", log)
 	p = fakePeer(t, "matmul")
 	if c, err := p.Ceiling("gemm-bf16", s, 1); err != nil || c.GOPS != 2004 {
 		t.Errorf("1 thread of a sequential oneDNN: %+v %v", c, err)
 	}
-	c, err := p.Ceiling("gemm-bf16", s, 4)
-	if err != nil || c.GOPS != 0 || c.Name != "oneDNN matmul bf16" || !strings.Contains(c.Note, "ran 1 threads with OMP_NUM_THREADS=4") {
-		t.Errorf("4 threads of a sequential oneDNN: %+v %v", c, err)
+	for _, kernel := range []string{"gemm-bf16", "gemm-int8", "gemm-fp32"} {
+		c, err := p.Ceiling(kernel, s, 4)
+		if err != nil || c.GOPS != 0 || c.Name != "oneDNN matmul "+strings.TrimPrefix(kernel, "gemm-") || !strings.Contains(c.Note, "ran 1 threads with OMP_NUM_THREADS=4") {
+			t.Errorf("4 threads of a sequential oneDNN: %s: %+v %v", kernel, c, err)
+		}
+	}
+	// One measurement and one probe at 1 thread, one probe at 4: nothing
+	// is measured at a thread count found wanting.
+	runs, err := os.ReadFile(log)
+	if want := "3 4 5 1 0\n16 16 16 1 1\n16 16 16 4 1\n"; err != nil || string(runs) != want {
+		t.Errorf("peer runs:\n%s(%v), want\n%s", runs, err, want)
 	}
 	// onednn_gemm prints no header: its thread count is taken on trust.
 	p = fakePeer(t, "gemm")

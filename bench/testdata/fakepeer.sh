@@ -9,7 +9,9 @@
 #   garbage, fail, wrongshape, zero, switch (matmul's line for odd M,
 #           gemm's for even)
 # Figures encode the shape and column: int8 1000+M, bf16 2000+N, fp32 3000+K.
+# With FAKE_LOG set, each run appends "M N K threads verbose" to that file.
 m=$1 n=$2 k=$3
+if [ -n "$FAKE_LOG" ]; then echo "$m $n $k ${OMP_NUM_THREADS:-} ${ONEDNN_VERBOSE:-0}" >>"$FAKE_LOG"; fi
 matmul() { echo "M=$m N=$n K=$k int8 $((1000 + m)).5 GOPS bf16 $((2000 + n)).0 GFLOPS fp32 $((3000 + k)).0 GFLOPS"; }
 gemm() { echo "M=$m N=$n K=$k int8 $((1000 + m)).5 GOPS fp32 $((3000 + k)).0 GFLOPS ratio 0.33"; }
 if [ "${ONEDNN_VERBOSE:-0}" = 1 ] && [ "$FAKE_PEER" != gemm ]; then
