@@ -37,7 +37,9 @@ func newCalibrateCmd(g *globalOptions, runF func(context.Context, *calibrateOpti
 method chooses: minmax; percentile (--percentile); l2 (the range that minimises the L2
 quantization error, as DNNLOWP's l2 and PyTorch's HistogramObserver); entropy (KL divergence).
 Inputs that follow a ReLU use [0, max]. Per-channel weight statistics are recorded too. NaN and
-Inf activations are counted, excluded and reported.
+Inf activations are counted, excluded and reported. Each embedding table's row lookups are counted
+too (exactly up to 2^20 rows, else the 65,536 hottest rows within a stated bound), for tables
+that keep their hot rows at a higher precision.
 
 ranges.json is versioned and records the model's sha256: rq quantize refuses ranges from
 another model. --method sets the default method; rq quantize plans choose per layer.
@@ -153,6 +155,17 @@ func runCalibrate(ctx context.Context, opts *calibrateOptions) error {
 	}
 	if nonfinite > 0 {
 		fmt.Fprintf(opts.stdout, "%d NaN/Inf activations were excluded from the histograms\n", nonfinite)
+	}
+	if len(r.Tables) > 0 {
+		var lookups uint64
+		exact := 0
+		for _, t := range r.Tables {
+			lookups += t.Lookups
+			if t.Exact {
+				exact++
+			}
+		}
+		fmt.Fprintf(opts.stdout, "counted %d row lookups in %d tables (%d counted exactly, %d as a summary of the hottest rows)\n", lookups, len(r.Tables), exact, len(r.Tables)-exact)
 	}
 	return nil
 }
