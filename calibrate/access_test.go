@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/rqtools/rq/model"
@@ -127,6 +128,17 @@ func TestAccessSummaryBound(t *testing.T) {
 	got := countStream(t, net, bs)
 	want := plainCounts(bs, len(rows))
 	checkSummary(t, got["emb_l.0"], want[0], capacity)
+	// On a Zipf stream the hottest rows are far above the bound, so the
+	// check that unlisted rows are under it has teeth.
+	var above int
+	for _, f := range want[0] {
+		if f > got["emb_l.0"].ErrorBound {
+			above++
+		}
+	}
+	if above < 5 {
+		t.Errorf("only %d rows above the bound %d", above, got["emb_l.0"].ErrorBound)
+	}
 	if s := got["emb_l.0"]; s.Exact || len(s.HotRows) != capacity {
 		t.Errorf("a table of 5000 rows over 100 is not a full summary: exact %v, %d rows", s.Exact, len(s.HotRows))
 	}
@@ -161,16 +173,6 @@ func checkSummary(t *testing.T, s *TableAccess, truth map[int64]uint64, capacity
 		if !listed[r] && f > s.ErrorBound {
 			t.Errorf("row %d seen %d times is not listed (bound %d)", r, f, s.ErrorBound)
 		}
-	}
-	// The hottest row is far above the bound on a Zipf stream: listed.
-	var top int64
-	for r, f := range truth {
-		if f > truth[top] || (f == truth[top] && r < top) {
-			top = r
-		}
-	}
-	if !listed[top] {
-		t.Errorf("the hottest row %d (%d lookups) is not listed", top, truth[top])
 	}
 }
 
@@ -328,5 +330,56 @@ func TestAccessExactCarry(t *testing.T) {
 	ta := tc.access()
 	if len(ta.HotRows) != 1 || ta.HotRows[0] != (HotRow{1, 1<<32 + 1}) || ta.Lookups != 1<<32+1 {
 		t.Errorf("got %+v", ta)
+	}
+}
+
+// Merge of calibration shards through Run: the exact tables equal the
+// whole run's, a table forced into summary mode stays within its bound,
+// and documents with and without counts do not merge.
+func TestMergeRangesTables(t *testing.T) {
+	const capacity = 32
+	withLimits(t, 299, capacity) // randomNet's tables have 300 rows: all summaries
+	net := randomNet(1)
+	rows := randomRows(2, 900)
+	run := func(bs []*model.Batch, shard int) *Ranges {
+		o := Options{Threads: 1, Bins: 64, ModelSHA256: testSHA, Rows: "0:900", Data: "synthetic"}
+		if shard >= 0 {
+			o.Shard.Index, o.Shard.Count = shard, 3
+		}
+		r, err := Run(context.Background(), net, &sliceReader{bs}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	parts := cutBatches(rows, 300)
+	m, err := Merge(run(parts[:1], 0), run(parts[1:2], 1))
+	if err == nil {
+		m, err = Merge(m, run(parts[2:], 2))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth := plainCounts([]*model.Batch{rows}, 3)
+	for i, name := range []string{"emb_l.0", "emb_l.1", "emb_l.2"} {
+		ta, ok := m.TableAccess(name)
+		if !ok || ta.Exact {
+			t.Fatalf("%s: %+v, want a summary", name, ta)
+		}
+		checkSummary(t, ta, truth[i], capacity)
+	}
+	if _, err := m.Encode(); err != nil {
+		t.Fatal(err)
+	}
+	old := run(parts, -1)
+	old.Tables = nil
+	if _, err := Merge(old, run(parts, -1)); err == nil || !strings.Contains(err.Error(), `has row access counts ("tables"), with ranges, which has none`) {
+		t.Errorf("merging with a document without counts: %v", err)
+	}
+	other := run(parts, -1)
+	other.Tables["emb_l.9"] = other.Tables["emb_l.2"]
+	delete(other.Tables, "emb_l.2")
+	if _, err := Merge(run(parts, -1), other); err == nil || !strings.Contains(err.Error(), "the tables differ") {
+		t.Errorf("merging different tables: %v", err)
 	}
 }
