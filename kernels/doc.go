@@ -31,5 +31,14 @@
 // that row alone, with the same operations whatever the number of rows, so
 // results do not depend on the batch size or the split.
 //
+// Intel AMX (tile registers, TDPBUSD, TDPBF16PS) is prepared but not used
+// yet: amx_model.go models the tile instructions after the SDM,
+// amx_pack.go packs weights for the tiles and runs the int8 and bf16 GEMMs'
+// blocking on that model (tested bit for bit against the int8 reference and
+// VNNI kernels), AMX() checks the CPU, XCR0 and Linux's permission, and
+// internal/asmgen encodes the instructions for future generators. No
+// family registers an AMX implementation until its assembly has run on an
+// AMX machine (docs/amx.md).
+//
 // kernels imports nothing from the rest of rq.
 package kernels
