@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rqtools/rq/bench"
+	"github.com/rqtools/rq/kernels"
 	"github.com/rqtools/rq/report"
 	"github.com/spf13/cobra"
 )
@@ -137,7 +138,15 @@ func runBench(ctx context.Context, opts *benchOptions) error {
 	if opts.json {
 		return report.JSON(opts.stdout, rs) // rows without a ceiling carry ceiling_note
 	}
-	if err := report.BenchTable(opts.stdout, bench.Features(), rs); err != nil {
+	// The matrix units' state: a user with an AMX CPU learns whether rq
+	// may use them (Linux grants tile state on request) and why not.
+	features := bench.Features()
+	if ok, why := kernels.AMX(); ok {
+		features += "; AMX: on"
+	} else {
+		features += "; AMX: off (" + why + ")"
+	}
+	if err := report.BenchTable(opts.stdout, features, rs); err != nil {
 		return err
 	}
 	return ceilingNotes(opts.stdout, rs)

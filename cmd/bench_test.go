@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rqtools/rq/kernels"
 )
 
 // TestBenchCeiling runs rq bench --ceiling with the fake peer of
@@ -61,5 +63,21 @@ func TestBenchCeiling(t *testing.T) {
 	_, stderr, code = rq(t, "bench", "--kernel", "gemm-fp32", "--ceiling", filepath.Join(t.TempDir(), "onednn_matmul"))
 	if code != ExitUsage || !strings.Contains(stderr, "onednn_matmul") {
 		t.Errorf("a missing peer: exit %d %s", code, stderr)
+	}
+}
+
+// TestBenchSaysAMX: rq bench's header says whether the matrix units are
+// in use, and why not, as kernels.AMX decides.
+func TestBenchSaysAMX(t *testing.T) {
+	out, stderr, code := rq(t, "bench", "--kernel", "gemm-fp32", "--shapes", "16,16,16", "--min-time", "1ms", "--trials", "1")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	want := "AMX: on"
+	if ok, why := kernels.AMX(); !ok {
+		want = "AMX: off (" + why + ")"
+	}
+	if first, _, _ := strings.Cut(out, "\n"); !strings.HasPrefix(first, "CPU features: ") || !strings.HasSuffix(first, want) {
+		t.Errorf("first line %q, want the CPU features and %q", first, want)
 	}
 }

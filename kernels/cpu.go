@@ -56,6 +56,9 @@ func Features() string {
 		add(x.HasAVX2, "avx2")
 		add(x.HasFMA, "fma")
 		add(x.HasF16C, "f16c")
+		add(x.HasAMXTile, "amx_tile")
+		add(x.HasAMXInt8, "amx_int8")
+		add(x.HasAMXBF16, "amx_bf16")
 	case "arm64":
 		a := cpu.ARM64
 		add(a.HasASIMD, "asimd")

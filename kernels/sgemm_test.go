@@ -318,7 +318,7 @@ func TestGemmPanics(t *testing.T) {
 func TestFeatures(t *testing.T) {
 	f := Features()
 	known := map[string]bool{"avx512f": true, "avx512bw": true, "avx512vl": true, "avx512vnni": true,
-		"avx512bf16": true, "avx2": true, "fma": true, "f16c": true,
+		"avx512bf16": true, "avx2": true, "fma": true, "f16c": true, "amx_tile": true, "amx_int8": true, "amx_bf16": true,
 		"asimd": true, "fphp": true, "asimdhp": true, "asimddp": true, "sve": true}
 	for _, name := range strings.Fields(f) {
 		if !known[name] {
