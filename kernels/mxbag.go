@@ -1,6 +1,10 @@
 package kernels
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/rqtools/rq/precision"
+)
 
 // MX tables: an embedding table whose rows are quantized to an MX format
 // in blocks of 32 along the embedding dimension (the last block of a row
@@ -71,6 +75,39 @@ type MXBagTable struct {
 	Mean bool
 }
 
+// mxPrecision is each MX format's precision: the one map between the MX
+// element formats and rq's precision vocabulary (as formatPrecision is for
+// the row-wise formats). Plans, quantized files and ladders name an MX
+// table by the precision; the kernels work on the MXFormat.
+var mxPrecision = [...]precision.Precision{
+	MXFP8E4M3: precision.MXFP8E4M3,
+	MXFP8E5M2: precision.MXFP8E5M2,
+	MXFP6E3M2: precision.MXFP6E3M2,
+	MXFP6E2M3: precision.MXFP6E2M3,
+	MXFP4E2M1: precision.MXFP4,
+	MXINT8:    precision.MXINT8,
+}
+
+// Precision is the format's precision as plans and quantized files name
+// it (mxfp4 for MXFP4E2M1); 0 for an invalid format.
+func (f MXFormat) Precision() precision.Precision {
+	if !f.Valid() {
+		return 0
+	}
+	return mxPrecision[f]
+}
+
+// MXFormatOf is the MX format of a table stored at p; false when p is not
+// an MX precision.
+func MXFormatOf(p precision.Precision) (MXFormat, bool) {
+	for _, f := range MXFormats {
+		if mxPrecision[f] == p {
+			return f, true
+		}
+	}
+	return 0, false
+}
+
 // NewMXBagTable checks that codes and scales hold exactly rows rows of
 // format f with dim values.
 func NewMXBagTable(f MXFormat, rows int64, dim int, codes, scales []byte) (*MXBagTable, error) {
@@ -88,6 +125,21 @@ func NewMXBagTable(f MXFormat, rows int64, dim int, codes, scales []byte) (*MXBa
 		return nil, fmt.Errorf("MX embedding table: %d scale bytes for %d rows of %d scales (%v, dim %d)", len(scales), rows, ns, f, dim)
 	}
 	return &MXBagTable{Format: f, Rows: rows, Dim: dim, Codes: codes, Scales: scales}, nil
+}
+
+// Precision is the table's precision (mxfp4 for MXFP4E2M1): with Bytes and
+// Pool it makes the table a model.BagKernel.
+func (t *MXBagTable) Precision() precision.Precision { return t.Format.Precision() }
+
+// DequantizeRows expands rows [r0, r0+n) into dst (n·Dim floats), each
+// value as DequantizeMX decodes it: what the bag pools for those rows.
+// It panics when the rows are outside the table.
+func (t *MXBagTable) DequantizeRows(r0 int64, n int, dst []float32) {
+	if r0 < 0 || n < 0 || r0+int64(n) > t.Rows {
+		panic(fmt.Sprintf("kernels.MXBagTable.DequantizeRows: rows [%d, %d) of %d", r0, r0+int64(n), t.Rows))
+	}
+	rb, ns := int64(MXCodeBytes(t.Format, t.Dim)), int64(MXScales(t.Dim))
+	DequantizeMXRows(t.Format, t.Codes[r0*rb:(r0+int64(n))*rb], t.Scales[r0*ns:(r0+int64(n))*ns], n, t.Dim, dst)
 }
 
 // Bytes is the size of the table's data: codes and scales.

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/rqtools/rq/precision"
 )
 
 // mxTestTable quantizes a random rows x dim table (values of several
@@ -269,5 +271,68 @@ func BenchmarkEmbeddingBagMX(b *testing.B) {
 				b.ReportMetric(float64(batch)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mrows/s")
 			})
 		}
+	}
+}
+
+// TestMXPrecision checks the one map between MX formats and precisions:
+// every format has an MX precision of the same name and width and maps
+// back to itself, and no other precision names an MX format.
+func TestMXPrecision(t *testing.T) {
+	seen := map[precision.Precision]bool{}
+	for _, f := range MXFormats {
+		p := f.Precision()
+		if !p.IsMX() || !p.ForTable() || p.ForFC() || p.String() != f.String() || p.Bits() != f.Bits() {
+			t.Errorf("%v: precision %v (mx %v, table %v, fc %v, %d bits)", f, p, p.IsMX(), p.ForTable(), p.ForFC(), p.Bits())
+		}
+		if g, ok := MXFormatOf(p); !ok || g != f {
+			t.Errorf("MXFormatOf(%v) = %v, %v; want %v", p, g, ok, f)
+		}
+		seen[p] = true
+	}
+	for _, p := range precision.All() {
+		_, ok := MXFormatOf(p)
+		if ok != p.IsMX() || ok != seen[p] {
+			t.Errorf("MXFormatOf(%v) ok = %v, IsMX %v", p, ok, p.IsMX())
+		}
+		if _, row := TableFormatOf(p); row && ok {
+			t.Errorf("%v is both a row-wise and an MX table format", p)
+		}
+	}
+	if MXFormat(0).Precision() != 0 || MXFormat(200).Precision() != 0 {
+		t.Error("an invalid MX format has a precision")
+	}
+}
+
+// TestMXBagTableRows: the table's Precision, and DequantizeRows equal to
+// DequantizeMXRows of the same rows, and refusing rows outside the table.
+func TestMXBagTableRows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, f := range MXFormats {
+		const rows, dim = 9, 45
+		_, codes, scales := mxTestTable(t, f, rng, rows, dim)
+		bt, err := NewMXBagTable(f, rows, dim, codes, scales)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bt.Precision() != f.Precision() || bt.Bytes() != int64(rows*(MXCodeBytes(f, dim)+MXScales(dim))) {
+			t.Errorf("%v: precision %v, %d bytes", f, bt.Precision(), bt.Bytes())
+		}
+		all := make([]float32, rows*dim)
+		DequantizeMXRows(f, codes, scales, rows, dim, all)
+		got := make([]float32, 4*dim)
+		bt.DequantizeRows(3, 4, got)
+		for i, v := range got {
+			if math.Float32bits(v) != math.Float32bits(all[3*dim+i]) {
+				t.Fatalf("%v: row %d col %d: %v, want %v", f, 3+i/dim, i%dim, v, all[3*dim+i])
+			}
+		}
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%v: DequantizeRows(7, 3) of 9 rows did not panic", f)
+				}
+			}()
+			bt.DequantizeRows(7, 3, got[:3*dim])
+		}()
 	}
 }

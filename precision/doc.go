@@ -7,8 +7,8 @@
 // in one place with one error type, *UnknownError, whatever it came from.
 //
 // The facts live in one table indexed by the constants, not in switches
-// spread over the packages that use them, so that adding a precision (the
-// MX formats of issue 15) is a constant and a table row.
+// spread over the packages that use them, so that adding a precision is a
+// constant and a table row (the MX table formats of issue 15 were added so).
 //
 // The package imports nothing of rq: kernels, model, quantize, modelio,
 // search and debug all sit above it.

@@ -12,7 +12,8 @@ import (
 type Precision uint8
 
 // The precisions, in the order their names are listed (widest float
-// first, then the integers by width).
+// first, then the integers by width, then the OCP Microscaling block
+// formats: tables only, see IsMX).
 const (
 	FP32 Precision = iota + 1
 	FP16
@@ -20,6 +21,12 @@ const (
 	Int8
 	Int4
 	Int2
+	MXFP8E4M3
+	MXFP8E5M2
+	MXFP6E3M2
+	MXFP6E2M3
+	MXFP4
+	MXINT8
 )
 
 // facts is everything rq knows about one precision.
@@ -27,7 +34,12 @@ type facts struct {
 	name    string // plan JSON, rq.layers metadata, ladders
 	bits    int    // storage bits per weight (scales and biases aside)
 	integer bool
-	fc      bool // an FC layer can hold it
+	// mx: an OCP Microscaling block format (blocks of 32 values sharing
+	// an E8M0 power-of-two scale). Not integer even for mxint8: integer
+	// means the row-wise and per-channel affine machinery (min/max
+	// ranges, scales and zero points, greedy ranges), which MX does not use.
+	mx bool
+	fc bool // an FC layer can hold it
 	// table: an embedding table can hold it, named tableLabel in reports
 	// and cost models (integer tables are row-wise: a scale and bias per
 	// row, FBGEMM's fused layouts).
@@ -43,6 +55,14 @@ var known = [...]facts{
 	Int8: {name: "int8", bits: 8, integer: true, fc: true, table: true, tableLabel: "int8-rowwise"},
 	Int4: {name: "int4", bits: 4, integer: true, table: true, tableLabel: "int4-rowwise"},
 	Int2: {name: "int2", bits: 2, integer: true, table: true, tableLabel: "int2-rowwise"},
+	// The MX formats' labels are their names: the name already says the
+	// layout (blocks of 32 along the row), as "-rowwise" does for int4.
+	MXFP8E4M3: {name: "mxfp8_e4m3", bits: 8, mx: true, table: true, tableLabel: "mxfp8_e4m3"},
+	MXFP8E5M2: {name: "mxfp8_e5m2", bits: 8, mx: true, table: true, tableLabel: "mxfp8_e5m2"},
+	MXFP6E3M2: {name: "mxfp6_e3m2", bits: 6, mx: true, table: true, tableLabel: "mxfp6_e3m2"},
+	MXFP6E2M3: {name: "mxfp6_e2m3", bits: 6, mx: true, table: true, tableLabel: "mxfp6_e2m3"},
+	MXFP4:     {name: "mxfp4", bits: 4, mx: true, table: true, tableLabel: "mxfp4"},
+	MXINT8:    {name: "mxint8", bits: 8, mx: true, table: true, tableLabel: "mxint8"},
 }
 
 // All lists every precision in order.
@@ -95,8 +115,14 @@ func (p Precision) String() string {
 func (p Precision) Bits() int { return known[p.index()].bits }
 
 // IsInteger reports whether weights are stored as integer codes with
-// scales (int8, int4, int2).
+// affine scales (int8, int4, int2): row-wise or per-channel ranges. The MX
+// formats, mxint8 among them, are not: see IsMX.
 func (p Precision) IsInteger() bool { return known[p.index()].integer }
+
+// IsMX reports whether p is an OCP Microscaling block format (mxfp8_e4m3,
+// mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, mxint8): blocks of 32 values
+// with one shared E8M0 scale, no bias, for embedding tables.
+func (p Precision) IsMX() bool { return known[p.index()].mx }
 
 // ForFC reports whether an FC layer can be stored at p.
 func (p Precision) ForFC() bool { return known[p.index()].fc }
@@ -105,8 +131,8 @@ func (p Precision) ForFC() bool { return known[p.index()].fc }
 func (p Precision) ForTable() bool { return known[p.index()].table }
 
 // TableLabel names a table stored at p in reports and cost models: the
-// precision, and "-rowwise" for the integer formats ("int4-rowwise"); ""
-// when no table can be stored at p.
+// precision, and "-rowwise" for the integer formats ("int4-rowwise"), the
+// MX formats by their names ("mxfp4"); "" when no table can be stored at p.
 func (p Precision) TableLabel() string { return known[p.index()].tableLabel }
 
 // index maps an invalid p to the empty row 0.

@@ -16,13 +16,20 @@ func TestRoundTrip(t *testing.T) {
 		bits             int
 		integer, fc, tab bool
 		tableLabel       string
+		mx               bool
 	}{
-		{FP32, "fp32", 32, false, true, true, "fp32"},
-		{FP16, "fp16", 16, false, true, true, "fp16"},
-		{BF16, "bf16", 16, false, true, false, ""},
-		{Int8, "int8", 8, true, true, true, "int8-rowwise"},
-		{Int4, "int4", 4, true, false, true, "int4-rowwise"},
-		{Int2, "int2", 2, true, false, true, "int2-rowwise"},
+		{FP32, "fp32", 32, false, true, true, "fp32", false},
+		{FP16, "fp16", 16, false, true, true, "fp16", false},
+		{BF16, "bf16", 16, false, true, false, "", false},
+		{Int8, "int8", 8, true, true, true, "int8-rowwise", false},
+		{Int4, "int4", 4, true, false, true, "int4-rowwise", false},
+		{Int2, "int2", 2, true, false, true, "int2-rowwise", false},
+		{MXFP8E4M3, "mxfp8_e4m3", 8, false, false, true, "mxfp8_e4m3", true},
+		{MXFP8E5M2, "mxfp8_e5m2", 8, false, false, true, "mxfp8_e5m2", true},
+		{MXFP6E3M2, "mxfp6_e3m2", 6, false, false, true, "mxfp6_e3m2", true},
+		{MXFP6E2M3, "mxfp6_e2m3", 6, false, false, true, "mxfp6_e2m3", true},
+		{MXFP4, "mxfp4", 4, false, false, true, "mxfp4", true},
+		{MXINT8, "mxint8", 8, false, false, true, "mxint8", true},
 	}
 	if got := All(); len(got) != len(want) {
 		t.Fatalf("All() = %v, want %d precisions", got, len(want))
@@ -32,7 +39,7 @@ func TestRoundTrip(t *testing.T) {
 		if All()[i] != p {
 			t.Errorf("All()[%d] = %v, want %v", i, All()[i], p)
 		}
-		if p.String() != w.name || p.Bits() != w.bits || p.IsInteger() != w.integer || p.ForFC() != w.fc || p.ForTable() != w.tab || p.TableLabel() != w.tableLabel || !p.Valid() {
+		if p.String() != w.name || p.Bits() != w.bits || p.IsInteger() != w.integer || p.ForFC() != w.fc || p.ForTable() != w.tab || p.TableLabel() != w.tableLabel || p.IsMX() != w.mx || !p.Valid() {
 			t.Errorf("%d: %q %d bits integer %v fc %v table %v %q, want %+v", p, p.String(), p.Bits(), p.IsInteger(), p.ForFC(), p.ForTable(), p.TableLabel(), w)
 		}
 		q, err := Parse(w.name)
@@ -58,7 +65,7 @@ func TestRoundTrip(t *testing.T) {
 	if got := Join(FC()); got != "fp32, fp16, bf16, int8" {
 		t.Errorf("FC() = %s", got)
 	}
-	if got := Join(Tables()); got != "fp32, fp16, int8, int4, int2" {
+	if got := Join(Tables()); got != "fp32, fp16, int8, int4, int2, mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, mxint8" {
 		t.Errorf("Tables() = %s", got)
 	}
 }
@@ -66,14 +73,14 @@ func TestRoundTrip(t *testing.T) {
 // Unknown names, other spellings among them, are refused with an
 // *UnknownError that names the input and lists the known names.
 func TestUnknownRefused(t *testing.T) {
-	for _, s := range []string{"", "int9", "INT8", "fp8", " fp32", "fp32 ", "int8-rowwise", "int8-static", "float32"} {
+	for _, s := range []string{"", "int9", "INT8", "fp8", " fp32", "fp32 ", "int8-rowwise", "int8-static", "float32", "MXFP4", "mxfp4_e2m1", "fp4_e2m1", "mxfp8", "mxint4"} {
 		p, err := Parse(s)
 		var u *UnknownError
 		if !errors.As(err, &u) || u.Name != s || p != 0 {
 			t.Errorf("Parse(%q) = %v, %v; want an *UnknownError", s, p, err)
 			continue
 		}
-		if msg := err.Error(); !strings.Contains(msg, `"`+s+`"`) || !strings.Contains(msg, "fp32, fp16, bf16, int8, int4, int2") {
+		if msg := err.Error(); !strings.Contains(msg, `"`+s+`"`) || !strings.Contains(msg, "fp32, fp16, bf16, int8, int4, int2, mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, mxint8") {
 			t.Errorf("Parse(%q): %s", s, msg)
 		}
 		var q Precision
@@ -92,8 +99,8 @@ func TestUnknownRefused(t *testing.T) {
 // The zero value (a field never set) and out-of-range values are not a
 // precision: not valid, and MarshalText refuses them.
 func TestZeroRefused(t *testing.T) {
-	for _, p := range []Precision{0, Int2 + 1, 255} {
-		if p.Valid() || p.ForFC() || p.ForTable() || p.Bits() != 0 || p.TableLabel() != "" {
+	for _, p := range []Precision{0, MXINT8 + 1, 255} {
+		if p.Valid() || p.ForFC() || p.ForTable() || p.Bits() != 0 || p.TableLabel() != "" || p.IsMX() || p.IsInteger() {
 			t.Errorf("%d: valid %v fc %v table %v bits %d", p, p.Valid(), p.ForFC(), p.ForTable(), p.Bits())
 		}
 		if b, err := p.MarshalText(); err == nil {
