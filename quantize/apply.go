@@ -70,15 +70,23 @@ func QuantizeLinear(l *model.Linear, lp LayerPlan, ranges RangeSource) (*model.L
 }
 
 // QuantizeTable returns t under lp: t itself for fp32, else a copy whose
-// rows are quantized in memory into a kernels.BagTable. A NaN or infinite
-// value in the table is a *NonFiniteRowError: its row's range, scale and
-// every code would be meaningless.
+// rows are quantized in memory into a kernels.BagTable (row-wise formats)
+// or a kernels.MXBagTable (MX formats). A NaN or infinite value in the
+// table is a *NonFiniteRowError: its row's range, scale and every code
+// would be meaningless (and an MX block's shared scale with them).
 func QuantizeTable(t *model.Table, lp LayerPlan) (*model.Table, error) {
 	if lp.Precision == precision.FP32 {
 		return t, nil
 	}
 	if t.Weight == nil {
 		return nil, fmt.Errorf("%s: no fp32 weights to quantize (is the model already quantized?)", t.Name)
+	}
+	if mf, ok := kernels.MXFormatOf(lp.Precision); ok {
+		bt, err := QuantizeMXTable(mf, t.Name+".weight", t.Weight, t.Rows, t.Dim)
+		if err != nil {
+			return nil, err
+		}
+		return &model.Table{Name: t.Name, Rows: t.Rows, Dim: t.Dim, Weight: t.Weight, Kernel: bt}, nil
 	}
 	f, err := TableFormat(lp.Precision)
 	if err != nil {
@@ -94,6 +102,23 @@ func QuantizeTable(t *model.Table, lp LayerPlan) (*model.Table, error) {
 		return nil, fmt.Errorf("%s: %w", t.Name, err)
 	}
 	return &model.Table{Name: t.Name, Rows: t.Rows, Dim: t.Dim, Weight: t.Weight, Kernel: bt}, nil
+}
+
+// QuantizeMXTable quantizes a rows x dim fp32 table (tensor names it in
+// errors) to MX format f: codes and scales as kernels.QuantizeMXRows lays
+// them out. A NaN or ±Inf is the *NonFiniteRowError CheckRows gives every
+// table format, found before anything is encoded; MX needs no range check
+// (its scale reaches 2^127, so every finite float32 is in range).
+func QuantizeMXTable(f kernels.MXFormat, tensor string, w []float32, rows int64, dim int) (*kernels.MXBagTable, error) {
+	if err := CheckRows(tensor, w, 0, int(rows), dim); err != nil {
+		return nil, err
+	}
+	codes := make([]byte, rows*int64(kernels.MXCodeBytes(f, dim)))
+	scales := make([]byte, rows*int64(kernels.MXScales(dim)))
+	if err := kernels.QuantizeMXRows(f, tensor, w, int(rows), dim, codes, scales); err != nil {
+		return nil, err // unreachable after CheckRows; kept for the codec's own check
+	}
+	return kernels.NewMXBagTable(f, rows, dim, codes, scales)
 }
 
 // NonFiniteRowError reports a NaN or infinite value in an embedding table
@@ -163,10 +188,14 @@ func CheckRowsFor(f kernels.TableFormat, tensor string, w []float32, first int64
 	return nil
 }
 
-// TableFormat maps a table precision to its storage format.
+// TableFormat maps a row-wise table precision to its storage format. The
+// MX precisions have none: their format is kernels.MXFormatOf's.
 func TableFormat(p precision.Precision) (kernels.TableFormat, error) {
 	if f, ok := kernels.TableFormatOf(p); ok {
 		return f, nil
+	}
+	if p.IsMX() {
+		return 0, fmt.Errorf("precision %q is an MX table format, not a row-wise one (kernels.MXFormatOf)", named(p))
 	}
 	return 0, fmt.Errorf("no table format for precision %q", named(p))
 }
@@ -253,6 +282,11 @@ func Simulate(net *model.Network) (*model.Network, error) {
 		return c, nil
 	}
 	table := func(t *model.Table) (*model.Table, error) {
+		if mx, ok := t.Kernel.(*kernels.MXBagTable); ok {
+			w := make([]float32, t.Rows*int64(t.Dim))
+			mx.DequantizeRows(0, int(t.Rows), w)
+			return &model.Table{Name: t.Name, Rows: t.Rows, Dim: t.Dim, Weight: w}, nil
+		}
 		bt, ok := t.Kernel.(*kernels.BagTable)
 		if t.Kernel == nil || (ok && bt.Format == kernels.TableF32) {
 			return t, nil
