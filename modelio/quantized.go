@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -78,10 +79,13 @@ func (e *unknownPrecisionError) Unwrap() []error { return []error{e.FormatError,
 // TableEncoding tells WriteQuantized to quantize an fp32 table while
 // writing it: Encode turns a block of rows into Format's bytes. It lets a
 // table larger than memory be quantized block by block from its
-// memory-mapped fp32 source.
+// memory-mapped fp32 source. With MX set the table is written in that MX
+// format instead (Format and Encode unused): codes and scales by
+// kernels.QuantizeMXRows, each tensor block by block.
 type TableEncoding struct {
 	Format kernels.TableFormat
 	Encode func(w []float32, rows, dim int, dst []byte)
+	MX     kernels.MXFormat
 	// Check, when set, vets each block of source rows (the first is row
 	// first) before it is encoded; its error stops the write.
 	Check func(w []float32, first int64, rows, dim int) error
@@ -99,7 +103,7 @@ const encodeRowsBlock = 1 << 14
 
 // WriteQuantized writes net as an rq quantized safetensors file,
 // atomically. Layers carry their precision in their kernels (model.Int8FC,
-// F16FC, BF16FC, kernels.BagTable); fp32 tables named in tables are
+// F16FC, BF16FC, kernels.BagTable, kernels.MXBagTable); fp32 tables named in tables are
 // quantized while written. The output is deterministic.
 func WriteQuantized(path string, net *model.Network, tables map[string]TableEncoding, info QuantInfo) error {
 	return WriteQuantizedContext(context.Background(), path, net, tables, info)
@@ -176,6 +180,11 @@ func quantizedSpecs(ctx context.Context, net *model.Network, tables map[string]T
 		enc, streamed := tables[t.Name]
 		switch k := t.Kernel.(type) {
 		case nil:
+			if streamed && enc.MX.Valid() {
+				specs = append(specs, streamMXSpecs(name, t, enc)...)
+				layers[t.Name] = layerMeta{Kind: "table", Precision: metaPrecision{p: enc.MX.Precision()}, Dim: t.Dim}
+				return nil
+			}
 			if !streamed || enc.Format == kernels.TableF32 {
 				specs = append(specs, f32Spec(name, []int{int(t.Rows), t.Dim}, t.Weight))
 				layers[t.Name] = layerMeta{Kind: "table", Precision: metaPrecision{p: precision.FP32}, Dim: t.Dim}
@@ -185,6 +194,11 @@ func quantizedSpecs(ctx context.Context, net *model.Network, tables map[string]T
 			layers[t.Name] = layerMeta{Kind: "table", Precision: metaPrecision{p: enc.Format.Precision()}, Dim: t.Dim}
 		case *kernels.BagTable:
 			specs = append(specs, tableSpec(name, k))
+			layers[t.Name] = layerMeta{Kind: "table", Precision: metaPrecision{p: k.Format.Precision()}, Dim: t.Dim}
+		case *kernels.MXBagTable:
+			specs = append(specs,
+				bytesSpec(name, U8, []int{int(k.Rows), kernels.MXCodeBytes(k.Format, k.Dim)}, k.Codes),
+				bytesSpec(t.Name+".weight_scale", U8, []int{int(k.Rows), kernels.MXScales(k.Dim)}, k.Scales))
 			layers[t.Name] = layerMeta{Kind: "table", Precision: metaPrecision{p: k.Format.Precision()}, Dim: t.Dim}
 		default:
 			return fmt.Errorf("%s: cannot write a %s table", t.Name, t.Label())
@@ -282,6 +296,52 @@ func streamTableSpec(name string, t *model.Table, enc TableEncoding) TensorSpec 
 		}
 		return nil
 	}}
+}
+
+// streamMXSpecs quantizes an fp32 table to an MX format block by block
+// while writing: N.weight (the codes) and then N.weight_scale. Each tensor
+// quantizes the rows again and keeps its own half, so memory stays one
+// block whatever the table size (the scales alone are 1/128 of the fp32
+// table: too much to hold for a table larger than memory). enc.Check vets
+// each block once, before its codes.
+func streamMXSpecs(name string, t *model.Table, enc TableEncoding) []TensorSpec {
+	f := enc.MX
+	rb, ns := kernels.MXCodeBytes(f, t.Dim), kernels.MXScales(t.Dim)
+	stream := func(codes bool) func(w io.Writer) error {
+		return func(w io.Writer) error {
+			cbuf := make([]byte, encodeRowsBlock*rb)
+			sbuf := make([]byte, encodeRowsBlock*ns)
+			for r := int64(0); r < t.Rows; r += encodeRowsBlock {
+				n := int(min(encodeRowsBlock, t.Rows-r))
+				src := t.Weight[r*int64(t.Dim) : (r+int64(n))*int64(t.Dim)]
+				if codes && enc.Check != nil {
+					if err := enc.Check(src, r, n, t.Dim); err != nil {
+						return err
+					}
+				}
+				if err := kernels.QuantizeMXRows(f, name, src, n, t.Dim, cbuf[:n*rb], sbuf[:n*ns]); err != nil {
+					var mx *kernels.MXError
+					if errors.As(err, &mx) {
+						mx.Row += int(r) // the block's row is the table's row r + Row
+					}
+					return err
+				}
+				releasePages(kernels.F32Bytes(src))
+				out := cbuf[:n*rb]
+				if !codes {
+					out = sbuf[:n*ns]
+				}
+				if _, err := w.Write(out); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	return []TensorSpec{
+		{Name: name, DType: U8, Shape: []int{int(t.Rows), rb}, Write: stream(true)},
+		{Name: t.Name + ".weight_scale", DType: U8, Shape: []int{int(t.Rows), ns}, Write: stream(false)},
+	}
 }
 
 // releaseBlock is how many bytes of a memory-mapped source the writers
@@ -415,6 +475,15 @@ func buildQuantizedScheme(file string, f *SafetensorsFile) (*model.Network, stri
 		case "weight_scale", "input_scale", "input_zero_point":
 			continue
 		case "weight":
+			if f, ok := kernels.MXFormatOf(lm.Precision.p); lm.Kind == "table" && ok && len(t.Shape) == 2 {
+				// The stored width is code bytes per row; the dim is in rq.layers.
+				dim := lm.Dim
+				if dim < 1 || dim > 1<<20 || kernels.MXCodeBytes(f, dim) != t.Shape[1] {
+					return nil, "", &FormatError{File: file, Tensor: t.Name, Msg: fmt.Sprintf("%d bytes per row do not fit a %s row of dim %d (rq.layers): want ceil(%d·%d/8) = %d", t.Shape[1], lm.Precision.name(), dim, dim, f.Bits(), kernels.MXCodeBytes(f, max(dim, 0)))}
+				}
+				skeleton = append(skeleton, Tensor{Name: t.Name, DType: F32, Shape: []int{t.Shape[0], dim}})
+				continue
+			}
 			if f, ok := kernels.TableFormatOf(lm.Precision.p); lm.Kind == "table" && ok && f != kernels.TableF32 && f != kernels.TableF16 && len(t.Shape) == 2 {
 				// The stored width is bytes per row; the dim is in rq.layers.
 				dim := lm.Dim
@@ -550,6 +619,17 @@ func buildQuantizedScheme(file string, f *SafetensorsFile) (*model.Network, stri
 		}
 		t.Weight = nil
 		lm := layers[t.Name]
+		if mf, ok := kernels.MXFormatOf(lm.Precision.p); ok {
+			bt, err := mxTable(file, t, mf, need)
+			if err != nil {
+				return nil, "", err
+			}
+			t.Kernel = bt
+			continue
+		}
+		if _, ok := byName[t.Name+".weight_scale"]; ok {
+			return nil, "", &FormatError{File: file, Tensor: t.Name + ".weight_scale", Msg: fmt.Sprintf("present, but a %s table (rq.layers) has no scale tensor", lm.Precision.name())}
+		}
 		tf, ok := kernels.TableFormatOf(lm.Precision.p)
 		if !ok {
 			return nil, "", &FormatError{File: file, Tensor: t.Name + ".weight", Msg: fmt.Sprintf("rq.layers gives table precision %q", lm.Precision.name())}
@@ -575,6 +655,26 @@ func buildQuantizedScheme(file string, f *SafetensorsFile) (*model.Network, stri
 		return nil, "", &FormatError{File: file, Msg: err.Error()}
 	}
 	return net, scheme, nil
+}
+
+// mxTable builds an MX table from its two tensors, in place (the codes and
+// scales alias the mapped file): N.weight U8 [rows, ceil(dim·bits/8)] and
+// N.weight_scale U8 [rows, ceil(dim/32)], checked against the rows, the
+// dim and the format rq.layers gives.
+func mxTable(file string, t *model.Table, f kernels.MXFormat, need func(string, DType, ...int) (*Tensor, error)) (*kernels.MXBagTable, error) {
+	w, err := need(t.Name+".weight", U8, int(t.Rows), kernels.MXCodeBytes(f, t.Dim))
+	if err != nil {
+		return nil, err
+	}
+	s, err := need(t.Name+".weight_scale", U8, int(t.Rows), kernels.MXScales(t.Dim))
+	if err != nil {
+		return nil, err
+	}
+	bt, err := kernels.NewMXBagTable(f, t.Rows, t.Dim, w.Data, s.Data)
+	if err != nil {
+		return nil, &FormatError{File: file, Tensor: w.Name, Msg: err.Error()}
+	}
+	return bt, nil
 }
 
 func splitSuffix(name string) (prefix, suffix string) {

@@ -221,6 +221,8 @@ func tableBits(t *model.Table) string {
 		return s + "fp32"
 	case *kernels.BagTable:
 		return s + fmt.Sprintf("%v %dx%d mean=%v %x", k.Format, k.Rows, k.Dim, k.Mean, k.Data)
+	case *kernels.MXBagTable:
+		return s + fmt.Sprintf("%v %dx%d mean=%v codes=%x scales=%x", k.Format, k.Rows, k.Dim, k.Mean, k.Codes, k.Scales)
 	}
 	return s + fmt.Sprintf("kernel %T", t.Kernel)
 }
@@ -235,6 +237,7 @@ func TestQuantizedRewrite(t *testing.T) {
 	}
 	q, tables, info := goldenNetwork(t)
 	seeds["golden"] = encodeQuantized(t, q, tables, info)
+	seeds["mx"] = mxSeed(t)
 	for name, data := range seeds {
 		f, err := ParseSafetensors(name, data)
 		if err != nil {
@@ -317,6 +320,7 @@ func FuzzQuantizedFile(f *testing.F) {
 	// Every kind of layer the format stores, in one small file.
 	q, tables, info := goldenNetwork(f)
 	f.Add(encodeQuantized(f, q, tables, info))
+	f.Add(mxSeed(f)) // MX tables: codes and scale tensors
 	hostile, err := filepath.Glob(filepath.Join("..", "cmd", "testdata", "hostile", "*.safetensors"))
 	if err != nil || len(hostile) == 0 {
 		f.Fatalf("no hostile safetensors files (%v)", err)
