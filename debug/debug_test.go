@@ -425,3 +425,60 @@ func TestBadNetworks(t *testing.T) {
 		t.Errorf("no rows: %v", err)
 	}
 }
+
+// TestTableRowsMX: an MX table's rows are compared with the fp32 ones as
+// its bag pools them (DequantizeMXRows), so the per-table error is the
+// format's: exact rows where the values fit, and the outlier row found;
+// a table of another shape is refused; the suggestion names the format.
+func TestTableRowsMX(t *testing.T) {
+	const rows, dim = 70, 40
+	ref := &model.Table{Name: "emb_l.1", Rows: rows, Dim: dim, Weight: make([]float32, rows*dim)}
+	for i := range ref.Weight {
+		ref.Weight[i] = float32(math.Sin(float64(i))) * 0.3
+	}
+	for j := range dim {
+		ref.Weight[17*dim+j] = float32(j-20) * 0.5 // range 19.5, the outlier
+	}
+	for _, f := range []kernels.MXFormat{kernels.MXFP4E2M1, kernels.MXINT8} {
+		q, err := quantize.QuantizeTable(ref, quantize.LayerPlan{Precision: f.Precision()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.Weight = nil // as read from a file: the kernel alone
+		tr, err := tableRows(ref, q, 2)
+		if err != nil || tr == nil {
+			t.Fatalf("%v: %v, %v", f, tr, err)
+		}
+		want := make([]float32, rows*dim)
+		kernels.DequantizeMXRows(f, q.Kernel.(*kernels.MXBagTable).Codes, q.Kernel.(*kernels.MXBagTable).Scales, rows, dim, want)
+		var sum, maxE float64
+		maxRow := int64(-1)
+		for r := range rows {
+			var e2 float64
+			for j := range dim {
+				d := float64(want[r*dim+j]) - float64(ref.Weight[r*dim+j])
+				e2 += d * d
+			}
+			e := math.Sqrt(e2 / dim)
+			sum += e
+			if e > maxE || maxRow < 0 {
+				maxE, maxRow = e, int64(r)
+			}
+		}
+		if tr.Precision != f.String() || tr.Rows != rows || tr.MaxRow != maxRow || float64(tr.MaxRowRMSE) != maxE ||
+			math.Abs(float64(tr.MeanRowRMSE)-sum/rows) > 1e-12 || !(tr.MeanRowRMSE > 0) {
+			t.Errorf("%v: %+v; want max row %d RMSE %g, mean %g", f, tr, maxRow, maxE, sum/rows)
+		}
+		if len(tr.Outliers) != 2 || tr.Outliers[0].Row != 17 || math.Abs(float64(tr.Outliers[0].Range)-19.5) > 1e-5 {
+			t.Errorf("%v: outliers %+v, want row 17 first", f, tr.Outliers)
+		}
+		l := &Layer{Name: "emb_l.1", Kind: KindTable, Precision: f.String(), Quantized: true, Isolated: &Error{SQNR: 20}, prec: f.Precision()}
+		if rule, text := Suggest(l, tr, 0.1); rule != RuleTableBits || !strings.Contains(text, "emb_l.1 "+f.String()) || !strings.Contains(text, "mean row RMSE") {
+			t.Errorf("%v: suggestion %s: %s", f, rule, text)
+		}
+		short := &model.Table{Name: "emb_l.1", Rows: rows - 1, Dim: dim, Weight: ref.Weight[:(rows-1)*dim]}
+		if _, err := tableRows(short, q, 2); err == nil || !strings.Contains(err.Error(), "does not match the fp32 one") {
+			t.Errorf("%v: a table of another shape: %v", f, err)
+		}
+	}
+}

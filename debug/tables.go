@@ -16,17 +16,38 @@ import (
 // size is read in bounded memory.
 const tableChunk = 4096
 
+// rowDecoder returns a quantized table's shape, stored bytes and a
+// function that dequantizes rows [r0, r0+n) into dst as its bag pools them
+// (row-wise and MX tables); ok false for any other kernel.
+func rowDecoder(k model.BagKernel) (rows int64, dim int, bytes int64, dec func(r0 int64, n int, dst []float32), ok bool) {
+	switch bt := k.(type) {
+	case *kernels.BagTable:
+		rb := int64(bt.Format.RowBytes(bt.Dim))
+		full := int64(len(bt.Data)) >= bt.Rows*rb
+		return bt.Rows, bt.Dim, int64(len(bt.Data)), func(r0 int64, n int, dst []float32) {
+			kernels.DequantizeRows(bt.Format, bt.Data[r0*rb:(r0+int64(n))*rb], n, bt.Dim, dst)
+		}, full
+	case *kernels.MXBagTable:
+		full := int64(len(bt.Codes)) == bt.Rows*int64(kernels.MXCodeBytes(bt.Format, bt.Dim)) &&
+			int64(len(bt.Scales)) == bt.Rows*int64(kernels.MXScales(bt.Dim))
+		return bt.Rows, bt.Dim, bt.Bytes(), bt.DequantizeRows, full
+	}
+	return 0, 0, 0, nil, false
+}
+
 // tableRows compares every row of a quantized table with the fp32 one; nil
-// when q's kernel is not a row-wise table rq can dequantize.
+// when q's kernel is not a table rq can dequantize (row-wise or MX).
 func tableRows(ref, q *model.Table, k int) (*TableRows, error) {
-	bt, ok := q.Kernel.(*kernels.BagTable)
-	if !ok {
+	if q.Kernel == nil {
+		return nil, nil
+	}
+	rows, qdim, nbytes, decode, whole := rowDecoder(q.Kernel)
+	if decode == nil {
 		return nil, nil
 	}
 	dim := ref.Dim
-	if bt.Rows != ref.Rows || bt.Dim != dim || int64(len(ref.Weight)) != ref.Rows*int64(dim) ||
-		int64(len(bt.Data)) < bt.Rows*int64(bt.Format.RowBytes(dim)) {
-		return nil, fmt.Errorf("%s: quantized table (%d x %d, %d bytes) does not match the fp32 one (%d x %d)", q.Name, bt.Rows, bt.Dim, len(bt.Data), ref.Rows, dim)
+	if !whole || rows != ref.Rows || qdim != dim || int64(len(ref.Weight)) != ref.Rows*int64(dim) {
+		return nil, fmt.Errorf("%s: quantized table (%d x %d, %d bytes) does not match the fp32 one (%d x %d)", q.Name, rows, qdim, nbytes, ref.Rows, dim)
 	}
 	ranges, err := calibrate.NewHistogram(tableRangeBins)
 	if err != nil {
@@ -34,13 +55,12 @@ func tableRows(ref, q *model.Table, k int) (*TableRows, error) {
 	}
 	tr := &TableRows{Table: q.Name, Precision: q.Label(), Rows: ref.Rows, MaxRow: -1}
 	top := &outlierHeap{}
-	rb := bt.Format.RowBytes(dim)
 	buf := make([]float32, tableChunk*dim)
 	rangeBuf := make([]float32, 0, tableChunk)
 	var sumRMSE, maxRMSE, maxRange float64
 	for r0 := int64(0); r0 < ref.Rows; r0 += tableChunk {
 		n := int(min(tableChunk, ref.Rows-r0))
-		kernels.DequantizeRows(bt.Format, bt.Data[r0*int64(rb):(r0+int64(n))*int64(rb)], n, dim, buf)
+		decode(r0, n, buf[:n*dim])
 		rangeBuf = rangeBuf[:0]
 		for i := 0; i < n; i++ {
 			w := ref.Weight[(r0+int64(i))*int64(dim) : (r0+int64(i)+1)*int64(dim)]

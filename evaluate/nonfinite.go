@@ -211,6 +211,17 @@ func tableRow(t *model.Table, r int64, buf *[]float32) ([]float32, bool) {
 		out := (*buf)[:t.Dim]
 		kernels.DequantizeRows(k.Format, k.Data[r*rb:(r+1)*rb], 1, t.Dim, out)
 		return out, true
+	case *kernels.MXBagTable:
+		// A NaN code or the NaN scale byte 0xFF shows as NaN values.
+		if r < 0 || r >= k.Rows || k.Dim != t.Dim {
+			return nil, false
+		}
+		if cap(*buf) < t.Dim {
+			*buf = make([]float32, t.Dim)
+		}
+		out := (*buf)[:t.Dim]
+		k.DequantizeRows(r, 1, out)
+		return out, true
 	}
 	return nil, false
 }
