@@ -133,8 +133,8 @@ func fcKernel(lp quantize.LayerPlan) string {
 
 // allFCKernels and allTableFormats are what the cost model measures:
 // every FC precision (integer ones static and dynamic) and every table
-// format, in the vocabulary's order.
-var allFCKernels, allTableFormats = func() ([]string, []kernels.TableFormat) {
+// precision (row-wise and MX formats), in the vocabulary's order.
+var allFCKernels, allTableFormats = func() ([]string, []precision.Precision) {
 	var ks []string
 	for _, p := range precision.FC() {
 		ks = append(ks, fcKernel(quantize.LayerPlan{Precision: p, Activation: quantize.Static}))
@@ -142,12 +142,7 @@ var allFCKernels, allTableFormats = func() ([]string, []kernels.TableFormat) {
 			ks = append(ks, fcKernel(quantize.LayerPlan{Precision: p, Activation: quantize.Dynamic}))
 		}
 	}
-	var fs []kernels.TableFormat
-	for _, p := range precision.Tables() {
-		f, _ := kernels.TableFormatOf(p)
-		fs = append(fs, f)
-	}
-	return ks, fs
+	return ks, precision.Tables()
 }()
 
 func gemmKey(kernel string, m, n, k int) string { return fmt.Sprintf("%s %dx%dx%d", kernel, m, n, k) }
@@ -156,8 +151,11 @@ func gemmKey(kernel string, m, n, k int) string { return fmt.Sprintf("%s %dx%dx%
 // past it, lookups miss the caches anyway.
 const bagRowsCap = 256 << 20
 
-func bagKey(f kernels.TableFormat, rows int64, dim int) string {
-	return fmt.Sprintf("%s %d %d", f, min(rows, int64(bagRowsCap/(4*max(dim, 1)))), dim)
+// bagKey names a bag figure: the table precision's label ("int4-rowwise",
+// "mxfp4", as the row-wise formats' names have always been), the timed
+// rows and the dim.
+func bagKey(p precision.Precision, rows int64, dim int) string {
+	return fmt.Sprintf("%s %d %d", p.TableLabel(), min(rows, int64(bagRowsCap/(4*max(dim, 1)))), dim)
 }
 
 // Seconds predicts the time of layer l at lp for one batch; 0 when the
@@ -167,7 +165,7 @@ func (c *CostModel) Seconds(l Layer, lp quantize.LayerPlan) float64 {
 		return 0
 	}
 	if l.Kind == KindTable {
-		r := c.Bags[bagKey(tableFormat(lp), l.Rows, l.Dim)]
+		r := c.Bags[bagKey(lp.Precision, l.Rows, l.Dim)]
 		if r <= 0 {
 			return 0
 		}
@@ -186,7 +184,7 @@ func costFile(dir string, m CostMachine, o CostOptions, layers []Layer) string {
 	var keys []string
 	for _, l := range layers {
 		if l.Kind == KindTable {
-			keys = append(keys, bagKey(kernels.TableF32, l.Rows, l.Dim))
+			keys = append(keys, bagKey(precision.FP32, l.Rows, l.Dim))
 		} else {
 			keys = append(keys, gemmKey("", o.Batch, l.Out, l.In))
 		}
@@ -311,17 +309,32 @@ func measureCost(ctx context.Context, layers []Layer, o CostOptions, m CostMachi
 }
 
 // measureBag times bags of one random index (criteo's layout) from a
-// synthetic table of the layer's shape; the rate is single-threaded times
-// the thread count (bags split by rows scale nearly linearly).
-func measureBag(f kernels.TableFormat, rows int64, dim int, o CostOptions) float64 {
+// synthetic table of the layer's shape at precision p, through the bag
+// kernel a table at p runs (kernels.EmbeddingBag for the row-wise formats,
+// EmbeddingBagMX for the MX ones); the rate is single-threaded times the
+// thread count (bags split by rows scale nearly linearly).
+func measureBag(p precision.Precision, rows int64, dim int, o CostOptions) float64 {
 	rows = max(min(rows, int64(bagRowsCap/(4*max(dim, 1)))), 1)
 	rng := rand.New(rand.NewPCG(5, uint64(rows)*uint64(dim)))
 	w := make([]float32, rows*int64(dim))
 	for i := range w {
 		w[i] = rng.Float32() - 0.5
 	}
-	data := make([]byte, rows*int64(f.RowBytes(dim)))
-	quantize.QuantizeTableRows(f, false, w, int(rows), dim, data)
+	var pool func(idx []int64, off []int32, out []float32, m int)
+	if mf, ok := kernels.MXFormatOf(p); ok {
+		t, err := quantize.QuantizeMXTable(mf, "synthetic", w, rows, dim)
+		if err != nil {
+			panic(err) // finite by construction
+		}
+		pool = func(idx []int64, off []int32, out []float32, m int) { t.Pool(idx, off, nil, out, dim, 0, m) }
+	} else {
+		f, _ := kernels.TableFormatOf(p)
+		data := make([]byte, rows*int64(f.RowBytes(dim)))
+		quantize.QuantizeTableRows(f, false, w, int(rows), dim, data)
+		pool = func(idx []int64, off []int32, out []float32, m int) {
+			kernels.EmbeddingBag(f, data, rows, dim, idx, off, nil, false, out, dim, 0, m)
+		}
+	}
 	m := o.Batch
 	// Indices drawn up front, so the timing is of the lookups alone.
 	var sets [8][]int64
@@ -339,7 +352,7 @@ func measureBag(f kernels.TableFormat, rows int64, dim int, o CostOptions) float
 	n := 0
 	start := time.Now()
 	for time.Since(start) < o.MinTime {
-		kernels.EmbeddingBag(f, data, rows, dim, sets[n%len(sets)], off, nil, false, out, dim, 0, m)
+		pool(sets[n%len(sets)], off, out, m)
 		n++
 	}
 	return float64(n*m) / time.Since(start).Seconds() * float64(o.Threads)

@@ -51,6 +51,10 @@ func NetworkLayers(net *model.Network) []Layer {
 // it for the network quantize.Apply builds.
 func (l Layer) Bytes(lp quantize.LayerPlan) int64 {
 	if l.Kind == KindTable {
+		if f, ok := kernels.MXFormatOf(lp.Precision); ok {
+			// Codes and E8M0 scales, as kernels.MXBagTable.Bytes counts them.
+			return l.Rows * int64(kernels.MXCodeBytes(f, l.Dim)+kernels.MXScales(l.Dim))
+		}
 		f, ok := kernels.TableFormatOf(lp.Precision)
 		if !ok {
 			return 0
@@ -183,14 +187,30 @@ type Ladders struct {
 	PerLayer map[string][]string
 }
 
-// DefaultLadders are issue 5's: tables 4-bit -> 8-bit -> fp16 -> fp32
-// (2-bit first with allowInt2); FC int8 static -> int8 dynamic -> fp16 -> fp32.
+// DefaultLadders are issue 5's with issue 15's MX rungs: tables mxfp4 ->
+// 4-bit -> mxfp6_e2m3 -> 8-bit -> fp16 -> fp32 (2-bit first with
+// allowInt2); FC int8 static -> int8 dynamic -> fp16 -> fp32.
+//
+// The MX rungs are placed by bytes, as a ladder's order should be (cheaper
+// below): a row of dim d costs d/2 + ceil(d/32) bytes at mxfp4 against
+// d/2 + 4 at int4, less up to d = 96 (9 bytes to 12 at criteo's d = 16),
+// the same up to 128 and more beyond; 3d/4 + ceil(d/32) at mxfp6_e2m3,
+// between int4 and int8's d + 8 from d = 14 on. Where a rung costs no less
+// than one above it (mxfp4 at d >= 97, int4 at d <= 13), the search's prune
+// drops it, so the order stays safe at every dim. Of the two 6-bit formats
+// e2m3 is the one kept: within a block of 32 an embedding row's values
+// span a few powers of two, where three mantissa bits beat e3m2's two
+// (whose wider exponent pays only for blocks spanning 2^4 and more). The
+// 8-bit MX formats are left to --ladder: at d + ceil(d/32) bytes they save
+// only int8's scale and bias (7 of 24 bytes at d = 16, none at d = 256),
+// and mxfp8's 3 or 2 mantissa bits lose to row-wise int8's 8 bits on rows
+// without an outlier; mxint8 is as accurate as int8 but as big.
 func DefaultLadders(allowInt2 bool) Ladders {
 	l := Ladders{
 		FC: []string{
 			precision.FCLabel(precision.Int8, quantize.Static), precision.FCLabel(precision.Int8, quantize.Dynamic),
 			precision.FP16.String(), precision.FP32.String()},
-		Table: []string{precision.Int4.String(), precision.Int8.String(), precision.FP16.String(), precision.FP32.String()},
+		Table: []string{precision.MXFP4.String(), precision.Int4.String(), precision.MXFP6E2M3.String(), precision.Int8.String(), precision.FP16.String(), precision.FP32.String()},
 	}
 	if allowInt2 {
 		l.Table = append([]string{precision.Int2.String()}, l.Table...)
@@ -307,8 +327,6 @@ func prune(rungs []Rung, cost func(Rung) float64) []Rung {
 	return out
 }
 
-// tableFormat is a table rung's storage format (for the cost model).
-func tableFormat(lp quantize.LayerPlan) kernels.TableFormat {
-	f, _ := kernels.TableFormatOf(lp.Precision)
-	return f
-}
+// tableLabel is a table rung's storage as the cost model keys it: its
+// precision's table label ("int4-rowwise", "mxfp4").
+func tableLabel(lp quantize.LayerPlan) string { return lp.Precision.TableLabel() }

@@ -15,8 +15,19 @@ import (
 
 var noAUC = math.NaN()
 
+// issue5Ladders are the default ladders before the MX rungs: the fakes
+// below give damage to those rungs by name, so the tests of the search's
+// steps run on them (TestDefaultLaddersMX covers the MX rungs).
+var issue5Ladders = Ladders{
+	FC:    DefaultLadders(false).FC,
+	Table: []string{"int4", "int8", "fp16", "fp32"},
+}
+
 func run(t *testing.T, f *fakeEval, o Options) *Result {
 	t.Helper()
+	if o.Ladders.FC == nil && o.Ladders.Table == nil && o.Ladders.PerLayer == nil {
+		o.Ladders = issue5Ladders
+	}
 	if o.Resamples == 0 {
 		o.Resamples = 200 // noise-free fakes need few; keeps the tests quick
 	}
@@ -385,7 +396,7 @@ func TestRungSets(t *testing.T) {
 	if got := rungNames(fcRungs); got != "bf16, fp16, fp32, int8-dynamic, int8-static" {
 		t.Errorf("fc rungs %s", got)
 	}
-	if got := rungNames(tableRungs); got != "fp16, fp32, int2, int2-greedy, int4, int4-greedy, int8" {
+	if got := rungNames(tableRungs); got != "fp16, fp32, int2, int2-greedy, int4, int4-greedy, int8, mxfp4, mxfp6_e2m3, mxfp6_e3m2, mxfp8_e4m3, mxfp8_e5m2, mxint8" {
 		t.Errorf("table rungs %s", got)
 	}
 	if lp := fcRungs["int8-static"]; lp.Precision != precision.Int8 || lp.Activation != quantize.Static || lp.Granularity != quantize.PerTensor || lp.Weights != quantize.PerChannel || lp.Method != "l2" || lp.WeightRange != quantize.NarrowRange {
@@ -408,7 +419,7 @@ func TestRungSets(t *testing.T) {
 	if got := strings.Join(allFCKernels, ","); got != "gemm-fp32,gemm-fp16,gemm-bf16,gemm-int8,gemm-int8-dynamic" {
 		t.Errorf("cost model kernels %s", got)
 	}
-	if got := fmt.Sprint(allTableFormats); got != "[fp32 fp16 int8-rowwise int4-rowwise int2-rowwise]" {
+	if got := fmt.Sprint(allTableFormats); got != "[fp32 fp16 int8 int4 int2 mxfp8_e4m3 mxfp8_e5m2 mxfp6_e3m2 mxfp6_e2m3 mxfp4 mxint8]" {
 		t.Errorf("cost model table formats %s", got)
 	}
 }
