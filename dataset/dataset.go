@@ -273,6 +273,19 @@ type config struct {
 	// rows before --rows): a log of millions of bad rows must not hold a
 	// stop signal for minutes.
 	ctx context.Context
+	// where, when set, says where a bad row is in the whole stream (a
+	// file of a directory: "row N of DIR"), for errors and skip notes.
+	where func(row int64) string
+}
+
+// rowError adds the stream's place of a bad row to its error (see
+// config.where).
+func (c config) rowError(err error) error {
+	var re *RowError
+	if c.where != nil && errors.As(err, &re) {
+		re.Where = strings.TrimPrefix(re.Where+"; "+c.where(re.Row), "; ")
+	}
+	return err
 }
 
 func (o Options) resolve() (config, error) {

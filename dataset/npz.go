@@ -645,6 +645,7 @@ func fillRows(cfg config, arrays []*npzArray, next *int64, end int64, capN int, 
 		for i := 0; i < k; i++ {
 			row := *next + int64(i)
 			if err := decode(n, i, row); err != nil {
+				err = cfg.rowError(err)
 				if cfg.badRows == Skip {
 					recordSkip(stats, err)
 					continue

@@ -614,6 +614,7 @@ func (r *parquetReader) Next() (b *model.Batch, err error) {
 		}
 		row := r.next
 		if err := r.decodeRow(b, n, row); err != nil {
+			err = r.cfg.rowError(err)
 			if _, ok := err.(*RowError); !ok || r.cfg.badRows != Skip {
 				return nil, err
 			}
@@ -969,6 +970,12 @@ func (s *stream) Next() (*model.Batch, error) {
 			p := s.parts[s.k]
 			c := s.cfg
 			c.rows = Range{Start: s.next - p.start, End: min(s.end, p.start+p.rows) - p.start}
+			if len(s.parts) > 1 {
+				// Bad rows, failing or skipped, say where they are in the
+				// whole stream too.
+				start, name := p.start, s.name
+				c.where = func(row int64) string { return fmt.Sprintf("row %d of %s", row+start, name) }
+			}
 			rd, err := p.open(c)
 			if err != nil {
 				s.err = err
@@ -992,10 +999,6 @@ func (s *stream) Next() (*model.Batch, error) {
 			continue
 		}
 		if err != nil {
-			var re *RowError
-			if errors.As(err, &re) && len(s.parts) > 1 {
-				re.Where = strings.TrimPrefix(re.Where+fmt.Sprintf("; row %d of %s", re.Row+s.parts[s.k].start, s.name), "; ")
-			}
 			s.err = err
 			return nil, err
 		}

@@ -261,6 +261,13 @@ func TestParquetDirErrors(t *testing.T) {
 	if st := r.Stats(); err != nil || len(got) != n-2 || st.Skipped != 2 || st.Rows != n-2 || !strings.Contains(st.FirstSkipped, parts[0]) {
 		t.Fatalf("skip: %d rows, %v, stats %+v", len(got), err, r.Stats())
 	}
+	// A skipped row of a later part says where it is in the directory too.
+	o.Rows = Range{4, n}
+	r = mustOpen(t, dir, o)
+	if _, err := readPq(t, r); err != nil || !strings.Contains(r.Stats().FirstSkipped, parts[1]) || !strings.Contains(r.Stats().FirstSkipped, "row 5 of "+dir) {
+		t.Fatalf("skip from row 4: %v, first skipped %q", err, r.Stats().FirstSkipped)
+	}
+	o.Rows = Range{}
 	o.BadRows = Fail
 	o.Rows = Range{10, 13}
 	wantErr(t, openErr(t, dir, o), dir, "goes beyond the end of the data, which has 12 rows")
