@@ -327,6 +327,3 @@ func prune(rungs []Rung, cost func(Rung) float64) []Rung {
 	return out
 }
 
-// tableLabel is a table rung's storage as the cost model keys it: its
-// precision's table label ("int4-rowwise", "mxfp4").
-func tableLabel(lp quantize.LayerPlan) string { return lp.Precision.TableLabel() }
