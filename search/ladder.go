@@ -326,4 +326,3 @@ func prune(rungs []Rung, cost func(Rung) float64) []Rung {
 	}
 	return out
 }
-
