@@ -8,6 +8,7 @@ import (
 
 	"github.com/rqtools/rq/calibrate"
 	"github.com/rqtools/rq/internal/filekind"
+	"github.com/rqtools/rq/kernels"
 	"github.com/rqtools/rq/model"
 	"github.com/rqtools/rq/modelio"
 	"github.com/rqtools/rq/quantize"
@@ -146,6 +147,14 @@ func runQuantize(ctx context.Context, opts *quantizeOptions) error {
 	tables := map[string]modelio.TableEncoding{}
 	for _, t := range m.Net.Tables {
 		lp := plan.Layer(t.Name)
+		if mf, ok := kernels.MXFormatOf(lp.Precision); ok {
+			// MX tables: codes and E8M0 scales quantized while written. The
+			// check is the non-finite one (no fp16 range to hold); under
+			// --allow-nonfinite a NaN still stops the write, naming the
+			// row: MX cannot encode it.
+			tables[t.Name] = modelio.TableEncoding{MX: mf, Check: opts.models.tableRowCheck(opts.model, t, 0)}
+			continue
+		}
 		f, err := quantize.TableFormat(lp.Precision)
 		if err != nil {
 			return err

@@ -42,7 +42,7 @@ func newSearchCmd(g *globalOptions, runF func(context.Context, *searchOptions) e
 		Short: "Find the smallest (or fastest) per-layer precision plan within an NE/AUC budget",
 		Long: `Search for the per-layer precision plan that meets an accuracy budget at the least size
 (--objective size) or predicted latency (--objective latency, from kernel speeds measured on
-this machine and cached). Ladders: tables int4 -> int8 -> fp16 -> fp32 (int2 first with
+this machine and cached). Ladders: tables mxfp4 -> int4 -> mxfp6_e2m3 -> int8 -> fp16 -> fp32 (int2 first with
 --allow-int2), FC layers int8 static -> int8 dynamic -> fp16 -> fp32; --ladder overrides.
 
 The search: fp32 baseline; the all-lowest plan (done if it passes); each layer's sensitivity
