@@ -24,28 +24,59 @@ var ResidentTableBytes int64 = 1536 << 20
 func boundResidentTables(net *model.Network) {
 	var kept int64
 	for _, t := range net.Tables {
-		b := tableBytes(t)
-		if len(b) == 0 || !isMapped(b) {
+		rs := tableRegions(t)
+		n := mappedBytes(rs)
+		if n == 0 {
 			continue
 		}
-		if n := int64(len(b)); kept+n <= ResidentTableBytes {
+		if kept+n <= ResidentTableBytes {
 			kept += n
 			continue
 		}
-		t.Release = func() { releasePages(b) }
+		t.Release = func() {
+			for _, r := range rs {
+				releasePages(r.b)
+			}
+		}
 	}
 }
 
-// tableBytes is the memory a table's lookups read: its fp32 weights or its
-// stored rows.
-func tableBytes(t *model.Table) []byte {
+// region is memory a table's lookups read, and how to point the table at
+// a copy of it.
+type region struct {
+	b   []byte
+	set func([]byte)
+}
+
+// tableRegions are the memory a table's lookups read: its fp32 weights,
+// its stored rows, or an MX table's codes and scales.
+func tableRegions(t *model.Table) []region {
 	switch k := t.Kernel.(type) {
 	case nil:
-		return kernels.F32Bytes(t.Weight)
+		n := len(t.Weight)
+		return []region{{kernels.F32Bytes(t.Weight), func(c []byte) {
+			t.Weight = unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(c))), n)
+		}}}
 	case *kernels.BagTable:
-		return k.Data
+		return []region{{k.Data, func(c []byte) { k.Data = c }}}
+	case *kernels.MXBagTable:
+		return []region{{k.Codes, func(c []byte) { k.Codes = c }}, {k.Scales, func(c []byte) { k.Scales = c }}}
 	}
 	return nil
+}
+
+// mappedBytes is the size of a table's regions when they are all
+// memory-mapped, else 0: tables in ordinary memory (copied, or read on a
+// system without mmap) are left alone, releasing cannot shrink them.
+func mappedBytes(rs []region) int64 {
+	var n int64
+	for _, r := range rs {
+		if len(r.b) == 0 || !isMapped(r.b) {
+			return 0
+		}
+		n += int64(len(r.b))
+	}
+	return n
 }
 
 // hugePage is the transparent huge page size rq asks for (x86-64, arm64
@@ -88,35 +119,45 @@ func (m *Model) PrepareTables(lookups int64) {
 		if t.Release != nil {
 			continue // beyond the budget: stays mapped and released per batch
 		}
-		b := tableBytes(t)
-		if len(b) == 0 || !isMapped(b) {
+		rs := tableRegions(t)
+		size := mappedBytes(rs)
+		if size == 0 {
 			continue
 		}
-		if len(b) < hugePage || lookups >= 0 && lookups*hugeBytesPerLookup < int64(len(b)) {
-			populatePages(b)
-			continue
-		}
-		c, unmap, err := hugeCopy(b)
-		if err != nil {
-			populatePages(b)
-			continue
-		}
-		switch k := t.Kernel.(type) {
-		case nil:
-			t.Weight = unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(c))), len(t.Weight))
-		case *kernels.BagTable:
-			k.Data = c
-		}
-		releasePages(b)
-		prev := m.close
-		m.close = func() error {
-			err := unmap()
-			if prev != nil {
-				if perr := prev(); err == nil {
-					err = perr
-				}
+		if size < hugePage || lookups >= 0 && lookups*hugeBytesPerLookup < size {
+			for _, r := range rs {
+				populatePages(r.b)
 			}
-			return err
+			continue
 		}
+		for _, r := range rs {
+			if len(r.b) < hugePage { // an MX table's scales: not worth a huge page
+				populatePages(r.b)
+				continue
+			}
+			m.hugeRegion(r)
+		}
+	}
+}
+
+// hugeRegion moves one region onto huge pages (read in instead when the
+// copy fails), unmapped by Close.
+func (m *Model) hugeRegion(r region) {
+	c, unmap, err := hugeCopy(r.b)
+	if err != nil {
+		populatePages(r.b)
+		return
+	}
+	r.set(c)
+	releasePages(r.b)
+	prev := m.close
+	m.close = func() error {
+		err := unmap()
+		if prev != nil {
+			if perr := prev(); err == nil {
+				err = perr
+			}
+		}
+		return err
 	}
 }

@@ -387,3 +387,57 @@ func TestPrepareTables(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 }
+
+// TestResidentMX: an MX table's codes and scales are both the table's
+// memory: beyond ResidentTableBytes both are released after each batch,
+// within it the codes move onto huge pages when the lookups pay (the small
+// scales are read in instead), and predictions stay bit for bit those of
+// the same file loaded plainly.
+func TestResidentMX(t *testing.T) {
+	rows := []int{600000, 3000, 600000} // mxfp4 at dim 8: 2.4 MB of codes, 0.6 MB of scales
+	ts := dlrmTensors([]int{4, 8}, rows, nil, 8+6, []int{6, 1})
+	net, _, err := BuildNetwork("ref", ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := map[string]TableEncoding{}
+	for _, tb := range net.Tables {
+		enc[tb.Name] = TableEncoding{MX: kernels.MXFP4E2M1}
+	}
+	path := filepath.Join(t.TempDir(), "mx.safetensors")
+	if err := os.WriteFile(path, encodeQuantized(t, net, enc, QuantInfo{}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plain, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	k0, ok := plain.Net.Tables[0].Kernel.(*kernels.MXBagTable)
+	if !ok {
+		t.Fatalf("table kernel %T, want an MX table", plain.Net.Tables[0].Kernel)
+	}
+	mapped := isMapped(k0.Codes)
+
+	defer func(b int64) { ResidentTableBytes = b }(ResidentTableBytes)
+	ResidentTableBytes = k0.Bytes() + 3000*5 // tables 0 and 1 fit, table 2 not
+	m, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tb := range m.Net.Tables {
+		if want := mapped && i == 2; (tb.Release != nil) != want {
+			t.Errorf("%s: Release set %v, want %v", tb.Name, tb.Release != nil, want)
+		}
+	}
+	m.PrepareTables(-1)
+	k := m.Net.Tables[0].Kernel.(*kernels.MXBagTable)
+	wantCodesMapped := mapped && runtime.GOOS != "linux"
+	if isMapped(k.Codes) != wantCodesMapped || isMapped(k.Scales) != mapped {
+		t.Errorf("after PrepareTables: codes mapped %v (want %v), scales mapped %v (want %v)", isMapped(k.Codes), wantCodesMapped, isMapped(k.Scales), mapped)
+	}
+	samePredictions(t, m.Net, plain.Net, plain.Net, 3, 64, 4, "with MX tables released and on huge pages")
+	if err := m.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
