@@ -203,6 +203,22 @@ func EmbeddingBagMX(f MXFormat, codes, scales []byte, rows int64, dim int, indic
 	if dim == 0 {
 		return -1
 	}
+	mxBagPools.fn()(f, codes, scales, rb, ns, dim, indices, offsets, weights, mean, out, ldo, lo, hi)
+	return -1
+}
+
+// mxBagFn is the signature of the MX bag's implementations: they receive
+// arguments validated by EmbeddingBagMX: indices in range, lo < hi,
+// dim >= 1, rb = MXCodeBytes(f, dim), ns = MXScales(dim).
+type mxBagFn func(f MXFormat, codes, scales []byte, rb, ns, dim int, indices []int64, offsets []int32, weights []float32, mean bool, out []float32, ldo, lo, hi int)
+
+// mxBagPools is EmbeddingBagMX's family: mxBagArchImpls (mxbag_amd64.go or
+// mxbag_noasm.go), then mxBagGo.
+var mxBagPools = newFamily(mxBagArchImpls, mxBagGo)
+
+// mxBagGo is the portable implementation: mxAccumRow per index, in bag
+// order, then the mean's one division per bag.
+func mxBagGo(f MXFormat, codes, scales []byte, rb, ns, dim int, indices []int64, offsets []int32, weights []float32, mean bool, out []float32, ldo, lo, hi int) {
 	for i := lo; i < hi; i++ {
 		o := out[i*ldo : i*ldo+dim]
 		clear(o)
@@ -215,14 +231,24 @@ func EmbeddingBagMX(f MXFormat, codes, scales []byte, rows int64, dim int, indic
 			}
 			mxAccumRow(f, codes[r*rb:r*rb+rb], scales[r*ns:r*ns+ns], w, weights != nil, o)
 		}
-		if mean && b1 > b0 {
+		if mean {
+			mxBagMean(dim, offsets, out, ldo, i, i+1) // while the row is in cache
+		}
+	}
+}
+
+// mxBagMean divides each non-empty bag of [lo, hi) by its size, once (an
+// IEEE division, so every implementation shares it).
+func mxBagMean(dim int, offsets []int32, out []float32, ldo, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		if b0, b1 := offsets[i], offsets[i+1]; b1 > b0 {
 			n := float32(b1 - b0)
+			o := out[i*ldo : i*ldo+dim]
 			for j := range o {
 				o[j] /= n
 			}
 		}
 	}
-	return -1
 }
 
 // mxAccumRow adds one row to o (len dim): o[j] += float32(w·v[j]) when

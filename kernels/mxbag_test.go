@@ -91,8 +91,16 @@ func sameF32(a, b float32) bool {
 // tables of random bytes (NaN and Inf codes and scales included).
 func TestEmbeddingBagMX(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
+	forEachImplOf(t, mxBagPools, func(t *testing.T) {
+		forEachImplOf(t, bagPools, func(t *testing.T) {
+			testEmbeddingBagMX(t, rng)
+		})
+	})
+}
+
+func testEmbeddingBagMX(t *testing.T, rng *rand.Rand) {
 	const guard = float32(-12345)
-	forEachImplOf(t, bagPools, func(t *testing.T) {
+	{
 		for _, f := range MXFormats {
 			for _, dim := range []int{1, 5, 16, 31, 32, 33, 64, 100, 128} {
 				for _, randomBytes := range []bool{false, true} {
@@ -153,7 +161,7 @@ func TestEmbeddingBagMX(t *testing.T) {
 				}
 			}
 		}
-	})
+	}
 }
 
 // TestEmbeddingBagMXIndex checks that an index out of range is reported
@@ -235,7 +243,8 @@ func benchMXTable(f MXFormat, rows, dim int) ([]byte, []byte) {
 // 2^21 x 128 MX tables (BenchmarkEmbeddingBag's setting: every lookup a
 // DRAM access) and, with 20, from 2048-row tables that stay in L2 (the
 // decode's own cost), beside the row-wise int4 table with the best bag
-// implementation and with the pure-Go one. bytes/s counts the table bytes
+// implementation and with the pure-Go one, each MX format with the pure-Go
+// bag and mxfp4 also with its AVX-512 kernel. bytes/s counts the table bytes
 // (codes and scales) of the rows pooled. Run e.g.:
 //
 //	go test -run=^$ -bench='EmbeddingBagMX' ./kernels/
@@ -255,21 +264,28 @@ func BenchmarkEmbeddingBagMX(b *testing.B) {
 			benchBag(b, TableQ4, c.rows, benchDim, nb, c.n, false)
 		})
 		for _, f := range MXFormats {
-			b.Run(fmt.Sprintf("%s/%v", pre, f), func(b *testing.B) {
-				codes, scales := benchMXTable(f, c.rows, benchDim)
-				b.SetBytes(int64(batch * (MXCodeBytes(f, benchDim) + MXScales(benchDim))))
-				win := 0
-				for b.Loop() {
-					if win+batch > len(indices) {
-						win = 0
-					}
-					if p := EmbeddingBagMX(f, codes, scales, int64(c.rows), benchDim, indices[win:win+batch], offsets, nil, false, out, benchDim, 0, nb); p >= 0 {
-						b.Fatalf("bad index at %d", p)
-					}
-					win += batch
+			for _, impl := range mxBagPools.names() {
+				if impl != "go" && f != MXFP4E2M1 {
+					continue // only mxfp4 has a SIMD kernel; the others fall back to Go
 				}
-				b.ReportMetric(float64(batch)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mrows/s")
-			})
+				b.Run(fmt.Sprintf("%s/%v/%s", pre, f, impl), func(b *testing.B) {
+					defer keepActive(mxBagPools)()
+					mustSet(b, mxBagPools, impl)
+					codes, scales := benchMXTable(f, c.rows, benchDim)
+					b.SetBytes(int64(batch * (MXCodeBytes(f, benchDim) + MXScales(benchDim))))
+					win := 0
+					for b.Loop() {
+						if win+batch > len(indices) {
+							win = 0
+						}
+						if p := EmbeddingBagMX(f, codes, scales, int64(c.rows), benchDim, indices[win:win+batch], offsets, nil, false, out, benchDim, 0, nb); p >= 0 {
+							b.Fatalf("bad index at %d", p)
+						}
+						win += batch
+					}
+					b.ReportMetric(float64(batch)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mrows/s")
+				})
+			}
 		}
 	}
 }
@@ -335,4 +351,99 @@ func TestMXBagTableRows(t *testing.T) {
 			bt.DequantizeRows(7, 3, got[:3*dim])
 		}()
 	}
+}
+
+// TestEmbeddingBagMXImpls checks every implementation of the MX bag
+// against the pure-Go one, bit for bit, on every row length 1..130 (each
+// count of whole blocks and every short last block): sum and mean, with
+// and without weights, empty bags (first, inside and last), random bytes
+// (NaN and Inf scales and codes), and guard floats around and between the
+// output rows that must stay untouched. An index out of range must be
+// reported by position with nothing written.
+func TestEmbeddingBagMXImpls(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	const guard = float32(-4321)
+	forEachImplOf(t, mxBagPools, func(t *testing.T) {
+		for _, f := range MXFormats {
+			for dim := 1; dim <= 130; dim++ {
+				const rows, nb = 11, 9
+				codes := make([]byte, rows*MXCodeBytes(f, dim))
+				scales := make([]byte, rows*MXScales(dim))
+				for i := range codes {
+					codes[i] = byte(rng.Uint32())
+				}
+				for i := range scales {
+					// Mostly ordinary scales, sometimes 0 (2^-127, subnormal)
+					// and 255 (NaN) and the extremes of the range.
+					scales[i] = []byte{127, 120, 130, 0, 255, 1, 254, byte(rng.Uint32())}[rng.IntN(8)]
+				}
+				offsets := make([]int32, nb+1)
+				var indices []int64
+				for i := range nb {
+					n := 1 + rng.IntN(5)
+					if i == 0 || i == 4 || i == nb-1 {
+						n = 0
+					}
+					for range n {
+						indices = append(indices, rng.Int64N(rows))
+					}
+					offsets[i+1] = int32(len(indices))
+				}
+				weights := make([]float32, len(indices))
+				for i := range weights {
+					weights[i] = []float32{1, -1, 0.3, 2.5e-3, -7, 1e30}[rng.IntN(6)]
+				}
+				for _, ws := range [][]float32{nil, weights} {
+					for _, mean := range []bool{false, true} {
+						ldo := dim + 5
+						// One guard row before and after the output.
+						got := make([]float32, (nb+2)*ldo)
+						want := make([]float32, (nb+2)*ldo)
+						for i := range got {
+							got[i], want[i] = guard, guard
+						}
+						lo, hi := 0, nb
+						rb, ns := MXCodeBytes(f, dim), MXScales(dim)
+						mxBagGo(f, codes, scales, rb, ns, dim, indices, offsets, ws, mean, want[ldo:], ldo, lo, hi)
+						if p := EmbeddingBagMX(f, codes, scales, rows, dim, indices, offsets, ws, mean, got[ldo:], ldo, lo, hi); p >= 0 {
+							t.Fatalf("bad index at %d", p)
+						}
+						for i := range got {
+							if !sameF32(got[i], want[i]) {
+								t.Fatalf("%v dim %d weights %v mean %v: out[%d][%d] = %g (%#x), Go bag %g (%#x)",
+									f, dim, ws != nil, mean, i/ldo-1, i%ldo, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+							}
+						}
+						for i := range ldo {
+							if got[i] != guard || got[(nb+1)*ldo+i] != guard {
+								t.Fatalf("%v dim %d: wrote outside the output rows", f, dim)
+							}
+						}
+						for i := range nb {
+							for j := dim; j < ldo; j++ {
+								if got[(i+1)*ldo+j] != guard {
+									t.Fatalf("%v dim %d: wrote past dim in bag %d", f, dim, i)
+								}
+							}
+						}
+					}
+				}
+				// An index out of range: reported, nothing written.
+				bad := append([]int64(nil), indices...)
+				bad[len(bad)-1] = rows
+				out := make([]float32, nb*dim)
+				for i := range out {
+					out[i] = guard
+				}
+				if p := EmbeddingBagMX(f, codes, scales, rows, dim, bad, offsets, nil, false, out, dim, 0, nb); p != len(bad)-1 {
+					t.Fatalf("%v dim %d: bad index reported at %d, want %d", f, dim, p, len(bad)-1)
+				}
+				for i, v := range out {
+					if v != guard {
+						t.Fatalf("%v dim %d: out[%d] written on a bad index", f, dim, i)
+					}
+				}
+			}
+		}
+	})
 }
