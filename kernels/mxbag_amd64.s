@@ -6,8 +6,8 @@
 
 // The fused MX bag's AVX-512 kernels for mxfp4; see internal/gen/mxbag.
 
-// func mxbag512FP4(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64)
-TEXT ·mxbag512FP4(SB), NOSPLIT, $0-128
+// func mxbag512FP4(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
+TEXT ·mxbag512FP4(SB), NOSPLIT, $0-152
 	MOVQ codes+0(FP), R8
 	MOVQ scales+8(FP), R9
 	MOVQ idx+32(FP), SI
@@ -45,6 +45,27 @@ mxbag512FP4_ztail:
 	SUBQ AX, CX
 	JEQ  mxbag512FP4_next
 mxbag512FP4_row:
+	MOVQ pfdist+128(FP), R15
+	TESTQ R15, R15
+	JEQ  mxbag512FP4_nopf
+	LEAQ (SI)(R15*8), R15
+	CMPQ R15, pfend+136(FP)
+	JAE  mxbag512FP4_nopf
+	MOVQ (R15), R15
+	MOVQ R15, R13
+	IMULQ ns+24(FP), R13
+	PREFETCHT2 (R9)(R13*1)
+	IMULQ rb+16(FP), R15
+	ADDQ R8, R15
+	MOVQ rb+16(FP), R13
+	PREFETCHT2 -1(R15)(R13*1)
+	MOVQ pflines+144(FP), R14
+mxbag512FP4_pf:
+	PREFETCHT2 (R15)
+	ADDQ $64, R15
+	DECQ R14
+	JNE  mxbag512FP4_pf
+mxbag512FP4_nopf:
 	MOVQ (SI), AX
 	MOVQ AX, DX
 	IMULQ rb+16(FP), AX
@@ -116,8 +137,8 @@ mxbag512FP4_next:
 	VZEROUPPER
 	RET
 
-// func mxbag512FP4W(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64)
-TEXT ·mxbag512FP4W(SB), NOSPLIT, $0-128
+// func mxbag512FP4W(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
+TEXT ·mxbag512FP4W(SB), NOSPLIT, $0-152
 	MOVQ codes+0(FP), R8
 	MOVQ scales+8(FP), R9
 	MOVQ idx+32(FP), SI
@@ -155,6 +176,27 @@ mxbag512FP4W_ztail:
 	SUBQ AX, CX
 	JEQ  mxbag512FP4W_next
 mxbag512FP4W_row:
+	MOVQ pfdist+128(FP), R15
+	TESTQ R15, R15
+	JEQ  mxbag512FP4W_nopf
+	LEAQ (SI)(R15*8), R15
+	CMPQ R15, pfend+136(FP)
+	JAE  mxbag512FP4W_nopf
+	MOVQ (R15), R15
+	MOVQ R15, R13
+	IMULQ ns+24(FP), R13
+	PREFETCHT2 (R9)(R13*1)
+	IMULQ rb+16(FP), R15
+	ADDQ R8, R15
+	MOVQ rb+16(FP), R13
+	PREFETCHT2 -1(R15)(R13*1)
+	MOVQ pflines+144(FP), R14
+mxbag512FP4W_pf:
+	PREFETCHT2 (R15)
+	ADDQ $64, R15
+	DECQ R14
+	JNE  mxbag512FP4W_pf
+mxbag512FP4W_nopf:
 	MOVQ (SI), AX
 	MOVQ AX, DX
 	IMULQ rb+16(FP), AX

@@ -359,8 +359,17 @@ func TestMXBagTableRows(t *testing.T) {
 // and without weights, empty bags (first, inside and last), random bytes
 // (NaN and Inf scales and codes), and guard floats around and between the
 // output rows that must stay untouched. An index out of range must be
-// reported by position with nothing written.
+// reported by position with nothing written. It runs with each of
+// mxPrefetchLines (the kernels' prefetch distances).
 func TestEmbeddingBagMXImpls(t *testing.T) {
+	defer setPrefetchLines(setPrefetchLines(0))
+	for _, lines := range mxPrefetchLines {
+		setPrefetchLines(lines)
+		t.Run(fmt.Sprintf("prefetch=%d", lines), testEmbeddingBagMXImpls)
+	}
+}
+
+func testEmbeddingBagMXImpls(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	const guard = float32(-4321)
 	forEachImplOf(t, mxBagPools, func(t *testing.T) {

@@ -10,9 +10,9 @@ var out = asmgen.New()
 
 var p = out.P
 
-const sig = "(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64)"
+const sig = "(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)"
 
-const frameArgs = 128
+const frameArgs = 152
 
 // Registers: R8 codes, R9 scales, R10 the weight pointer, R11 its step in
 // bytes (0 for unweighted calls), SI the current index, DI the bag's
@@ -21,7 +21,7 @@ const frameArgs = 128
 // broadcast weight, K1 the tail block's code-byte load mask, K2/K3 the
 // tail's store masks for its first and second 16 elements. In the loops:
 // CX indices left in the bag, AX the row's codes, DX its scales, R13 the
-// output cursor, R14 blocks left, R15 scratch. nbags and ldo stay in the
+// output cursor, R14 blocks left, R15 scratch (R13-R15 also the prefetch's). nbags and ldo stay in the
 // argument frame (there are not enough registers).
 func kernel(weighted bool) {
 	name := "mxbag512FP4"
@@ -70,6 +70,7 @@ func kernel(weighted bool) {
 	p("\tJEQ  %s_next", name)
 
 	p("%s_row:", name)
+	prefetch(name)
 	p("\tMOVQ (SI), AX")
 	p("\tMOVQ AX, DX")
 	p("\tIMULQ rb+16(FP), AX")
@@ -124,6 +125,35 @@ func kernel(weighted bool) {
 	p("\tJNE  %s_bag", name)
 	p("\tVZEROUPPER")
 	p("\tRET")
+}
+
+// prefetch requests the code row pfdist indices ahead (pflines cache lines
+// from its start and its last byte) and that row's scales, while that
+// index is below pfend: uniform lookups into a big table are DRAM
+// accesses, which the row being decoded would otherwise wait for one by
+// one. R13, R14 and R15 are free at the top of the row loop.
+func prefetch(name string) {
+	p("\tMOVQ pfdist+128(FP), R15")
+	p("\tTESTQ R15, R15")
+	p("\tJEQ  %s_nopf", name)
+	p("\tLEAQ (SI)(R15*8), R15")
+	p("\tCMPQ R15, pfend+136(FP)")
+	p("\tJAE  %s_nopf", name)
+	p("\tMOVQ (R15), R15")
+	p("\tMOVQ R15, R13")
+	p("\tIMULQ ns+24(FP), R13")
+	p("\tPREFETCHT2 (R9)(R13*1)")
+	p("\tIMULQ rb+16(FP), R15")
+	p("\tADDQ R8, R15")
+	p("\tMOVQ rb+16(FP), R13")
+	p("\tPREFETCHT2 -1(R15)(R13*1)")
+	p("\tMOVQ pflines+144(FP), R14")
+	p("%s_pf:", name)
+	p("\tPREFETCHT2 (R15)")
+	p("\tADDQ $64, R15")
+	p("\tDECQ R14")
+	p("\tJNE  %s_pf", name)
+	p("%s_nopf:", name)
 }
 
 // decode turns the 16 code bytes in X0 (block of 32 nibbles, element 2i
