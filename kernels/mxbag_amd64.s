@@ -4,7 +4,7 @@
 
 #include "textflag.h"
 
-// The fused MX bag's AVX-512 kernels for mxfp4; see internal/gen/mxbag.
+// The fused MX bag's AVX-512 kernels; see internal/gen/mxbag.
 
 // func mxbag512FP4(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
 TEXT ·mxbag512FP4(SB), NOSPLIT, $0-152
@@ -270,5 +270,264 @@ mxbag512FP4W_next:
 	LEAQ (R12)(AX*4), R12
 	DECQ nbags+64(FP)
 	JNE  mxbag512FP4W_bag
+	VZEROUPPER
+	RET
+
+// func mxbag512B8(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
+TEXT ·mxbag512B8(SB), NOSPLIT, $0-152
+	MOVQ codes+0(FP), R8
+	MOVQ scales+8(FP), R9
+	MOVQ idx+32(FP), SI
+	MOVQ offs+40(FP), DI
+	MOVQ w+48(FP), R10
+	MOVQ wstep+56(FP), R11
+	MOVQ out+72(FP), R12
+	MOVQ slut+112(FP), BX
+	MOVQ masks+120(FP), AX
+	KMOVQ (AX), K1
+	KMOVQ 8(AX), K2
+	KMOVQ 16(AX), K3
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X13
+	VPBROADCASTD X13, X13
+	VPXORD Z7, Z7, Z7
+mxbag512B8_bag:
+	MOVQ R12, R13
+	MOVQ nfull+88(FP), R14
+	TESTQ R14, R14
+	JEQ  mxbag512B8_ztail
+mxbag512B8_zero:
+	VMOVUPS Z7, (R13)
+	VMOVUPS Z7, 64(R13)
+	ADDQ $128, R13
+	DECQ R14
+	JNE  mxbag512B8_zero
+mxbag512B8_ztail:
+	VMOVUPS Z7, K2, (R13)
+	VMOVUPS Z7, K3, 64(R13)
+	MOVLQSX 4(DI), CX
+	MOVLQSX (DI), AX
+	SUBQ AX, CX
+	JEQ  mxbag512B8_next
+mxbag512B8_row:
+	MOVQ pfdist+128(FP), R15
+	TESTQ R15, R15
+	JEQ  mxbag512B8_nopf
+	LEAQ (SI)(R15*8), R15
+	CMPQ R15, pfend+136(FP)
+	JAE  mxbag512B8_nopf
+	MOVQ (R15), R15
+	MOVQ R15, R13
+	IMULQ ns+24(FP), R13
+	PREFETCHT2 (R9)(R13*1)
+	IMULQ rb+16(FP), R15
+	ADDQ R8, R15
+	MOVQ rb+16(FP), R13
+	PREFETCHT2 -1(R15)(R13*1)
+	MOVQ pflines+144(FP), R14
+mxbag512B8_pf:
+	PREFETCHT2 (R15)
+	ADDQ $64, R15
+	DECQ R14
+	JNE  mxbag512B8_pf
+mxbag512B8_nopf:
+	MOVQ (SI), AX
+	MOVQ AX, DX
+	IMULQ rb+16(FP), AX
+	ADDQ R8, AX
+	IMULQ ns+24(FP), DX
+	ADDQ R9, DX
+	ADDQ R11, R10
+	MOVQ R12, R13
+	MOVQ nfull+88(FP), R14
+	TESTQ R14, R14
+	JEQ  mxbag512B8_tail
+mxbag512B8_block:
+	VMOVDQU (AX), Y0
+	MOVBLZX (DX), R15
+	VBROADCASTSS (BX)(R15*4), Z5
+	MOVQ lut+104(FP), R15
+	VEXTRACTI128 $1, Y0, X1
+	VPMOVZXBD X0, Z0
+	VPMOVZXBD X1, Z1
+	KXNORW K0, K0, K4
+	VGATHERDPS (R15)(Z0*4), K4, Z2
+	KXNORW K0, K0, K4
+	VGATHERDPS (R15)(Z1*4), K4, Z3
+	VMULPS Z5, Z2, Z2
+	VMULPS Z5, Z3, Z3
+	VADDPS (R13), Z2, Z2
+	VADDPS 64(R13), Z3, Z3
+	VMOVUPS Z2, (R13)
+	VMOVUPS Z3, 64(R13)
+	ADDQ $32, AX
+	INCQ DX
+	ADDQ $128, R13
+	DECQ R14
+	JNE  mxbag512B8_block
+mxbag512B8_tail:
+	CMPQ tail+96(FP), $0
+	JEQ  mxbag512B8_rowdone
+	VMOVDQU8.Z (AX), K1, Y0
+	MOVBLZX (DX), R15
+	VBROADCASTSS (BX)(R15*4), Z5
+	MOVQ lut+104(FP), R15
+	VEXTRACTI128 $1, Y0, X1
+	VPMOVZXBD X0, Z0
+	VPMOVZXBD X1, Z1
+	KXNORW K0, K0, K4
+	VGATHERDPS (R15)(Z0*4), K4, Z2
+	KXNORW K0, K0, K4
+	VGATHERDPS (R15)(Z1*4), K4, Z3
+	VMULPS Z5, Z2, Z2
+	VMULPS Z5, Z3, Z3
+	VMOVUPS.Z (R13), K2, Z8
+	VMOVUPS.Z 64(R13), K3, Z9
+	VADDPS Z8, Z2, Z2
+	VADDPS Z9, Z3, Z3
+	VMOVUPS Z2, K2, (R13)
+	VMOVUPS Z3, K3, 64(R13)
+mxbag512B8_rowdone:
+	ADDQ $8, SI
+	DECQ CX
+	JNE  mxbag512B8_row
+mxbag512B8_next:
+	ADDQ $4, DI
+	MOVQ ldo+80(FP), AX
+	LEAQ (R12)(AX*4), R12
+	DECQ nbags+64(FP)
+	JNE  mxbag512B8_bag
+	VZEROUPPER
+	RET
+
+// func mxbag512B8W(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
+TEXT ·mxbag512B8W(SB), NOSPLIT, $0-152
+	MOVQ codes+0(FP), R8
+	MOVQ scales+8(FP), R9
+	MOVQ idx+32(FP), SI
+	MOVQ offs+40(FP), DI
+	MOVQ w+48(FP), R10
+	MOVQ wstep+56(FP), R11
+	MOVQ out+72(FP), R12
+	MOVQ slut+112(FP), BX
+	MOVQ masks+120(FP), AX
+	KMOVQ (AX), K1
+	KMOVQ 8(AX), K2
+	KMOVQ 16(AX), K3
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X13
+	VPBROADCASTD X13, X13
+	VPXORD Z7, Z7, Z7
+mxbag512B8W_bag:
+	MOVQ R12, R13
+	MOVQ nfull+88(FP), R14
+	TESTQ R14, R14
+	JEQ  mxbag512B8W_ztail
+mxbag512B8W_zero:
+	VMOVUPS Z7, (R13)
+	VMOVUPS Z7, 64(R13)
+	ADDQ $128, R13
+	DECQ R14
+	JNE  mxbag512B8W_zero
+mxbag512B8W_ztail:
+	VMOVUPS Z7, K2, (R13)
+	VMOVUPS Z7, K3, 64(R13)
+	MOVLQSX 4(DI), CX
+	MOVLQSX (DI), AX
+	SUBQ AX, CX
+	JEQ  mxbag512B8W_next
+mxbag512B8W_row:
+	MOVQ pfdist+128(FP), R15
+	TESTQ R15, R15
+	JEQ  mxbag512B8W_nopf
+	LEAQ (SI)(R15*8), R15
+	CMPQ R15, pfend+136(FP)
+	JAE  mxbag512B8W_nopf
+	MOVQ (R15), R15
+	MOVQ R15, R13
+	IMULQ ns+24(FP), R13
+	PREFETCHT2 (R9)(R13*1)
+	IMULQ rb+16(FP), R15
+	ADDQ R8, R15
+	MOVQ rb+16(FP), R13
+	PREFETCHT2 -1(R15)(R13*1)
+	MOVQ pflines+144(FP), R14
+mxbag512B8W_pf:
+	PREFETCHT2 (R15)
+	ADDQ $64, R15
+	DECQ R14
+	JNE  mxbag512B8W_pf
+mxbag512B8W_nopf:
+	MOVQ (SI), AX
+	MOVQ AX, DX
+	IMULQ rb+16(FP), AX
+	ADDQ R8, AX
+	IMULQ ns+24(FP), DX
+	ADDQ R9, DX
+	VBROADCASTSS (R10), Z12
+	ADDQ R11, R10
+	MOVQ R12, R13
+	MOVQ nfull+88(FP), R14
+	TESTQ R14, R14
+	JEQ  mxbag512B8W_tail
+mxbag512B8W_block:
+	VMOVDQU (AX), Y0
+	MOVBLZX (DX), R15
+	VBROADCASTSS (BX)(R15*4), Z5
+	MOVQ lut+104(FP), R15
+	VEXTRACTI128 $1, Y0, X1
+	VPMOVZXBD X0, Z0
+	VPMOVZXBD X1, Z1
+	KXNORW K0, K0, K4
+	VGATHERDPS (R15)(Z0*4), K4, Z2
+	KXNORW K0, K0, K4
+	VGATHERDPS (R15)(Z1*4), K4, Z3
+	VMULPS Z5, Z2, Z2
+	VMULPS Z5, Z3, Z3
+	VMULPS Z12, Z2, Z2
+	VMULPS Z12, Z3, Z3
+	VADDPS (R13), Z2, Z2
+	VADDPS 64(R13), Z3, Z3
+	VMOVUPS Z2, (R13)
+	VMOVUPS Z3, 64(R13)
+	ADDQ $32, AX
+	INCQ DX
+	ADDQ $128, R13
+	DECQ R14
+	JNE  mxbag512B8W_block
+mxbag512B8W_tail:
+	CMPQ tail+96(FP), $0
+	JEQ  mxbag512B8W_rowdone
+	VMOVDQU8.Z (AX), K1, Y0
+	MOVBLZX (DX), R15
+	VBROADCASTSS (BX)(R15*4), Z5
+	MOVQ lut+104(FP), R15
+	VEXTRACTI128 $1, Y0, X1
+	VPMOVZXBD X0, Z0
+	VPMOVZXBD X1, Z1
+	KXNORW K0, K0, K4
+	VGATHERDPS (R15)(Z0*4), K4, Z2
+	KXNORW K0, K0, K4
+	VGATHERDPS (R15)(Z1*4), K4, Z3
+	VMULPS Z5, Z2, Z2
+	VMULPS Z5, Z3, Z3
+	VMULPS Z12, Z2, Z2
+	VMULPS Z12, Z3, Z3
+	VMOVUPS.Z (R13), K2, Z8
+	VMOVUPS.Z 64(R13), K3, Z9
+	VADDPS Z8, Z2, Z2
+	VADDPS Z9, Z3, Z3
+	VMOVUPS Z2, K2, (R13)
+	VMOVUPS Z3, K3, 64(R13)
+mxbag512B8W_rowdone:
+	ADDQ $8, SI
+	DECQ CX
+	JNE  mxbag512B8W_row
+mxbag512B8W_next:
+	ADDQ $4, DI
+	MOVQ ldo+80(FP), AX
+	LEAQ (R12)(AX*4), R12
+	DECQ nbags+64(FP)
+	JNE  mxbag512B8W_bag
 	VZEROUPPER
 	RET

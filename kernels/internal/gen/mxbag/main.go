@@ -23,8 +23,8 @@ const frameArgs = 152
 // CX indices left in the bag, AX the row's codes, DX its scales, R13 the
 // output cursor, R14 blocks left, R15 scratch (R13-R15 also the prefetch's). nbags and ldo stay in the
 // argument frame (there are not enough registers).
-func kernel(weighted bool) {
-	name := "mxbag512FP4"
+func kernel(f format, weighted bool) {
+	name := "mxbag512" + f.name
 	if weighted {
 		name += "W"
 	}
@@ -36,8 +36,10 @@ func kernel(weighted bool) {
 	p("\tMOVQ w+48(FP), R10")
 	p("\tMOVQ wstep+56(FP), R11")
 	p("\tMOVQ out+72(FP), R12")
-	p("\tMOVQ lut+104(FP), AX")
-	p("\tVMOVUPS (AX), Z14")
+	if f.bits == 4 {
+		p("\tMOVQ lut+104(FP), AX")
+		p("\tVMOVUPS (AX), Z14")
+	}
 	p("\tMOVQ slut+112(FP), BX")
 	p("\tMOVQ masks+120(FP), AX")
 	p("\tKMOVQ (AX), K1")
@@ -86,13 +88,17 @@ func kernel(weighted bool) {
 	p("\tTESTQ R14, R14")
 	p("\tJEQ  %s_tail", name)
 	p("%s_block:", name)
-	p("\tVMOVDQU (AX), X0")
-	decode(weighted)
+	if f.bits == 4 {
+		p("\tVMOVDQU (AX), X0")
+	} else {
+		p("\tVMOVDQU (AX), Y0")
+	}
+	decode(f, weighted)
 	p("\tVADDPS (R13), Z2, Z2")
 	p("\tVADDPS 64(R13), Z3, Z3")
 	p("\tVMOVUPS Z2, (R13)")
 	p("\tVMOVUPS Z3, 64(R13)")
-	p("\tADDQ $16, AX")
+	p("\tADDQ $%d, AX", 4*f.bits)
 	p("\tINCQ DX")
 	p("\tADDQ $128, R13")
 	p("\tDECQ R14")
@@ -103,8 +109,12 @@ func kernel(weighted bool) {
 	p("\tJEQ  %s_rowdone", name)
 	// The short last block: only its code bytes are loaded and only its
 	// elements stored (masked loads do not fault past the table's end).
-	p("\tVMOVDQU8.Z (AX), K1, X0")
-	decode(weighted)
+	if f.bits == 4 {
+		p("\tVMOVDQU8.Z (AX), K1, X0")
+	} else {
+		p("\tVMOVDQU8.Z (AX), K1, Y0")
+	}
+	decode(f, weighted)
 	p("\tVMOVUPS.Z (R13), K2, Z8")
 	p("\tVMOVUPS.Z 64(R13), K3, Z9")
 	p("\tVADDPS Z8, Z2, Z2")
@@ -156,24 +166,37 @@ func prefetch(name string) {
 	p("%s_nopf:", name)
 }
 
-// decode turns the 16 code bytes in X0 (block of 32 nibbles, element 2i
-// in the low nibble of byte i) into the block's 32 values in Z2 (elements
-// 0..15) and Z3 (16..31): nibbles interleaved back into element order as
-// bytes, widened to dwords, looked up with VPERMPS, times the block's
-// scale (mxScaleLUT[scale byte], Z5), then times the weight when weighted:
-// the Go bag's float32(t[q]*s) and float32(w*v), one rounding each.
-func decode(weighted bool) {
+// decode turns the block's codes (X0: 16 bytes of 32 nibbles, element 2i
+// in the low nibble of byte i; Y0: 32 byte codes) into its 32 values in Z2
+// (elements 0..15) and Z3 (16..31), times the block's scale
+// (mxScaleLUT[scale byte], Z5), then times the weight when weighted: the
+// Go bag's float32(t[q]*s) and float32(w*v), one rounding each. Nibbles
+// are interleaved back into element order as bytes, widened to dwords and
+// looked up with VPERMPS in Z14; byte codes are widened and gathered from
+// the format's 256-entry table (lut).
+func decode(f format, weighted bool) {
 	p("\tMOVBLZX (DX), R15")
 	p("\tVBROADCASTSS (BX)(R15*4), Z5")
-	p("\tVPSRLW $4, X0, X1")
-	p("\tVPAND X13, X0, X0")
-	p("\tVPAND X13, X1, X1")
-	p("\tVPUNPCKLBW X1, X0, X2")
-	p("\tVPUNPCKHBW X1, X0, X3")
-	p("\tVPMOVZXBD X2, Z2")
-	p("\tVPMOVZXBD X3, Z3")
-	p("\tVPERMPS Z14, Z2, Z2")
-	p("\tVPERMPS Z14, Z3, Z3")
+	if f.bits == 4 {
+		p("\tVPSRLW $4, X0, X1")
+		p("\tVPAND X13, X0, X0")
+		p("\tVPAND X13, X1, X1")
+		p("\tVPUNPCKLBW X1, X0, X2")
+		p("\tVPUNPCKHBW X1, X0, X3")
+		p("\tVPMOVZXBD X2, Z2")
+		p("\tVPMOVZXBD X3, Z3")
+		p("\tVPERMPS Z14, Z2, Z2")
+		p("\tVPERMPS Z14, Z3, Z3")
+	} else {
+		p("\tMOVQ lut+104(FP), R15")
+		p("\tVEXTRACTI128 $1, Y0, X1")
+		p("\tVPMOVZXBD X0, Z0")
+		p("\tVPMOVZXBD X1, Z1")
+		p("\tKXNORW K0, K0, K4")
+		p("\tVGATHERDPS (R15)(Z0*4), K4, Z2")
+		p("\tKXNORW K0, K0, K4")
+		p("\tVGATHERDPS (R15)(Z1*4), K4, Z3")
+	}
 	p("\tVMULPS Z5, Z2, Z2")
 	p("\tVMULPS Z5, Z3, Z3")
 	if weighted {
@@ -182,11 +205,20 @@ func decode(weighted bool) {
 	}
 }
 
+// format is a kernel's code layout: FP4 (mxfp4's nibbles) or B8 (the byte
+// codes of mxfp8 e4m3/e5m2 and mxint8, which differ only in their table).
+type format struct {
+	name string
+	bits int
+}
+
 func main() {
 	out.Header("go run ./internal/gen/mxbag")
-	p("// The fused MX bag's AVX-512 kernels for mxfp4; see internal/gen/mxbag.")
-	kernel(false)
-	kernel(true)
+	p("// The fused MX bag's AVX-512 kernels; see internal/gen/mxbag.")
+	for _, f := range []format{{"FP4", 4}, {"B8", 8}} {
+		kernel(f, false)
+		kernel(f, true)
+	}
 	if err := out.Write("mxbag_amd64.s"); err != nil {
 		log.Fatal(err)
 	}
