@@ -216,6 +216,10 @@ type mxBagFn func(f MXFormat, codes, scales []byte, rb, ns, dim int, indices []i
 // mxbag_noasm.go), then mxBagGo.
 var mxBagPools = newFamily(mxBagArchImpls, mxBagGo)
 
+// MXBagImpl names the MX bag implementation in use ("avx512" or "go"),
+// for diagnostics and for keying measurements of the MX bags' speed.
+func MXBagImpl() string { return mxBagPools.name() }
+
 // mxBagGo is the portable implementation: mxAccumRow per index, in bag
 // order, then the mean's one division per bag.
 func mxBagGo(f MXFormat, codes, scales []byte, rb, ns, dim int, indices []int64, offsets []int32, weights []float32, mean bool, out []float32, ldo, lo, hi int) {

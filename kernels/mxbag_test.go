@@ -457,3 +457,17 @@ func testEmbeddingBagMXImpls(t *testing.T) {
 		}
 	})
 }
+
+// TestMXBagImpl checks that MXBagImpl names the first implementation this
+// CPU runs, and follows set.
+func TestMXBagImpl(t *testing.T) {
+	names := mxBagPools.names()
+	if got := MXBagImpl(); got != names[0] {
+		t.Errorf("MXBagImpl() = %q, want %q (of %v)", got, names[0], names)
+	}
+	defer keepActive(mxBagPools)()
+	mustSet(t, mxBagPools, "go")
+	if got := MXBagImpl(); got != "go" {
+		t.Errorf("after set(go): MXBagImpl() = %q", got)
+	}
+}
