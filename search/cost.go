@@ -66,6 +66,7 @@ func ThisMachine() CostMachine {
 		"gemm-bf16": kernels.BF16GemmImpl(),
 		"gemm-int8": kernels.I8GemmImpl(),
 		"bag":       kernels.BagImpl(),
+		"bag-mx":    kernels.MXBagImpl(),
 	}}
 }
 
