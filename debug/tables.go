@@ -20,17 +20,9 @@ const tableChunk = 4096
 // function that dequantizes rows [r0, r0+n) into dst as its bag pools them
 // (row-wise and MX tables); ok false for any other kernel.
 func rowDecoder(k model.BagKernel) (rows int64, dim int, bytes int64, dec func(r0 int64, n int, dst []float32), ok bool) {
-	switch bt := k.(type) {
-	case *kernels.BagTable:
-		rb := int64(bt.Format.RowBytes(bt.Dim))
-		full := int64(len(bt.Data)) >= bt.Rows*rb
-		return bt.Rows, bt.Dim, int64(len(bt.Data)), func(r0 int64, n int, dst []float32) {
-			kernels.DequantizeRows(bt.Format, bt.Data[r0*rb:(r0+int64(n))*rb], n, bt.Dim, dst)
-		}, full
-	case *kernels.MXBagTable:
-		full := int64(len(bt.Codes)) == bt.Rows*int64(kernels.MXCodeBytes(bt.Format, bt.Dim)) &&
-			int64(len(bt.Scales)) == bt.Rows*int64(kernels.MXScales(bt.Dim))
-		return bt.Rows, bt.Dim, bt.Bytes(), bt.DequantizeRows, full
+	if rt, ok := k.(kernels.RowTable); ok {
+		rows, dim := rt.Shape()
+		return rows, dim, rt.Bytes(), rt.DequantizeRows, rt.Whole()
 	}
 	return 0, 0, 0, nil, false
 }

@@ -200,20 +200,10 @@ func tableRow(t *model.Table, r int64, buf *[]float32) ([]float32, bool) {
 			return nil, false
 		}
 		return t.Weight[r*d : (r+1)*d], true
-	case *kernels.BagTable:
-		rb := int64(k.Format.RowBytes(t.Dim))
-		if int64(len(k.Data)) < (r+1)*rb {
-			return nil, false
-		}
-		if cap(*buf) < t.Dim {
-			*buf = make([]float32, t.Dim)
-		}
-		out := (*buf)[:t.Dim]
-		kernels.DequantizeRows(k.Format, k.Data[r*rb:(r+1)*rb], 1, t.Dim, out)
-		return out, true
-	case *kernels.MXBagTable:
-		// A NaN code or the NaN scale byte 0xFF shows as NaN values.
-		if r < 0 || r >= k.Rows || k.Dim != t.Dim {
+	case kernels.RowTable:
+		// A NaN code, scale or bias shows as NaN values.
+		rows, dim := k.Shape()
+		if r < 0 || r >= rows || dim != t.Dim || !k.Whole() {
 			return nil, false
 		}
 		if cap(*buf) < t.Dim {

@@ -175,6 +175,38 @@ func (t *BagTable) Precision() precision.Precision { return t.Format.Precision()
 // Bytes is the size of the table's data.
 func (t *BagTable) Bytes() int64 { return int64(len(t.Data)) }
 
+// RowTable is a stored embedding table whose rows read back as float32,
+// as its bags pool them: the row-wise tables (BagTable) and the MX ones
+// (MXBagTable). Debugging, diagnosis and simulation read tables through
+// it, whatever the storage.
+type RowTable interface {
+	Shape() (rows int64, dim int)
+	Bytes() int64
+	// Whole reports whether the stored bytes hold every row (a table made
+	// by its constructor does; one assembled by hand may not).
+	Whole() bool
+	// DequantizeRows writes rows [r0, r0+n) into dst (n*dim floats).
+	DequantizeRows(r0 int64, n int, dst []float32)
+}
+
+// Shape is the table's rows and dimension.
+func (t *BagTable) Shape() (int64, int) { return t.Rows, t.Dim }
+
+// Whole reports whether Data holds all Rows rows.
+func (t *BagTable) Whole() bool {
+	return t.Dim > 0 && int64(len(t.Data)) >= t.Rows*int64(t.Format.RowBytes(t.Dim))
+}
+
+// DequantizeRows writes rows [r0, r0+n) of the table, dequantized as its
+// bags pool them, into dst. It panics outside the table.
+func (t *BagTable) DequantizeRows(r0 int64, n int, dst []float32) {
+	if r0 < 0 || n < 0 || r0+int64(n) > t.Rows {
+		panic(fmt.Sprintf("kernels.BagTable.DequantizeRows: rows [%d, %d) of %d", r0, r0+int64(n), t.Rows))
+	}
+	rb := int64(t.Format.RowBytes(t.Dim))
+	DequantizeRows(t.Format, t.Data[r0*rb:(r0+int64(n))*rb], n, t.Dim, dst)
+}
+
 // Pool pools bags [lo, hi) into out (see EmbeddingBag).
 func (t *BagTable) Pool(indices []int64, offsets []int32, weights []float32, out []float32, ldo int, lo, hi int) int {
 	return EmbeddingBag(t.Format, t.Data, t.Rows, t.Dim, indices, offsets, weights, t.Mean, out, ldo, lo, hi)

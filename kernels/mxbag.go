@@ -145,6 +145,15 @@ func (t *MXBagTable) DequantizeRows(r0 int64, n int, dst []float32) {
 // Bytes is the size of the table's data: codes and scales.
 func (t *MXBagTable) Bytes() int64 { return int64(len(t.Codes) + len(t.Scales)) }
 
+// Shape is the table's rows and dimension.
+func (t *MXBagTable) Shape() (int64, int) { return t.Rows, t.Dim }
+
+// Whole reports whether Codes and Scales hold all Rows rows.
+func (t *MXBagTable) Whole() bool {
+	return t.Dim > 0 && int64(len(t.Codes)) == t.Rows*int64(MXCodeBytes(t.Format, t.Dim)) &&
+		int64(len(t.Scales)) == t.Rows*int64(MXScales(t.Dim))
+}
+
 // Pool pools bags [lo, hi) into out (see EmbeddingBagMX).
 func (t *MXBagTable) Pool(indices []int64, offsets []int32, weights []float32, out []float32, ldo int, lo, hi int) int {
 	return EmbeddingBagMX(t.Format, t.Codes, t.Scales, t.Rows, t.Dim, indices, offsets, weights, t.Mean, out, ldo, lo, hi)

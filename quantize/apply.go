@@ -282,20 +282,15 @@ func Simulate(net *model.Network) (*model.Network, error) {
 		return c, nil
 	}
 	table := func(t *model.Table) (*model.Table, error) {
-		if mx, ok := t.Kernel.(*kernels.MXBagTable); ok {
-			w := make([]float32, t.Rows*int64(t.Dim))
-			mx.DequantizeRows(0, int(t.Rows), w)
-			return &model.Table{Name: t.Name, Rows: t.Rows, Dim: t.Dim, Weight: w}, nil
-		}
-		bt, ok := t.Kernel.(*kernels.BagTable)
-		if t.Kernel == nil || (ok && bt.Format == kernels.TableF32) {
+		if bt, ok := t.Kernel.(*kernels.BagTable); t.Kernel == nil || ok && bt.Format == kernels.TableF32 {
 			return t, nil
 		}
+		rt, ok := t.Kernel.(kernels.RowTable)
 		if !ok {
 			return nil, fmt.Errorf("%s: cannot simulate a %s table", t.Name, t.Label())
 		}
 		w := make([]float32, t.Rows*int64(t.Dim))
-		kernels.DequantizeRows(bt.Format, bt.Data, int(t.Rows), t.Dim, w)
+		rt.DequantizeRows(0, int(t.Rows), w)
 		return &model.Table{Name: t.Name, Rows: t.Rows, Dim: t.Dim, Weight: w}, nil
 	}
 	return net.Map(fc, table)
