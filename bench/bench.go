@@ -49,6 +49,11 @@ type Options struct {
 	// (the best is kept).
 	MinTime time.Duration
 	Trials  int
+	// TableBytes is the fp32 size of each bag benchmark's table (the
+	// quantized tables are made from it); 0 is DefaultTableBytes. Smaller
+	// tables that fit the caches measure the kernels' arithmetic rather
+	// than the memory system.
+	TableBytes int64
 	// Progress, when set, is called after each measurement.
 	Progress func(done, total int)
 }
@@ -86,7 +91,7 @@ type kernel struct {
 	name   string
 	family string // "gemm", "bag" or "interact"
 	fp32   string // the fp32 kernel of the family, for VsFP32
-	setup  func(s Shape) (*runner, error)
+	setup  func(s Shape, o *Options) (*runner, error)
 }
 
 var registry []kernel
@@ -166,6 +171,9 @@ func Run(ctx context.Context, o Options, ceiling CeilingFunc) ([]Result, error) 
 	if o.Trials <= 0 {
 		o.Trials = 3
 	}
+	if o.TableBytes <= 0 {
+		o.TableBytes = DefaultTableBytes
+	}
 	var ks []kernel
 	for _, n := range names {
 		k, ok := find(n)
@@ -196,7 +204,7 @@ func Run(ctx context.Context, o Options, ceiling CeilingFunc) ([]Result, error) 
 		for _, s := range shapesFor(g[0], shapes) {
 			rs := make([]*runner, len(g))
 			for i, k := range g {
-				r, err := k.setup(s)
+				r, err := k.setup(s, &o)
 				if err != nil {
 					return nil, fmt.Errorf("%s %dx%dx%d: %w", k.name, s.M, s.N, s.K, err)
 				}

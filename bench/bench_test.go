@@ -2,9 +2,12 @@ package bench
 
 import (
 	"context"
+	"math"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/rqtools/rq/kernels"
 )
 
 // TestRunSmall runs every kernel once at a small shape: it must produce a
@@ -65,7 +68,7 @@ func TestRunInterleaves(t *testing.T) {
 	defer func() { registry = saved }()
 	var log []string
 	fake := func(name, family string) kernel {
-		return kernel{name: name, family: family, fp32: "fa", setup: func(s Shape) (*runner, error) {
+		return kernel{name: name, family: family, fp32: "fa", setup: func(s Shape, _ *Options) (*runner, error) {
 			return &runner{rows: 1, align: 1, ops: 1, bytes: 1, impl: "fake", run: func(lo, hi int) {
 				if len(log) == 0 || log[len(log)-1] != name {
 					log = append(log, name)
@@ -108,4 +111,73 @@ func TestRunInterleaves(t *testing.T) {
 	if rs[0].VsFP32 <= 0 {
 		t.Errorf("fb has no ratio against fa: %+v", rs[0])
 	}
+}
+
+// TestBagsRunEveryFormat runs every bag kernel on a small table: the MX
+// bags sit beside the row-wise ones at the same points, each names the
+// implementation that pools it, and GB/s is rows/s times the bytes one
+// lookup reads (codes and scales for MX, the row with its scale and bias
+// for row-wise).
+func TestBagsRunEveryFormat(t *testing.T) {
+	var names []string
+	for _, k := range registry {
+		if k.family == "bag" {
+			names = append(names, k.name)
+		}
+	}
+	for _, f := range kernels.MXFormats {
+		if n := "bag-" + f.Precision().String(); !slices.Contains(names, n) {
+			t.Errorf("no bag kernel %s among %v", n, names)
+		}
+	}
+	rs, err := Run(context.Background(), Options{Kernels: names, MinTime: time.Millisecond, Trials: 1, TableBytes: 1 << 20}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rowBytes := map[string]func(dim int) int{"bag-fp32": func(d int) int { return 4 * d }}
+	for _, f := range []kernels.TableFormat{kernels.TableF16, kernels.TableQ8, kernels.TableQ4, kernels.TableQ2} {
+		rowBytes["bag-"+f.Precision().String()] = f.RowBytes
+	}
+	for _, f := range kernels.MXFormats {
+		rowBytes["bag-"+f.Precision().String()] = func(d int) int { return kernels.MXCodeBytes(f, d) + kernels.MXScales(d) }
+	}
+	seen := map[string][]Shape{}
+	for _, r := range rs {
+		seen[r.Kernel] = append(seen[r.Kernel], Shape{M: r.M, N: r.N, K: r.K})
+		rb, ok := rowBytes[r.Kernel]
+		if !ok {
+			t.Errorf("unexpected bag kernel %s", r.Kernel)
+			continue
+		}
+		if want := r.RowsPerSec * float64(rb(r.N)) / 1e9; r.RowsPerSec <= 0 || math.Abs(r.GBps-want) > 1e-9*want {
+			t.Errorf("%s %dx%dx%d: %.4g GB/s at %.4g rows/s, want %.4g GB/s (%d bytes a row)", r.Kernel, r.M, r.N, r.K, r.GBps, r.RowsPerSec, want, rb(r.N))
+		}
+		if r.Kernel != "bag-fp32" && r.VsFP32 <= 0 {
+			t.Errorf("%s %dx%dx%d: no ratio against bag-fp32", r.Kernel, r.M, r.N, r.K)
+		}
+		wantImpl := kernels.BagImpl()
+		if f, ok := mxFormatOf(r.Kernel); ok {
+			wantImpl = kernels.MXBagImpl()
+			if f.Bits() == 6 && wantImpl == "avx512" {
+				wantImpl = "go"
+			}
+		}
+		if r.Impl != wantImpl {
+			t.Errorf("%s: impl %q, want %q", r.Kernel, r.Impl, wantImpl)
+		}
+	}
+	for _, n := range names {
+		if !slices.Equal(seen[n], bagShapes) {
+			t.Errorf("%s ran at %v, want the bag shapes %v", n, seen[n], bagShapes)
+		}
+	}
+}
+
+func mxFormatOf(kernel string) (kernels.MXFormat, bool) {
+	for _, f := range kernels.MXFormats {
+		if kernel == "bag-"+f.Precision().String() {
+			return f, true
+		}
+	}
+	return 0, false
 }

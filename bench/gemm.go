@@ -15,7 +15,7 @@ func randF32(rng *rand.Rand, n int) []float32 {
 }
 
 func init() {
-	register(kernel{name: "gemm-fp32", family: "gemm", fp32: "gemm-fp32", setup: func(s Shape) (*runner, error) {
+	register(kernel{name: "gemm-fp32", family: "gemm", fp32: "gemm-fp32", setup: func(s Shape, _ *Options) (*runner, error) {
 		rng := rand.New(rand.NewPCG(1, uint64(s.N*s.K)))
 		p := kernels.PackF32(randF32(rng, s.N*s.K), s.N, s.K)
 		a := randF32(rng, s.M*s.K)
@@ -41,14 +41,14 @@ func randWeights(s Shape) ([]float32, []float32, []float32) {
 }
 
 func init() {
-	register(kernel{name: "gemm-fp16", family: "gemm", fp32: "gemm-fp32", setup: func(s Shape) (*runner, error) {
+	register(kernel{name: "gemm-fp16", family: "gemm", fp32: "gemm-fp32", setup: func(s Shape, _ *Options) (*runner, error) {
 		w, a, bias := randWeights(s)
 		p := kernels.PackF16FromF32(w, s.N, s.K)
 		c := make([]float32, s.M*s.N)
 		return &runner{rows: s.M, align: kernels.GemmRowAlign, ops: 2 * float64(s.M) * float64(s.N) * float64(s.K), impl: kernels.F16GemmImpl(),
 			run: func(lo, hi int) { p.Gemm(hi-lo, a[lo*s.K:], s.K, c[lo*s.N:], s.N, bias, true) }}, nil
 	}})
-	register(kernel{name: "gemm-bf16", family: "gemm", fp32: "gemm-fp32", setup: func(s Shape) (*runner, error) {
+	register(kernel{name: "gemm-bf16", family: "gemm", fp32: "gemm-fp32", setup: func(s Shape, _ *Options) (*runner, error) {
 		w, a, bias := randWeights(s)
 		p := kernels.PackBF16FromF32(w, s.N, s.K)
 		c := make([]float32, s.M*s.N)
@@ -57,7 +57,7 @@ func init() {
 	}})
 	// gemm-int8: u8 activations already quantized (a static layer fed by a
 	// requantizing one), dequantize + bias + ReLU epilogue to fp32.
-	register(kernel{name: "gemm-int8", family: "gemm", fp32: "gemm-fp32", setup: func(s Shape) (*runner, error) {
+	register(kernel{name: "gemm-int8", family: "gemm", fp32: "gemm-fp32", setup: func(s Shape, _ *Options) (*runner, error) {
 		w, a, bias := randWeights(s)
 		q, scale := kernels.QuantizeWeightsI8(w, s.N, s.K, true)
 		p := kernels.PackI8(q, s.N, s.K, scale)
@@ -71,7 +71,7 @@ func init() {
 	}})
 	// gemm-int8-dynamic: the whole dynamic layer: per-row quantization of
 	// the fp32 input, then the int8 GEMM.
-	register(kernel{name: "gemm-int8-dynamic", family: "gemm", fp32: "gemm-fp32", setup: func(s Shape) (*runner, error) {
+	register(kernel{name: "gemm-int8-dynamic", family: "gemm", fp32: "gemm-fp32", setup: func(s Shape, _ *Options) (*runner, error) {
 		w, a, bias := randWeights(s)
 		q, scale := kernels.QuantizeWeightsI8(w, s.N, s.K, true)
 		p := kernels.PackI8(q, s.N, s.K, scale)
@@ -89,7 +89,7 @@ func init() {
 var interactShapes = []Shape{{M: 2048, N: 128, K: 27}, {M: 2048, N: 16, K: 27}}
 
 func init() {
-	register(kernel{name: "interaction", family: "interact", setup: func(s Shape) (*runner, error) {
+	register(kernel{name: "interaction", family: "interact", setup: func(s Shape, _ *Options) (*runner, error) {
 		f, d := s.K, s.N
 		rng := rand.New(rand.NewPCG(9, uint64(f*d)))
 		t := randF32(rng, s.M*f*d)
