@@ -65,3 +65,24 @@ func memAvailable() (int64, bool) {
 	}
 	return 0, false
 }
+
+// CheckTable refuses a bag table that cannot be held here when the
+// selection (names; empty: all) has a bag kernel: a bag benchmark holds the
+// fp32 table and one quantized copy, at most half its size (fp16).
+func CheckTable(names []string, tableBytes int64) error {
+	bags := len(names) == 0
+	for _, n := range names {
+		if k, ok := find(n); ok && k.family == "bag" {
+			bags = true
+		}
+	}
+	if !bags {
+		return nil
+	}
+	need := tableBytes + tableBytes/2
+	if avail, ok := memAvailable(); ok && need > avail {
+		return fmt.Errorf("the bags' %.1f GiB table and its quantized copy need about %.1f GiB, but this machine has %.1f GiB available",
+			float64(tableBytes)/(1<<30), float64(need)/(1<<30), float64(avail)/(1<<30))
+	}
+	return nil
+}

@@ -22,3 +22,24 @@ func TestCheckShapes(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckTable: a bag table beyond the machine's memory is refused when
+// a bag kernel is selected (or all are), and ignored for GEMMs alone.
+func TestCheckTable(t *testing.T) {
+	avail, ok := memAvailable()
+	if !ok {
+		t.Skip("no /proc/meminfo")
+	}
+	huge := avail
+	for _, names := range [][]string{nil, {"gemm-fp32", "bag-mxfp4"}} {
+		if err := CheckTable(names, huge); err == nil || !strings.Contains(err.Error(), "GiB available") {
+			t.Errorf("%v: a %d-byte table with %d available: %v", names, huge, avail, err)
+		}
+		if err := CheckTable(names, 1<<20); err != nil {
+			t.Errorf("%v: a 1 MiB table: %v", names, err)
+		}
+	}
+	if err := CheckTable([]string{"gemm-fp32"}, huge); err != nil {
+		t.Errorf("GEMMs alone: %v", err)
+	}
+}

@@ -25,6 +25,8 @@ type benchOptions struct {
 	trials  int
 	ceiling string
 	json    bool
+	// tableMiB is the fp32 size of the bag benchmarks' table.
+	tableMiB int
 }
 
 func newBenchCmd(g *globalOptions, runF func(context.Context, *benchOptions) error) *cobra.Command {
@@ -36,8 +38,10 @@ func newBenchCmd(g *globalOptions, runF func(context.Context, *benchOptions) err
 		Use:   "bench [--kernel K]... [--shapes M,N,K;...] [--threads 1,2] [--ceiling onednn_matmul] [--json]",
 		Short: "Measure rq's kernels on this machine, beside oneDNN's ceiling",
 		Long: `Measure rq's kernels (GEMMs at fp32, fp16, bf16 and int8; embedding bags at every
-precision) on DLRM shapes, one figure per kernel, shape and thread count: GOPS for GEMMs
-(GFLOPS for the float ones), GB/s of table bytes and rows/s for bags.
+precision, row-wise and MX) on DLRM shapes, one figure per kernel, shape and thread count: GOPS
+for GEMMs (GFLOPS for the float ones), GB/s of table bytes read and rows/s for bags. Every bag
+pools the same fp32 table (--table-mib, 1 GiB by default: far beyond the caches, so lookups
+miss as in production), quantized to its format, with the same indices.
 
 With --ceiling, a oneDNN peer binary runs the same GEMM shapes with the same threads
 (OMP_NUM_THREADS), and each GEMM row gains the ceiling and the ratio. The peer is
@@ -63,6 +67,7 @@ machine's speed hits them alike; machines are noisy, so read ratios from one run
 	fs.IntVar(&opts.trials, "trials", 3, "trials per point (the best is kept)")
 	fs.StringVar(&opts.ceiling, "ceiling", "", "oneDNN peer binary (onednn_matmul, or onednn_gemm) to measure the GEMMs' ceiling with")
 	fs.BoolVar(&opts.json, "json", false, "print one JSON array instead of a table")
+	fs.IntVar(&opts.tableMiB, "table-mib", bench.DefaultTableBytes>>20, "fp32 size of the bags' table in MiB (each format is quantized from it); below the L3 size it measures in-cache speed")
 	return c
 }
 
@@ -103,6 +108,10 @@ func runBench(ctx context.Context, opts *benchOptions) error {
 			return usageErrorf("--threads: %d is not between 1 and 1024", t)
 		}
 	}
+	if opts.tableMiB < 1 || opts.tableMiB > 1<<20 {
+		return usageErrorf("--table-mib: %d is not between 1 and 1048576", opts.tableMiB)
+	}
+	tableBytes := int64(opts.tableMiB) << 20
 	known := map[string]bool{}
 	for _, k := range bench.Kernels() {
 		known[k] = true
@@ -111,6 +120,9 @@ func runBench(ctx context.Context, opts *benchOptions) error {
 		if !known[k] {
 			return usageErrorf("--kernel: unknown kernel %q (known: %s)", k, strings.Join(bench.Kernels(), ", "))
 		}
+	}
+	if err := bench.CheckTable(opts.kernels, tableBytes); err != nil {
+		return usageErrorf("--table-mib: %v", err)
 	}
 	var ceil bench.CeilingFunc
 	if opts.ceiling != "" {
@@ -130,7 +142,7 @@ func runBench(ctx context.Context, opts *benchOptions) error {
 	}
 	bar := newProgress(opts.globalOptions, 0, "bench")
 	rs, err := bench.Run(ctx, bench.Options{Kernels: opts.kernels, Shapes: shapes, Threads: opts.threads, MinTime: opts.minTime, Trials: opts.trials,
-		Progress: func(done, total int) { bar.setTotal(int64(total)); bar.set(int64(done)) }}, ceil)
+		TableBytes: tableBytes, Progress: func(done, total int) { bar.setTotal(int64(total)); bar.set(int64(done)) }}, ceil)
 	bar.done()
 	if err != nil {
 		return err

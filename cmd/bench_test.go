@@ -1,11 +1,17 @@
 package cmd
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/rqtools/rq/bench"
 	"github.com/rqtools/rq/kernels"
 )
 
@@ -79,5 +85,99 @@ func TestBenchSaysAMX(t *testing.T) {
 	}
 	if first, _, _ := strings.Cut(out, "\n"); !strings.HasPrefix(first, "CPU features: ") || !strings.HasSuffix(first, want) {
 		t.Errorf("first line %q, want the CPU features and %q", first, want)
+	}
+}
+
+// TestBenchBagFlags checks the bag flags of rq bench apart from measuring
+// (TestBenchFlags in cmd_test.go has the GEMM ones).
+func TestBenchBagFlags(t *testing.T) {
+	var got *benchOptions
+	g := &globalOptions{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+	c := newBenchCmd(g, func(_ context.Context, o *benchOptions) error { got = o; return nil })
+	c.SetArgs([]string{"--kernel", "bag-int4", "--kernel", "bag-mxfp4,bag-mxint8", "--shapes", "1,2,3", "--threads", "1,2",
+		"--min-time", "5ms", "--trials", "2", "--table-mib", "64", "--json"})
+	if err := c.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.kernels, []string{"bag-int4", "bag-mxfp4", "bag-mxint8"}) || got.shapes != "1,2,3" || !slices.Equal(got.threads, []int{1, 2}) ||
+		got.minTime != 5*time.Millisecond || got.trials != 2 || got.tableMiB != 64 || !got.json {
+		t.Errorf("parsed %+v", got)
+	}
+	c = newBenchCmd(g, func(_ context.Context, o *benchOptions) error { got = o; return nil })
+	c.SetArgs(nil)
+	if err := c.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if got.tableMiB != 1024 || got.kernels != nil {
+		t.Errorf("defaults: table %d MiB, kernels %v; want 1024 and all", got.tableMiB, got.kernels)
+	}
+	for _, bad := range [][]string{{"--table-mib", "0"}, {"--table-mib", "2000000"}, {"--kernel", "bag-mxfp9"}} {
+		_, stderr, code := rq(t, append([]string{"bench", "--min-time", "1ms", "--trials", "1"}, bad...)...)
+		if code != ExitUsage || !strings.Contains(stderr, bad[0]) {
+			t.Errorf("%v: exit %d %s", bad, code, stderr)
+		}
+	}
+}
+
+// TestBenchMXBags: the MX bags are listed and measured beside the
+// row-wise ones, at the same points, in the table and in --json, each
+// naming its implementation.
+func TestBenchMXBags(t *testing.T) {
+	all := bench.Kernels()
+	for _, f := range kernels.MXFormats {
+		if n := "bag-" + f.Precision().String(); !slices.Contains(all, n) {
+			t.Errorf("rq bench does not offer %s: %v", n, all)
+		}
+	}
+	ks := []string{"bag-int4", "bag-mxfp4", "bag-mxfp6_e2m3", "bag-mxint8"}
+	args := []string{"bench", "--table-mib", "1", "--min-time", "1ms", "--trials", "1"}
+	for _, k := range ks {
+		args = append(args, "--kernel", k)
+	}
+	out, stderr, code := rq(t, append(args, "--json")...)
+	var rs []struct {
+		Kernel     string  `json:"kernel"`
+		Impl       string  `json:"impl"`
+		GBps       float64 `json:"gbps"`
+		RowsPerSec float64 `json:"rows_per_sec"`
+		GOPS       float64 `json:"gops"`
+	}
+	if code != ExitOK || json.Unmarshal([]byte(out), &rs) != nil {
+		t.Fatalf("exit %d %s\n%s", code, stderr, out)
+	}
+	points := map[string]int{}
+	for _, r := range rs {
+		points[r.Kernel]++
+		if r.GBps <= 0 || r.RowsPerSec <= 0 || r.GOPS != 0 || r.Impl == "" {
+			t.Errorf("%+v: want GB/s, rows/s and an impl, no GOPS", r)
+		}
+	}
+	for _, k := range ks {
+		if points[k] == 0 || points[k] != points["bag-int4"] {
+			t.Errorf("%s at %d points, bag-int4 at %d", k, points[k], points["bag-int4"])
+		}
+	}
+	out, stderr, code = rq(t, args...)
+	if code != ExitOK {
+		t.Fatalf("exit %d %s", code, stderr)
+	}
+	rows := map[string]int{}
+	fig := regexp.MustCompile(`^[0-9.]+ GB/s, [0-9.]+M rows/s$`)
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Split(line, "│")
+		if len(f) < 8 {
+			continue
+		}
+		for i := range f {
+			f[i] = strings.TrimSpace(f[i])
+		}
+		if slices.Contains(ks, f[1]) && f[2] != "" && fig.MatchString(f[7]) {
+			rows[f[1]]++
+		}
+	}
+	for _, k := range ks {
+		if rows[k] != points[k] {
+			t.Errorf("%s: %d table rows with an impl, GB/s and rows/s, %d in --json:\n%s", k, rows[k], points[k], out)
+		}
 	}
 }
