@@ -283,6 +283,8 @@ func storedWeight(l *model.Linear) ([]float32, bool, error) {
 		return w, false, nil
 	case *model.BF16FC:
 		return k.Weight32(), false, nil
+	case *model.MXFC:
+		return k.Weight32(), false, nil
 	}
 	return nil, false, nil
 }

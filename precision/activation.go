@@ -67,10 +67,11 @@ func (a *Activation) UnmarshalText(b []byte) error {
 }
 
 // FCLabel names an FC layer's arithmetic as search ladders, kernels and
-// reports do: the precision, with the activation mode of an integer one
-// when it is set ("int8-static", "int8-dynamic"; "fp16").
+// reports do: the precision, with the activation mode of an integer or MX
+// one when it is set ("int8-static", "int8-dynamic", "mxfp4-dynamic": MX
+// activations quantized from each batch; "fp16", "mxfp4": weights only).
 func FCLabel(p Precision, a Activation) string {
-	if p.IsInteger() && a.Valid() {
+	if (p.IsInteger() || p.IsMX()) && a.Valid() {
 		return p.String() + "-" + a.String()
 	}
 	return p.String()

@@ -13,7 +13,7 @@ type Precision uint8
 
 // The precisions, in the order their names are listed (widest float
 // first, then the integers by width, then the OCP Microscaling block
-// formats: tables only, see IsMX).
+// formats, see IsMX).
 const (
 	FP32 Precision = iota + 1
 	FP16
@@ -57,12 +57,12 @@ var known = [...]facts{
 	Int2: {name: "int2", bits: 2, integer: true, table: true, tableLabel: "int2-rowwise"},
 	// The MX formats' labels are their names: the name already says the
 	// layout (blocks of 32 along the row), as "-rowwise" does for int4.
-	MXFP8E4M3: {name: "mxfp8_e4m3", bits: 8, mx: true, table: true, tableLabel: "mxfp8_e4m3"},
-	MXFP8E5M2: {name: "mxfp8_e5m2", bits: 8, mx: true, table: true, tableLabel: "mxfp8_e5m2"},
-	MXFP6E3M2: {name: "mxfp6_e3m2", bits: 6, mx: true, table: true, tableLabel: "mxfp6_e3m2"},
-	MXFP6E2M3: {name: "mxfp6_e2m3", bits: 6, mx: true, table: true, tableLabel: "mxfp6_e2m3"},
-	MXFP4:     {name: "mxfp4", bits: 4, mx: true, table: true, tableLabel: "mxfp4"},
-	MXINT8:    {name: "mxint8", bits: 8, mx: true, table: true, tableLabel: "mxint8"},
+	MXFP8E4M3: {name: "mxfp8_e4m3", bits: 8, mx: true, fc: true, table: true, tableLabel: "mxfp8_e4m3"},
+	MXFP8E5M2: {name: "mxfp8_e5m2", bits: 8, mx: true, fc: true, table: true, tableLabel: "mxfp8_e5m2"},
+	MXFP6E3M2: {name: "mxfp6_e3m2", bits: 6, mx: true, fc: true, table: true, tableLabel: "mxfp6_e3m2"},
+	MXFP6E2M3: {name: "mxfp6_e2m3", bits: 6, mx: true, fc: true, table: true, tableLabel: "mxfp6_e2m3"},
+	MXFP4:     {name: "mxfp4", bits: 4, mx: true, fc: true, table: true, tableLabel: "mxfp4"},
+	MXINT8:    {name: "mxint8", bits: 8, mx: true, fc: true, table: true, tableLabel: "mxint8"},
 }
 
 // All lists every precision in order.
@@ -121,7 +121,8 @@ func (p Precision) IsInteger() bool { return known[p.index()].integer }
 
 // IsMX reports whether p is an OCP Microscaling block format (mxfp8_e4m3,
 // mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, mxint8): blocks of 32 values
-// with one shared E8M0 scale, no bias, for embedding tables.
+// with one shared E8M0 scale, no bias: embedding tables' rows, and FC
+// layers' weights in blocks along the input dimension.
 func (p Precision) IsMX() bool { return known[p.index()].mx }
 
 // ForFC reports whether an FC layer can be stored at p.

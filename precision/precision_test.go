@@ -24,12 +24,12 @@ func TestRoundTrip(t *testing.T) {
 		{Int8, "int8", 8, true, true, true, "int8-rowwise", false},
 		{Int4, "int4", 4, true, false, true, "int4-rowwise", false},
 		{Int2, "int2", 2, true, false, true, "int2-rowwise", false},
-		{MXFP8E4M3, "mxfp8_e4m3", 8, false, false, true, "mxfp8_e4m3", true},
-		{MXFP8E5M2, "mxfp8_e5m2", 8, false, false, true, "mxfp8_e5m2", true},
-		{MXFP6E3M2, "mxfp6_e3m2", 6, false, false, true, "mxfp6_e3m2", true},
-		{MXFP6E2M3, "mxfp6_e2m3", 6, false, false, true, "mxfp6_e2m3", true},
-		{MXFP4, "mxfp4", 4, false, false, true, "mxfp4", true},
-		{MXINT8, "mxint8", 8, false, false, true, "mxint8", true},
+		{MXFP8E4M3, "mxfp8_e4m3", 8, false, true, true, "mxfp8_e4m3", true},
+		{MXFP8E5M2, "mxfp8_e5m2", 8, false, true, true, "mxfp8_e5m2", true},
+		{MXFP6E3M2, "mxfp6_e3m2", 6, false, true, true, "mxfp6_e3m2", true},
+		{MXFP6E2M3, "mxfp6_e2m3", 6, false, true, true, "mxfp6_e2m3", true},
+		{MXFP4, "mxfp4", 4, false, true, true, "mxfp4", true},
+		{MXINT8, "mxint8", 8, false, true, true, "mxint8", true},
 	}
 	if got := All(); len(got) != len(want) {
 		t.Fatalf("All() = %v, want %d precisions", got, len(want))
@@ -62,7 +62,7 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("json of %v: %s, %v", p, j, err)
 		}
 	}
-	if got := Join(FC()); got != "fp32, fp16, bf16, int8" {
+	if got := Join(FC()); got != "fp32, fp16, bf16, int8, mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, mxint8" {
 		t.Errorf("FC() = %s", got)
 	}
 	if got := Join(Tables()); got != "fp32, fp16, int8, int4, int2, mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, mxint8" {
@@ -141,7 +141,7 @@ func TestActivation(t *testing.T) {
 		p    Precision
 		a    Activation
 		want string
-	}{{Int8, Static, "int8-static"}, {Int8, Dynamic, "int8-dynamic"}, {Int8, 0, "int8"}, {FP16, 0, "fp16"}, {BF16, Dynamic, "bf16"}, {FP32, 0, "fp32"}} {
+	}{{Int8, Static, "int8-static"}, {Int8, Dynamic, "int8-dynamic"}, {Int8, 0, "int8"}, {FP16, 0, "fp16"}, {BF16, Dynamic, "bf16"}, {FP32, 0, "fp32"}, {MXFP4, 0, "mxfp4"}, {MXFP6E2M3, Dynamic, "mxfp6_e2m3-dynamic"}} {
 		if got := FCLabel(c.p, c.a); got != c.want {
 			t.Errorf("FCLabel(%v, %v) = %q, want %q", c.p, c.a, got, c.want)
 		}

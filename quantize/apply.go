@@ -231,6 +231,8 @@ func QuantizeFC(l *model.Linear, lp LayerPlan, ranges RangeSource) (model.FCKern
 		return &model.F16FC{In: l.In, Out: l.Out, W: w}, nil
 	case precision.BF16:
 		return newBF16FC(l)
+	case precision.MXFP8E4M3, precision.MXFP8E5M2, precision.MXFP6E3M2, precision.MXFP6E2M3, precision.MXFP4, precision.MXINT8:
+		return newMXFC(l, lp)
 	case precision.Int8:
 		var q []int8
 		var scale []float32
@@ -256,8 +258,9 @@ func QuantizeFC(l *model.Linear, lp LayerPlan, ranges RangeSource) (model.FCKern
 }
 
 // Simulate returns a copy of a quantized network computed in fp32: int8
-// layers fake-quantize their inputs and use dequantized weights; fp16/bf16
-// layers and quantized tables use their dequantized weights. The
+// layers, and MX layers with MX activations, fake-quantize their inputs and
+// use dequantized weights; fp16/bf16/MX layers and quantized tables use
+// their dequantized weights. The
 // difference from the real network is the arithmetic alone.
 func Simulate(net *model.Network) (*model.Network, error) {
 	fc := func(l *model.Linear) (*model.Linear, error) {
@@ -272,6 +275,12 @@ func Simulate(net *model.Network) (*model.Network, error) {
 		case *model.F16FC:
 			c.Weight = make([]float32, len(k.W))
 			kernels.F16ToF32Slice(c.Weight, k.W)
+		case *model.MXFC:
+			if k.DynamicAct {
+				c.Kernel = &model.FakeQuantMXFC{Q: k}
+			} else {
+				c.Weight = k.Weight32()
+			}
 		default:
 			w, err := simulatedWeight(l)
 			if err != nil {

@@ -18,6 +18,8 @@ func simulatedWeight(l *model.Linear) ([]float32, error) {
 	switch k := l.Kernel.(type) {
 	case *model.BF16FC:
 		return k.Weight32(), nil
+	case *model.MXFC:
+		return k.Weight32(), nil
 	}
 	return nil, fmt.Errorf("%s: cannot simulate a %s layer", l.Name, l.Label())
 }

@@ -3,6 +3,7 @@ package quantize
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -113,12 +114,82 @@ func TestQuantizeMXTableNonFinite(t *testing.T) {
 	if err := plan.Validate(net); err == nil || !strings.Contains(err.Error(), "greedy range search applies to int4 and int2 tables only") {
 		t.Errorf("greedy mxfp4: %v", err)
 	}
-	plan = mxPlan(net, precision.MXFP4)
-	plan.Layers["top_l.0"] = LayerPlan{Precision: precision.MXFP4}
-	if err := plan.Validate(net); err == nil || !strings.Contains(err.Error(), "is an FC layer") {
-		t.Errorf("an mxfp4 FC layer: %v", err)
+	// MX FC layers take bf16 or dynamic MX activations, no int8 options.
+	for _, c := range []struct {
+		lp   LayerPlan
+		want string
+	}{
+		{LayerPlan{Precision: precision.MXFP4}, ""},
+		{LayerPlan{Precision: precision.MXFP4, Activation: Dynamic}, ""},
+		{LayerPlan{Precision: precision.MXFP4, Activation: Static}, `activations are bf16 or "dynamic"`},
+		{LayerPlan{Precision: precision.MXINT8, Weights: PerChannel}, "apply to int8 only"},
+		{LayerPlan{Precision: precision.MXFP6E2M3, Greedy: true}, "greedy applies to embedding tables only"},
+	} {
+		plan = mxPlan(net, precision.MXFP4)
+		plan.Layers["top_l.0"] = c.lp
+		err := plan.Validate(net)
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("FC layer %+v: %v, want %q", c.lp, err, c.want)
+		}
+	}
+	// A non-finite FC weight is named by tensor, output channel and input.
+	fc := net.Bottom[0]
+	w = append([]float32(nil), fc.Weight...)
+	w[1*fc.In+2] = float32(math.Inf(1))
+	bad := &model.Linear{Name: fc.Name, In: fc.In, Out: fc.Out, Act: fc.Act, Weight: w, Bias: fc.Bias}
+	var me *kernels.MXError
+	if _, err := QuantizeLinear(bad, LayerPlan{Precision: precision.MXFP4}, nil); !errors.As(err, &me) || me.Tensor != fc.Name+".weight" || me.Row != 1 || me.Col != 2 {
+		t.Errorf("Inf weight in an mxfp4 FC layer: %v", err)
 	}
 	if _, err := TableFormat(precision.MXFP4); err == nil || !strings.Contains(err.Error(), "MX table format") {
 		t.Errorf("TableFormat(mxfp4): %v", err)
+	}
+}
+
+// Simulate of a network with MX FC layers: a weights-only layer becomes
+// fp32 on exactly its decoded weights, one with MX activations a
+// FakeQuantMXFC of it, and the simulation predicts what the real bf16
+// kernels predict within the bound rq eval --simulate is held to.
+func TestSimulateMXFC(t *testing.T) {
+	net := randNet(11)
+	b := randBatch(net, 256, 12)
+	plan := &Plan{Version: PlanVersion, Layers: map[string]LayerPlan{}}
+	for i, l := range slices.Collect(net.Linears()) {
+		lp := LayerPlan{Precision: []precision.Precision{precision.MXFP4, precision.MXFP6E2M3, precision.MXINT8}[i%3]}
+		if i%2 == 1 {
+			lp.Activation = Dynamic
+		}
+		plan.Layers[l.Name] = lp
+	}
+	q, err := Apply(net, plan, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Simulate(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxAbsDiff(predict(t, s, b), predict(t, q, b)); d > simulateBound {
+		t.Errorf("max |p_sim - p| = %.3g, bound %.3g", d, simulateBound)
+	}
+	sim := map[string]*model.Linear{}
+	for l := range s.Linears() {
+		sim[l.Name] = l
+	}
+	for l := range q.Linears() {
+		k, ok := l.Kernel.(*model.MXFC)
+		if !ok {
+			t.Fatalf("%s: kernel %T, want *model.MXFC", l.Name, l.Kernel)
+		}
+		c := sim[l.Name]
+		if k.DynamicAct {
+			if f, ok := c.Kernel.(*model.FakeQuantMXFC); !ok || f.Q != k {
+				t.Errorf("%s: simulated by %T", l.Name, c.Kernel)
+			}
+			continue
+		}
+		if c.Kernel != nil || !slices.Equal(c.Weight, k.Weight32()) {
+			t.Errorf("%s: not fp32 on the decoded weights (%T)", l.Name, c.Kernel)
+		}
 	}
 }

@@ -135,6 +135,17 @@ func (p *Plan) Validate(net *model.Network) error {
 		if lp.Greedy {
 			return fmt.Errorf("plan: %s: greedy applies to embedding tables only", name)
 		}
+		if lp.Precision.IsMX() {
+			// MX weights; activations bf16, or "dynamic": rounded to the
+			// layer's MX format per example (blocks of 32 along the input).
+			if lp.Activation != 0 && lp.Activation != Dynamic {
+				return fmt.Errorf("plan: %s is %s; its activations are bf16 or %q (rounded to %s per example), not %q", name, lp.Precision, Dynamic, lp.Precision, lp.Activation)
+			}
+			if lp.Weights != "" || lp.Method != "" || lp.Granularity != "" || lp.ReduceRange || lp.WeightRange != "" {
+				return fmt.Errorf("plan: %s is %s; weights, method, granularity, reduce_range and weight_range apply to int8 only", name, lp.Precision)
+			}
+			continue
+		}
 		if lp.Precision != precision.Int8 {
 			if lp.Activation != 0 || lp.Weights != "" || lp.Method != "" || lp.Granularity != "" || lp.ReduceRange || lp.WeightRange != "" {
 				return fmt.Errorf("plan: %s is %s; activation, weights, method, granularity, reduce_range and weight_range apply to int8 only", name, lp.Precision)
