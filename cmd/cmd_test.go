@@ -274,8 +274,13 @@ func TestDemo(t *testing.T) {
 	if len(rows) != 2+len(demoPresets) || rows[0].Model != "fp32" || math.Abs(rows[0].NE-0.91134) > 5e-6 || math.Abs(rows[0].AUC-0.70535) > 5e-6 {
 		t.Fatalf("demo: %+v", rows)
 	}
+	// Every plan costs fewer bytes and no more than 0.2% NE. The bound
+	// below is looser: on this briefly trained model some low-precision
+	// FC layers improve NE on the 1,286 evaluation rows (the search's
+	// plan, MX FC layers among them, gives -0.52%, interval [-1.02,
+	// +0.008]); a plan far beyond that would be a broken evaluation.
 	for _, r := range rows[1:] {
-		if math.Abs(r.NEDeltaPct) > 0.2 || r.Bytes >= rows[0].Bytes {
+		if r.NEDeltaPct > 0.2 || r.NEDeltaPct < -1 || r.Bytes >= rows[0].Bytes {
 			t.Errorf("demo %s: ΔNE %+.4f%%, %d bytes (fp32 %d)", r.Model, r.NEDeltaPct, r.Bytes, rows[0].Bytes)
 		}
 	}

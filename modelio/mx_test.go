@@ -26,7 +26,9 @@ import (
 // takes: emb_l.0 mxfp4 and emb_l.1 mxfp6_e3m2 quantized in memory
 // (kernels.MXBagTable), emb_l.2 mxint8 quantized while written
 // (TableEncoding.MX). dim 40 makes two blocks a row, the second short,
-// and 6-bit rows end in padding bits.
+// and 6-bit rows end in padding bits. Two FC layers are MX too: bot_l.0
+// (4 inputs: one short block) mxfp6_e2m3 with MX activations, top_l.0 (46
+// inputs) mxfp4.
 func mxSeed(t testing.TB) []byte {
 	t.Helper()
 	net, _, err := BuildNetwork("mx", dlrmTensors([]int{4, 40}, []int{5, 6, 7}, nil, 40+6, []int{6, 1}))
@@ -42,7 +44,8 @@ func mxSeed(t testing.TB) []byte {
 		tb.Weight = w
 	}
 	plan := &quantize.Plan{Version: quantize.PlanVersion, Layers: map[string]quantize.LayerPlan{
-		"emb_l.0": {Precision: precision.MXFP4}, "emb_l.1": {Precision: precision.MXFP6E3M2}}}
+		"emb_l.0": {Precision: precision.MXFP4}, "emb_l.1": {Precision: precision.MXFP6E3M2},
+		"bot_l.0": {Precision: precision.MXFP6E2M3, Activation: quantize.Dynamic}, "top_l.0": {Precision: precision.MXFP4}}}
 	q, err := quantize.Apply(net, plan, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +88,24 @@ func TestMXFile(t *testing.T) {
 		}
 		if &k.Codes[0] != &w.Data[0] || &k.Scales[0] != &s.Data[0] {
 			t.Errorf("%s: the table copies the file's bytes", tb.Name)
+		}
+	}
+	for _, c := range []struct {
+		l     *model.Linear
+		f     kernels.MXFormat
+		label string
+	}{{net.Bottom[0], kernels.MXFP6E2M3, "mxfp6_e2m3-dynamic"}, {net.Top[0], kernels.MXFP4E2M1, "mxfp4"}} {
+		k, ok := c.l.Kernel.(*model.MXFC)
+		if !ok || k.Format != c.f || c.l.Label() != c.label {
+			t.Fatalf("%s: kernel %T, label %s; want %s", c.l.Name, c.l.Kernel, c.l.Label(), c.label)
+		}
+		w, s := byName[c.l.Name+".weight"], byName[c.l.Name+".weight_scale"]
+		if w == nil || s == nil || w.DType != U8 || s.DType != U8 ||
+			!sameShape(w.Shape, []int{c.l.Out, (c.l.In*c.f.Bits() + 7) / 8}) || !sameShape(s.Shape, []int{c.l.Out, (c.l.In + 31) / 32}) {
+			t.Fatalf("%s: tensors %+v %+v", c.l.Name, w, s)
+		}
+		if &k.Codes[0] != &w.Data[0] || &k.Scales[0] != &s.Data[0] {
+			t.Errorf("%s: the layer copies the file's bytes", c.l.Name)
 		}
 	}
 	if again := encodeQuantized(t, net, nil, quantInfo(f.Metadata)); !bytes.Equal(again, data) {
@@ -158,6 +179,19 @@ func TestMXFileStrict(t *testing.T) {
 			meta["rq.layers"] = strings.Replace(meta["rq.layers"], `"emb_l.0":{"kind":"table","precision":"mxfp4"`, `"emb_l.0":{"kind":"table","precision":"int8"`, 1)
 			i := index(ts, "emb_l.0.weight")
 			ts[i].Shape, ts[i].Data = []int{5, 48}, make([]byte, 5*48)
+			return ts
+		}},
+		{"FC scales short", "top_l.0.weight_scale", "shape [6 1], want [6 2]", func(ts []Tensor, _ map[string]string) []Tensor {
+			i := index(ts, "top_l.0.weight_scale")
+			ts[i].Shape, ts[i].Data = []int{6, 1}, ts[i].Data[:6]
+			return ts
+		}},
+		{"FC codes of another width", "top_l.0.weight", "23 bytes per row do not fit a mxint8 row of dim 46", func(ts []Tensor, meta map[string]string) []Tensor {
+			meta["rq.layers"] = strings.Replace(meta["rq.layers"], `"top_l.0":{"kind":"fc","precision":"mxfp4"`, `"top_l.0":{"kind":"fc","precision":"mxint8"`, 1)
+			return ts
+		}},
+		{"FC static activations", "bot_l.0.weight", `activation "static"`, func(ts []Tensor, meta map[string]string) []Tensor {
+			meta["rq.layers"] = strings.Replace(meta["rq.layers"], `"activation":"dynamic"`, `"activation":"static"`, 1)
 			return ts
 		}},
 	}

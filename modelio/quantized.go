@@ -32,7 +32,7 @@ type layerMeta struct {
 	Weights     string        `json:"weights,omitempty"`
 	ReduceRange bool          `json:"reduce_range,omitempty"`
 	WeightRange string        `json:"weight_range,omitempty"` // int8: narrow or full
-	Dim         int           `json:"dim,omitempty"`          // tables: values per row
+	Dim         int           `json:"dim,omitempty"`          // tables: values per row; MX FC layers: inputs
 	// NoBias marks an FC-like layer without a bias (DCN's V kernels); the
 	// file then has no <layer>.bias tensor for it.
 	NoBias bool `json:"no_bias,omitempty"`
@@ -140,6 +140,17 @@ func quantizedSpecs(ctx context.Context, net *model.Network, tables map[string]T
 		case *model.BF16FC:
 			specs = append(specs, u16Spec(w, BF16, shape, k.W))
 			layers[l.Name] = layerMeta{Kind: "fc", Precision: metaPrecision{p: precision.BF16}}
+		case *model.MXFC:
+			// The MX table layout, one row per output channel, blocks of 32
+			// along the input; dim (the input width) is in rq.layers.
+			specs = append(specs,
+				bytesSpec(w, U8, []int{l.Out, kernels.MXCodeBytes(k.Format, l.In)}, k.Codes),
+				bytesSpec(l.Name+".weight_scale", U8, []int{l.Out, kernels.MXScales(l.In)}, k.Scales))
+			m := layerMeta{Kind: "fc", Precision: metaPrecision{p: k.Format.Precision()}, Dim: l.In}
+			if k.DynamicAct {
+				m.Activation = "dynamic"
+			}
+			layers[l.Name] = m
 		case *model.Int8FC:
 			specs = append(specs, bytesSpec(w, I8, shape, int8Bytes(k.QWeight)))
 			specs = append(specs, f32Spec(l.Name+".weight_scale", []int{len(k.WScale)}, k.WScale))
@@ -475,7 +486,7 @@ func buildQuantizedScheme(file string, f *SafetensorsFile) (*model.Network, stri
 		case "weight_scale", "input_scale", "input_zero_point":
 			continue
 		case "weight":
-			if f, ok := kernels.MXFormatOf(lm.Precision.p); lm.Kind == "table" && ok && len(t.Shape) == 2 {
+			if f, ok := kernels.MXFormatOf(lm.Precision.p); ok && len(t.Shape) == 2 {
 				// The stored width is code bytes per row; the dim is in rq.layers.
 				dim := lm.Dim
 				if dim < 1 || dim > 1<<20 || kernels.MXCodeBytes(f, dim) != t.Shape[1] {
@@ -539,6 +550,13 @@ func buildQuantizedScheme(file string, f *SafetensorsFile) (*model.Network, stri
 			} else {
 				l.Kernel = &model.BF16FC{In: l.In, Out: l.Out, W: u}
 			}
+			return nil
+		case precision.MXFP8E4M3, precision.MXFP8E5M2, precision.MXFP6E3M2, precision.MXFP6E2M3, precision.MXFP4, precision.MXINT8:
+			k, err := mxFC(file, l, lm, need)
+			if err != nil {
+				return err
+			}
+			l.Kernel = k
 			return nil
 		case precision.Int8:
 			w, err := need(l.Name+".weight", I8, l.Out, l.In)
@@ -675,6 +693,25 @@ func mxTable(file string, t *model.Table, f kernels.MXFormat, need func(string, 
 		return nil, &FormatError{File: file, Tensor: w.Name, Msg: err.Error()}
 	}
 	return bt, nil
+}
+
+// mxFC builds an MX FC layer from N.weight U8 [out, ceil(in·bits/8)] and
+// N.weight_scale U8 [out, ceil(in/32)], in place; rq.layers' activation is
+// absent (bf16 activations) or "dynamic" (MX activations).
+func mxFC(file string, l *model.Linear, lm layerMeta, need func(string, DType, ...int) (*Tensor, error)) (*model.MXFC, error) {
+	f, _ := kernels.MXFormatOf(lm.Precision.p)
+	w, err := need(l.Name+".weight", U8, l.Out, kernels.MXCodeBytes(f, l.In))
+	if err != nil {
+		return nil, err
+	}
+	s, err := need(l.Name+".weight_scale", U8, l.Out, kernels.MXScales(l.In))
+	if err != nil {
+		return nil, err
+	}
+	if lm.Activation != "" && lm.Activation != "dynamic" || lm.Granularity != "" || lm.Weights != "" || lm.WeightRange != "" || lm.ReduceRange {
+		return nil, &FormatError{File: file, Tensor: w.Name, Msg: fmt.Sprintf("rq.layers gives %s options (activation %q, granularity %q, weights %q, weight_range %q, reduce_range %v); an %s layer takes only activation \"dynamic\" or none", lm.Precision.name(), lm.Activation, lm.Granularity, lm.Weights, lm.WeightRange, lm.ReduceRange, lm.Precision.name())}
+	}
+	return &model.MXFC{In: l.In, Out: l.Out, Format: f, Codes: w.Data, Scales: s.Data, DynamicAct: lm.Activation == "dynamic"}, nil
 }
 
 func splitSuffix(name string) (prefix, suffix string) {

@@ -120,10 +120,18 @@ type CostOptions struct {
 // keys do: "gemm-" and the precision's name, "-dynamic" after an integer
 // one with dynamic activations ("gemm-int8" is static, as cached cost
 // models have always named it).
+//
+// An MX layer runs the bf16 GEMM on its decoded weights (model.MXFC), so it
+// is timed as "gemm-bf16"; rounding MX activations per row (the dynamic
+// rungs, which no default ladder holds) adds a pass over the input that
+// the model does not count.
 func fcKernel(lp quantize.LayerPlan) string {
 	p := lp.Precision
 	if !p.ForFC() {
 		p = precision.FP32
+	}
+	if p.IsMX() {
+		p = precision.BF16
 	}
 	k := "gemm-" + p.String()
 	if p.IsInteger() && lp.Activation != quantize.Static {
@@ -133,11 +141,14 @@ func fcKernel(lp quantize.LayerPlan) string {
 }
 
 // allFCKernels and allTableFormats are what the cost model measures:
-// every FC precision (integer ones static and dynamic) and every table
+// every FC GEMM (integer ones static and dynamic; MX layers run bf16's) and every table
 // precision (row-wise and MX formats), in the vocabulary's order.
 var allFCKernels, allTableFormats = func() ([]string, []precision.Precision) {
 	var ks []string
 	for _, p := range precision.FC() {
+		if p.IsMX() {
+			continue // timed as bf16, above
+		}
 		ks = append(ks, fcKernel(quantize.LayerPlan{Precision: p, Activation: quantize.Static}))
 		if p.IsInteger() {
 			ks = append(ks, fcKernel(quantize.LayerPlan{Precision: p, Activation: quantize.Dynamic}))

@@ -67,6 +67,11 @@ func (l Layer) Bytes(lp quantize.LayerPlan) int64 {
 		bias = 0
 	}
 	switch p := lp.Precision; {
+	case p.IsMX():
+		// Codes and E8M0 scales, one MX row per output channel, as
+		// model.MXFC.Bytes counts them.
+		f, _ := kernels.MXFormatOf(p)
+		return int64(l.Out)*int64(kernels.MXCodeBytes(f, l.In)+kernels.MXScales(l.In)) + bias
 	case p == precision.Int8:
 		scales := int64(1)
 		if lp.Weights != quantize.PerTensor {
@@ -105,8 +110,9 @@ func RungName(kind string, lp quantize.LayerPlan) string {
 
 // fcRungs and tableRungs are the rungs --ladder accepts, by RungName:
 // every precision of the kind, int8 FC layers with static (calibrated,
-// per-tensor, l2) and dynamic (per-row) activations, sub-byte tables with
-// and without greedy ranges.
+// per-tensor, l2) and dynamic (per-row) activations, MX FC layers with
+// bf16 and with dynamic MX activations, sub-byte tables with and without
+// greedy ranges.
 var fcRungs, tableRungs = rungSet(KindFC), rungSet(KindTable)
 
 func rungSet(kind string) map[string]quantize.LayerPlan {
@@ -120,6 +126,11 @@ func rungSet(kind string) map[string]quantize.LayerPlan {
 		}
 	} else {
 		for _, p := range precision.FC() {
+			if p.IsMX() {
+				// Weights only (bf16 activations), and with MX activations.
+				plans = append(plans, quantize.LayerPlan{Precision: p}, quantize.LayerPlan{Precision: p, Activation: quantize.Dynamic})
+				continue
+			}
 			if !p.IsInteger() {
 				plans = append(plans, quantize.LayerPlan{Precision: p})
 				continue
@@ -189,7 +200,8 @@ type Ladders struct {
 
 // DefaultLadders are issue 5's with issue 15's MX rungs: tables mxfp4 ->
 // 4-bit -> mxfp6_e2m3 -> 8-bit -> fp16 -> fp32 (2-bit first with
-// allowInt2); FC int8 static -> int8 dynamic -> fp16 -> fp32.
+// allowInt2); FC mxfp4 -> mxfp6_e2m3 -> int8 static -> int8 dynamic ->
+// fp16 -> fp32.
 //
 // The MX rungs are placed by bytes, as a ladder's order should be (cheaper
 // below): a row of dim d costs d/2 + ceil(d/32) bytes at mxfp4 against
@@ -205,9 +217,17 @@ type Ladders struct {
 // only int8's scale and bias (7 of 24 bytes at d = 16, none at d = 256),
 // and mxfp8's 3 or 2 mantissa bits lose to row-wise int8's 8 bits on rows
 // without an outlier; mxint8 is as accurate as int8 but as big.
+//
+// FC layers start at the MX formats too (weights only: model.MXFC runs
+// them on the bf16 GEMM): mxfp4 at In/2 + ceil(In/32) bytes per output
+// channel and mxfp6_e2m3 at 3·In/4 + ceil(In/32), against int8's In + 4.
+// The MX activation rungs ("mxfp4-dynamic") are left to --ladder: they
+// save no bytes and add rounding error, for hardware whose MX units want
+// MX inputs.
 func DefaultLadders(allowInt2 bool) Ladders {
 	l := Ladders{
 		FC: []string{
+			precision.MXFP4.String(), precision.MXFP6E2M3.String(),
 			precision.FCLabel(precision.Int8, quantize.Static), precision.FCLabel(precision.Int8, quantize.Dynamic),
 			precision.FP16.String(), precision.FP32.String()},
 		Table: []string{precision.MXFP4.String(), precision.Int4.String(), precision.MXFP6E2M3.String(), precision.Int8.String(), precision.FP16.String(), precision.FP32.String()},

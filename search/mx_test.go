@@ -43,6 +43,54 @@ func TestMXTableBytes(t *testing.T) {
 	}
 }
 
+// TestMXFCBytes: every MX FC rung (weights only and with MX activations)
+// is priced exactly as the layer quantize builds counts itself plus its
+// fp32 bias, for input widths below, at and across a block of 32, and the
+// default FC ladder starts mxfp4, mxfp6_e2m3, each cheaper than the next.
+func TestMXFCBytes(t *testing.T) {
+	for _, in := range []int{3, 16, 32, 45, 367} {
+		const out = 6
+		fc := &model.Linear{Name: "top_l.0", In: in, Out: out, Weight: make([]float32, in*out), Bias: make([]float32, out)}
+		for i := range fc.Weight {
+			fc.Weight[i] = float32(i%13) - 6
+		}
+		l := Layer{Name: "top_l.0", Kind: KindFC, In: in, Out: out}
+		for _, p := range precision.FC() {
+			if !p.IsMX() {
+				continue
+			}
+			f, _ := kernels.MXFormatOf(p)
+			want := int64(out*((in*f.Bits()+7)/8+(in+31)/32) + 4*out)
+			for _, name := range []string{p.String(), p.String() + "-dynamic"} {
+				lp, ok := fcRungs[name]
+				if !ok || lp.Precision != p {
+					t.Fatalf("no FC rung %s", name)
+				}
+				q, err := quantize.QuantizeLinear(fc, lp, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := l.Bytes(lp); got != q.Kernel.Bytes()+4*out || got != want || q.Label() != name {
+					t.Errorf("%s in %d: priced %d bytes, the layer has %d + bias, want %d (label %s)", name, in, got, q.Kernel.Bytes(), want, q.Label())
+				}
+			}
+		}
+		lad, err := DefaultLadders(false).resolve([]Layer{l})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lad[0][0].Name != "mxfp4" || lad[0][1].Name != "mxfp6_e2m3" || lad[0][2].Name != "int8-static" {
+			t.Fatalf("FC ladder %v", lad[0])
+		}
+		if a, b, c := l.Bytes(lad[0][0].Plan), l.Bytes(lad[0][1].Plan), l.Bytes(lad[0][2].Plan); in >= 16 && !(a < b && b < c) {
+			t.Errorf("in %d: mxfp4 %d, mxfp6_e2m3 %d, int8-static %d bytes: not increasing", in, a, b, c)
+		}
+	}
+	if k := fcKernel(fcRungs["mxfp4"]); k != "gemm-bf16" {
+		t.Errorf("an mxfp4 layer is timed as %s, want gemm-bf16 (the GEMM it runs)", k)
+	}
+}
+
 // TestDefaultLaddersMX: the default table ladder has mxfp4 below int4 and
 // mxfp6_e2m3 between int4 and int8, each rung costing fewer bytes than the
 // one above it at dims 16 to 96 (criteo's 16 among them); at 128 mxfp4

@@ -19,7 +19,7 @@ var noAUC = math.NaN()
 // below give damage to those rungs by name, so the tests of the search's
 // steps run on them (TestDefaultLaddersMX covers the MX rungs).
 var issue5Ladders = Ladders{
-	FC:    DefaultLadders(false).FC,
+	FC:    []string{"int8-static", "int8-dynamic", "fp16", "fp32"},
 	Table: []string{"int4", "int8", "fp16", "fp32"},
 }
 
@@ -290,7 +290,7 @@ func TestCanceledKeepsBest(t *testing.T) {
 	f := sensitive(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancelAfter, f.cancelFn = 5, cancel
-	res, err := Run(ctx, f, Options{Budget: Budget{MaxNEDelta: 0.045, MaxAUCDrop: noAUC}, Resamples: 100})
+	res, err := Run(ctx, f, Options{Budget: Budget{MaxNEDelta: 0.045, MaxAUCDrop: noAUC}, Ladders: issue5Ladders, Resamples: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +393,7 @@ func TestLadderUnknownPrecision(t *testing.T) {
 // The rungs are built from the precision vocabulary; these are the names
 // and plans --ladder has always taken.
 func TestRungSets(t *testing.T) {
-	if got := rungNames(fcRungs); got != "bf16, fp16, fp32, int8-dynamic, int8-static" {
+	if got := rungNames(fcRungs); got != "bf16, fp16, fp32, int8-dynamic, int8-static, mxfp4, mxfp4-dynamic, mxfp6_e2m3, mxfp6_e2m3-dynamic, mxfp6_e3m2, mxfp6_e3m2-dynamic, mxfp8_e4m3, mxfp8_e4m3-dynamic, mxfp8_e5m2, mxfp8_e5m2-dynamic, mxint8, mxint8-dynamic" {
 		t.Errorf("fc rungs %s", got)
 	}
 	if got := rungNames(tableRungs); got != "fp16, fp32, int2, int2-greedy, int4, int4-greedy, int8, mxfp4, mxfp6_e2m3, mxfp6_e3m2, mxfp8_e4m3, mxfp8_e5m2, mxint8" {
@@ -428,7 +428,9 @@ func TestPrune(t *testing.T) {
 	l := Layer{Name: "x", Kind: KindFC, In: 10, Out: 4}
 	lad, _ := DefaultLadders(false).resolve([]Layer{l})
 	got := prune(lad[0], func(r Rung) float64 { return float64(l.Bytes(r.Plan)) })
-	if len(got) != 3 || got[0].Name != "int8-dynamic" {
+	// mxfp4 40 bytes, mxfp6_e2m3 52, int8-static 80 (dropped: above
+	// int8-dynamic's 72), fp16 96, fp32 176.
+	if len(got) != 5 || got[0].Name != "mxfp4" || got[1].Name != "mxfp6_e2m3" || got[2].Name != "int8-dynamic" {
 		t.Errorf("size-pruned FC ladder %+v", got)
 	}
 }
