@@ -206,6 +206,9 @@ func newAnalysis(ref, q *model.Network, opts Options) (*analysis, error) {
 			f := report.Float(weightSQNR(r.Weight, w))
 			s.WeightSQNR, s.PerTensorWeights = &f, perTensor
 		}
+		if k, ok := ql.Kernel.(*model.MXFC); ok && k.DynamicAct {
+			s.act = precision.Dynamic
+		}
 		if k, ok := ql.Kernel.(*model.Int8FC); ok {
 			s.act = precision.Dynamic
 			if k.Static {

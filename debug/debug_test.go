@@ -370,6 +370,9 @@ func TestSuggestRules(t *testing.T) {
 		{Layer{Name: "a", Kind: KindFC, Precision: "int8-dynamic", prec: precision.Int8, act: precision.Dynamic, WeightSQNR: w(18)}, nil, 0.1, RuleWeights, "SQNR 18.0 dB: fp16"},
 		{Layer{Name: "a", Kind: KindFC, Precision: "int8-static", prec: precision.Int8, act: precision.Static, Clip: &Clip{}, WeightSQNR: w(40)}, nil, 0.1, RuleActivations, "dynamic per-row"},
 		{Layer{Name: "a", Kind: KindFC, Precision: "bf16", prec: precision.BF16}, nil, 0.1, RulePrecision, "fp16"},
+		{Layer{Name: "a", Kind: KindFC, Precision: "mxfp4", prec: precision.MXFP4, WeightSQNR: w(19)}, nil, 0.1, RulePrecision, "weights 19.0 dB): use mxfp6_e2m3 or int8"},
+		{Layer{Name: "a", Kind: KindFC, Precision: "mxfp6_e2m3-dynamic", prec: precision.MXFP6E2M3, act: precision.Dynamic}, nil, 0.1, RulePrecision, "drop the MX activations (weights only, bf16 inputs), or int8"},
+		{Layer{Name: "a", Kind: KindFC, Precision: "mxint8", prec: precision.MXINT8}, nil, 0.1, RulePrecision, "int8 (per-channel scales) or fp16"},
 		{Layer{Name: "t", Kind: KindTable, Precision: "int4-rowwise", prec: precision.Int4}, &TableRows{MaxRange: 1, MedianRange: 0.5}, 0.1, RuleTableBits, "int8 rows"},
 		{Layer{Name: "t", Kind: KindTable, Precision: "int8-rowwise", prec: precision.Int8}, &TableRows{MaxRange: 9, MedianRange: 0.5}, 0.1, RuleTableBits, "fp16"},
 	}

@@ -37,7 +37,9 @@
 //  5. table-outliers: a 4- or 2-bit table whose largest row range is at
 //     least OutlierRatio times the median: int8 rows or greedy ranges.
 //  6. table-bits: other quantized tables: the next wider format.
-//  7. precision: fp16/bf16 layers: fp16 (for bf16) or fp32.
+//  7. precision: fp16/bf16 layers: fp16 (for bf16) or fp32; MX FC layers: the
+//     next rungs up (mxfp4 -> mxfp6_e2m3 or int8, the others int8), MX
+//     activations dropped first.
 //
 // # HTML report (not yet written)
 //

@@ -65,6 +65,18 @@ func Suggest(l *Layer, t *TableRows, deltaNEPct float64) (rule, text string) {
 		}
 		return RuleActivations, fmt.Sprintf("%s int8 activation rounding (isolated SQNR %.1f dB, weights %s): %s", l.Name, iso, dB(l.WeightSQNR), fix)
 	}
+	if l.prec.IsMX() {
+		// The next rungs of the FC ladder up, by bytes; MX activations
+		// cost accuracy and save no bytes, so they go first.
+		fix := map[precision.Precision]string{precision.MXFP4: "mxfp6_e2m3 or int8", precision.MXFP6E2M3: "int8", precision.MXFP6E3M2: "mxfp6_e2m3 (one more mantissa bit) or int8"}[l.prec]
+		if fix == "" {
+			fix = "int8 (per-channel scales) or fp16"
+		}
+		if l.act == precision.Dynamic {
+			fix = "drop the MX activations (weights only, bf16 inputs), or " + fix
+		}
+		return RulePrecision, fmt.Sprintf("%s %s (isolated SQNR %.1f dB, weights %s): use %s", l.Name, l.Precision, iso, dB(l.WeightSQNR), fix)
+	}
 	fix := "fp32"
 	if l.prec == precision.BF16 {
 		fix = "fp16 (10 mantissa bits to bf16's 7) or fp32"
