@@ -2,6 +2,7 @@ package bench
 
 import (
 	"math/rand/v2"
+	"runtime"
 
 	"github.com/rqtools/rq/kernels"
 )
@@ -55,6 +56,17 @@ var tableCache struct {
 	t     []float32
 }
 
+// releaseTables frees the previous shape's tables before a set for width
+// dim is made, so that the peak is one set, as TableMemory assumes: the
+// quantized copies are garbage once their runners are, and the fp32 table
+// too unless it has width dim.
+func releaseTables(dim int) {
+	if tableCache.dim != dim {
+		tableCache.t = nil
+	}
+	runtime.GC()
+}
+
 // fp32Table is a table of about size bytes (at least one row) of width
 // dim, and its row count.
 func fp32Table(dim int, size int64) ([]float32, int64) {
@@ -73,7 +85,7 @@ func fp32Table(dim int, size int64) ([]float32, int64) {
 }
 
 func init() {
-	register(kernel{name: "bag-fp32", family: "bag", fp32: "bag-fp32", setup: func(s Shape, o *Options) (*runner, error) {
+	register(kernel{name: "bag-fp32", family: "bag", fp32: "bag-fp32", rowBytes: func(d int) int { return 4 * d }, setup: func(s Shape, o *Options) (*runner, error) {
 		t, rows := fp32Table(s.N, o.TableBytes)
 		bi := newBagIndices(rows, s.M, s.K)
 		out := make([]float32, s.M*s.N)
@@ -90,7 +102,7 @@ func init() {
 func init() {
 	for _, f := range []kernels.TableFormat{kernels.TableF16, kernels.TableQ8, kernels.TableQ4, kernels.TableQ2} {
 		name := map[kernels.TableFormat]string{kernels.TableF16: "bag-fp16", kernels.TableQ8: "bag-int8", kernels.TableQ4: "bag-int4", kernels.TableQ2: "bag-int2"}[f]
-		register(kernel{name: name, family: "bag", fp32: "bag-fp32", setup: func(s Shape, o *Options) (*runner, error) {
+		register(kernel{name: name, family: "bag", fp32: "bag-fp32", rowBytes: f.RowBytes, setup: func(s Shape, o *Options) (*runner, error) {
 			w, rows := fp32Table(s.N, o.TableBytes)
 			data := make([]byte, rows*int64(f.RowBytes(s.N)))
 			switch f {
@@ -120,7 +132,8 @@ func init() {
 // bytes read per lookup are the row's codes and its E8M0 scales.
 func init() {
 	for _, f := range kernels.MXFormats {
-		register(kernel{name: "bag-" + f.Precision().String(), family: "bag", fp32: "bag-fp32", setup: func(s Shape, o *Options) (*runner, error) {
+		rowBytes := func(d int) int { return kernels.MXCodeBytes(f, d) + kernels.MXScales(d) }
+		register(kernel{name: "bag-" + f.Precision().String(), family: "bag", fp32: "bag-fp32", rowBytes: rowBytes, setup: func(s Shape, o *Options) (*runner, error) {
 			w, rows := fp32Table(s.N, o.TableBytes)
 			rb, ns := kernels.MXCodeBytes(f, s.N), kernels.MXScales(s.N)
 			codes, scales := make([]byte, rows*int64(rb)), make([]byte, rows*int64(ns))

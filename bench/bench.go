@@ -91,7 +91,9 @@ type kernel struct {
 	name   string
 	family string // "gemm", "bag" or "interact"
 	fp32   string // the fp32 kernel of the family, for VsFP32
-	setup  func(s Shape, o *Options) (*runner, error)
+	// rowBytes is, for bags, the bytes of one table row of width dim.
+	rowBytes func(dim int) int
+	setup    func(s Shape, o *Options) (*runner, error)
 }
 
 var registry []kernel
@@ -149,9 +151,12 @@ func trial(r *runner, threads int, minTime time.Duration) float64 {
 // every precision, say) take their trials in turn, each keeping its best:
 // this machine's speed drifts by 10% over minutes, and measured one kernel
 // after the other, even two kernels running the same code differed by that
-// much, which the ratios against fp32 are meant not to show. Bags are the
-// exception: each allocates a table far larger than the caches (1 GiB), so
-// they run one at a time.
+// much, which the ratios against fp32 are meant not to show. The bags do
+// too, on one fp32 table (Options.TableBytes) and its quantized copies, all
+// held at once (CheckTable bounds that): on a shared machine whose load
+// changed within the minutes one bag after the other took, identical MX
+// kernels (mxint8 and mxfp8_e4m3) measured one after the other differed by
+// 5x, taking their trials in turn they do not.
 func Run(ctx context.Context, o Options, ceiling CeilingFunc) ([]Result, error) {
 	names := o.Kernels
 	if len(names) == 0 {
@@ -182,12 +187,11 @@ func Run(ctx context.Context, o Options, ceiling CeilingFunc) ([]Result, error) 
 		}
 		ks = append(ks, k)
 	}
-	// Groups of kernels measured together: a family's kernels, or a bag
-	// kernel alone.
+	// Groups of kernels measured together: a family's kernels.
 	var groups [][]kernel
 	family := map[string]int{}
 	for _, k := range ks {
-		if g, ok := family[k.family]; ok && k.family != "bag" {
+		if g, ok := family[k.family]; ok {
 			groups[g] = append(groups[g], k)
 			continue
 		}
@@ -202,6 +206,9 @@ func Run(ctx context.Context, o Options, ceiling CeilingFunc) ([]Result, error) 
 	done := 0
 	for _, g := range groups {
 		for _, s := range shapesFor(g[0], shapes) {
+			if g[0].family == "bag" {
+				releaseTables(s.N)
+			}
 			rs := make([]*runner, len(g))
 			for i, k := range g {
 				r, err := k.setup(s, &o)

@@ -66,22 +66,39 @@ func memAvailable() (int64, bool) {
 	return 0, false
 }
 
-// CheckTable refuses a bag table that cannot be held here when the
-// selection (names; empty: all) has a bag kernel: a bag benchmark holds the
-// fp32 table and one quantized copy, at most half its size (fp16).
-func CheckTable(names []string, tableBytes int64) error {
-	bags := len(names) == 0
-	for _, n := range names {
-		if k, ok := find(n); ok && k.family == "bag" {
-			bags = true
+// TableMemory is what the bag kernels among names (empty: all) hold at
+// once with a tableBytes fp32 table: the bags take their trials in turn, so
+// the fp32 table and every selected kernel's copy of it live together.
+// 0 when names select no bag.
+func TableMemory(names []string, tableBytes int64) int64 {
+	if len(names) == 0 {
+		names = Kernels()
+	}
+	var need int64
+	for _, s := range bagShapes {
+		rows := max(tableBytes/int64(4*s.N), 1)
+		var n int64
+		for _, name := range names {
+			if k, ok := find(name); ok && k.family == "bag" {
+				if n == 0 {
+					n = rows * int64(4*s.N) // the fp32 table every copy is made from
+				}
+				if k.name != "bag-fp32" {
+					n += rows * int64(k.rowBytes(s.N))
+				}
+			}
 		}
+		need = max(need, n)
 	}
-	if !bags {
-		return nil
-	}
-	need := tableBytes + tableBytes/2
+	return need
+}
+
+// CheckTable refuses a bag table whose set of copies (TableMemory) exceeds
+// the memory available here.
+func CheckTable(names []string, tableBytes int64) error {
+	need := TableMemory(names, tableBytes)
 	if avail, ok := memAvailable(); ok && need > avail {
-		return fmt.Errorf("the bags' %.1f GiB table and its quantized copy need about %.1f GiB, but this machine has %.1f GiB available",
+		return fmt.Errorf("a %.2f GiB table and the selected bags' copies of it need %.1f GiB, but this machine has %.1f GiB available",
 			float64(tableBytes)/(1<<30), float64(need)/(1<<30), float64(avail)/(1<<30))
 	}
 	return nil

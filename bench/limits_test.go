@@ -43,3 +43,29 @@ func TestCheckTable(t *testing.T) {
 		t.Errorf("GEMMs alone: %v", err)
 	}
 }
+
+// TestTableMemory: the bags hold the fp32 table once and every selected
+// copy of it at the same time, at the widest need over their shapes.
+func TestTableMemory(t *testing.T) {
+	const tb = 512 * 1000 // 1000 rows at width 128, 2000 at width 64
+	cases := []struct {
+		names []string
+		want  int64
+	}{
+		{[]string{"gemm-fp32"}, 0},
+		{[]string{"bag-fp32"}, tb},
+		// int8 rows are 128+8 bytes at width 128 (136,000) and 64+8 at 64 (144,000)
+		{[]string{"bag-int8"}, tb + 144000},
+		// mxfp4 rows: 64+4 and 32+2 bytes; mxint8 rows: 128+4 and 64+2
+		{[]string{"bag-fp32", "bag-int8", "bag-mxfp4", "gemm-fp32"}, tb + 144000 + 68000},
+		{[]string{"bag-mxint8", "bag-mxfp4"}, tb + 132000 + 68000},
+	}
+	for _, c := range cases {
+		if got := TableMemory(c.names, tb); got != c.want {
+			t.Errorf("%v: %d bytes, want %d", c.names, got, c.want)
+		}
+	}
+	if all, sum := TableMemory(nil, tb), TableMemory([]string{"bag-fp32", "bag-fp16", "bag-int8", "bag-int4", "bag-int2"}, tb); all <= sum {
+		t.Errorf("every kernel: %d bytes, no more than the row-wise bags alone (%d)", all, sum)
+	}
+}

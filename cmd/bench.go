@@ -51,9 +51,10 @@ is fp32) against fp32; or the older onednn_gemm.c (int8 against u8s8s32, the flo
 against sgemm). rq tells them apart by the line they print; scripts/bench-ceiling.sh builds
 either. A row at a thread count oneDNN does not run (a build without OpenMP) has a note instead
 of a ceiling; a peer that fails or prints something else stops the run. "vs fp32" compares a kernel with the fp32 kernel of its family at the
-same point. Figures are best-of-trials, and the kernels of a family (the GEMMs; not the bags,
-whose tables take 1 GiB each) take their trials in turn at each shape, so that drift in the
-machine's speed hits them alike; machines are noisy, so read ratios from one run.`,
+same point. Figures are best-of-trials, and the kernels of a family (the GEMMs; the bags, whose
+tables are all held at once: about 3.3 GiB for every bag at the default size) take their trials
+in turn at each shape, so that drift in the machine's speed hits them alike; machines are
+noisy, so read ratios from one run.`,
 		Example: `  rq bench --kernel gemm-int8 --kernel gemm-fp32 --shapes 2048,512,512 --threads 1,2
   rq bench --ceiling /tmp/onednn_matmul --kernel gemm-int8 --kernel gemm-bf16 --json`,
 		Args: cobra.NoArgs,
@@ -67,7 +68,7 @@ machine's speed hits them alike; machines are noisy, so read ratios from one run
 	fs.IntVar(&opts.trials, "trials", 3, "trials per point (the best is kept)")
 	fs.StringVar(&opts.ceiling, "ceiling", "", "oneDNN peer binary (onednn_matmul, or onednn_gemm) to measure the GEMMs' ceiling with")
 	fs.BoolVar(&opts.json, "json", false, "print one JSON array instead of a table")
-	fs.IntVar(&opts.tableMiB, "table-mib", bench.DefaultTableBytes>>20, "fp32 size of the bags' table in MiB (each format is quantized from it); below the L3 size it measures in-cache speed")
+	fs.IntVar(&opts.tableMiB, "table-mib", bench.DefaultTableBytes>>20, "fp32 size of the bags' table in MiB (each format's copy is quantized from it, all held at once); below the L3 size it measures in-cache speed")
 	return c
 }
 
