@@ -70,7 +70,19 @@ func (m *Model) Close() error {
 
 // Sniff tells a model file's format from its first bytes: a zip (PyTorch's
 // torch.save) or safetensors (an 8-byte header length then '{').
+//
+// path may be an object-storage URL: its first bytes are one ranged read.
 func Sniff(path string) (Format, error) {
+	if local, isObject := objectPath(path); isObject {
+		r, format, err := openObject(context.Background(), path)
+		if err != nil {
+			return "", err
+		}
+		r.Close()
+		return format, nil
+	} else {
+		path = local
+	}
 	// Opening a FIFO blocks until something writes to it: look first.
 	st, err := os.Stat(path)
 	if err != nil {
@@ -89,6 +101,12 @@ func Sniff(path string) (Format, error) {
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
+	return sniffHead(path, head[:n])
+}
+
+// sniffHead tells the format from a file's first (up to 9) bytes.
+func sniffHead(path string, head []byte) (Format, error) {
+	n := len(head)
 	switch {
 	case n >= 4 && bytes.Equal(head[:4], []byte("PK\x03\x04")):
 		return FormatTorch, nil
@@ -123,17 +141,36 @@ func LoadWith(ctx context.Context, path string, o LoadOptions) (*Model, error) {
 	if err := ctxErr(ctx, path); err != nil {
 		return nil, err
 	}
+	local, isObject := objectPath(path)
+	if isObject {
+		return loadObject(ctx, path, o)
+	}
+	path = local // a file:// URL's file
 	format, err := Sniff(path)
 	if err != nil {
 		return nil, err
 	}
+	var sf *SafetensorsFile
+	var c *Checkpoint
+	switch format {
+	case FormatSafetensors:
+		sf, err = OpenSafetensorsContext(ctx, path)
+	case FormatTorch:
+		c, err = ReadTorchContext(ctx, path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return build(path, format, sf, c, o)
+}
+
+// build infers the network of a file opened as safetensors (sf) or as a
+// checkpoint (c), whether it came from a local file or an object.
+func build(path string, format Format, sf *SafetensorsFile, c *Checkpoint, o LoadOptions) (*Model, error) {
 	m := &Model{Path: path, Format: format}
 	switch format {
 	case FormatSafetensors:
-		f, err := OpenSafetensorsContext(ctx, path)
-		if err != nil {
-			return nil, err
-		}
+		f := sf
 		m.Tensors, m.close = f.Tensors, f.Close
 		m.Meta = map[string]any{}
 		for k, v := range f.Metadata {
@@ -150,10 +187,6 @@ func LoadWith(ctx context.Context, path string, o LoadOptions) (*Model, error) {
 			return m, nil
 		}
 	case FormatTorch:
-		c, err := ReadTorchContext(ctx, path)
-		if err != nil {
-			return nil, err
-		}
 		m.Tensors, m.Meta, m.close = c.Tensors, c.Meta, c.Close
 	}
 	m.byLayer = map[string][]*Tensor{}
@@ -171,8 +204,15 @@ func LoadWith(ctx context.Context, path string, o LoadOptions) (*Model, error) {
 
 // FileSHA256 is the hex sha256 of a file's bytes: the identity of a model
 // that ranges, plans and quantized files record.
+//
+// path may be an object-storage URL: the object is read in large ranged
+// requests (it is not kept).
 func FileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
+	local, isObject := objectPath(path)
+	if isObject {
+		return objectSHA256(path)
+	}
+	f, err := os.Open(local)
 	if err != nil {
 		return "", err
 	}

@@ -140,14 +140,8 @@ func ParseSafetensorsContext(ctx context.Context, name string, data []byte) (*Sa
 		return nil, bad("", "file is %d bytes, shorter than the 8-byte safetensors header length", len(data))
 	}
 	n := binary.LittleEndian.Uint64(data)
-	if n > MaxSafetensorsHeader && n <= uint64(len(data)-8) {
-		return nil, &LimitError{File: name, What: fmt.Sprintf("the header's %d bytes", n), Limit: MaxSafetensorsHeader, Unit: "bytes"}
-	}
-	if n > MaxSafetensorsHeader {
-		return nil, bad("", "header length %d exceeds the %d-byte limit (not a safetensors file, or corrupt)", n, MaxSafetensorsHeader)
-	}
-	if n > uint64(len(data)-8) {
-		return nil, bad("", "header length %d runs past the end of the %d-byte file", n, len(data))
+	if err := checkHeaderLen(name, n, int64(len(data))); err != nil {
+		return nil, err
 	}
 	hdr := data[8 : 8+n]
 	area := data[8+n:]
@@ -191,6 +185,21 @@ func ParseSafetensorsContext(ctx context.Context, name string, data []byte) (*Sa
 		f.index[sorted[i].Name] = i
 	}
 	return f, nil
+}
+
+// checkHeaderLen checks the header length n that a file of size bytes
+// declares in its first 8 bytes (size >= 8).
+func checkHeaderLen(name string, n uint64, size int64) error {
+	if n > MaxSafetensorsHeader && n <= uint64(size-8) {
+		return &LimitError{File: name, What: fmt.Sprintf("the header's %d bytes", n), Limit: MaxSafetensorsHeader, Unit: "bytes"}
+	}
+	if n > MaxSafetensorsHeader {
+		return &FormatError{File: name, Msg: fmt.Sprintf("header length %d exceeds the %d-byte limit (not a safetensors file, or corrupt)", n, MaxSafetensorsHeader)}
+	}
+	if n > uint64(size-8) {
+		return &FormatError{File: name, Msg: fmt.Sprintf("header length %d runs past the end of the %d-byte file", n, size)}
+	}
+	return nil
 }
 
 // headerParser walks the header JSON token by token. encoding/json's
@@ -581,8 +590,15 @@ func TensorsSpec(ts []Tensor) []TensorSpec {
 // WriteSafetensors writes a safetensors file atomically (a temporary file
 // renamed into place, so readers never see a partial file). See
 // EncodeSafetensors for the layout.
+//
+// path may also be an object-storage URL (s3://, gs://, azblob://): the
+// object is uploaded and appears only when complete.
 func WriteSafetensors(path string, specs []TensorSpec, metadata map[string]string) error {
-	return atomicfile.WriteFile(path, func(w io.Writer) error {
+	local, isObject := objectPath(path)
+	if isObject {
+		return writeSafetensorsObject(path, specs, metadata)
+	}
+	return atomicfile.WriteFile(local, func(w io.Writer) error {
 		return EncodeSafetensors(w, specs, metadata)
 	})
 }

@@ -44,6 +44,15 @@ func Freeze() {
 	commitMu.Unlock()
 }
 
+// Frozen reports whether Freeze was called: writers of outputs that do not
+// go through WriteFile (uploads to object storage) check it before they
+// publish, so no output of any kind appears after a stop signal.
+func Frozen() bool {
+	commitMu.Lock()
+	defer commitMu.Unlock()
+	return frozen
+}
+
 // WriteFile creates or replaces path with whatever write writes to the
 // io.Writer it is given. The new file has mode 0644 less the umask, as
 // os.Create would give. If write returns an error, or flushing, syncing or
