@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
 )
 
 const (
@@ -100,6 +101,17 @@ func Open(ctx context.Context, path string) (*Reader, error) {
 func openObject(ctx context.Context, b *blob.Bucket, l location) (*Reader, error) {
 	attrs, err := b.Attributes(ctx, l.key)
 	if err != nil {
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			// A HEAD response has no body, so S3's 404 cannot say whether
+			// the object or the bucket is missing (and some servers answer
+			// an unknown access key with a bare 404 too). A GET's error
+			// document can: ask once more, on this error path only.
+			if rr, gerr := b.NewRangeReader(ctx, l.key, 0, 1, &blob.ReaderOptions{BeforeRead: quiet}); gerr != nil {
+				err = gerr
+			} else {
+				rr.Close()
+			}
+		}
 		return nil, wrap("open", l, err)
 	}
 	return &Reader{
@@ -284,6 +296,19 @@ func (r *Reader) pin(as func(any) bool) error {
 	var in *s3.GetObjectInput
 	if r.etag != "" && as(&in) {
 		in.IfMatch = aws.String(r.etag)
+	}
+	return quiet(as)
+}
+
+// quiet stops the S3 SDK from printing "Response has no supported
+// checksum. Not validating response payload." on stderr for every ranged
+// GET: a range has no stored checksum to validate against (whole-object
+// reads are still validated when the object has one), and the SDK's
+// default logger prints debug lines.
+func quiet(as func(any) bool) error {
+	var opts *[]func(*s3.Options)
+	if as(&opts) {
+		*opts = append(*opts, func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true })
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -215,6 +216,9 @@ var authCodes = map[string]bool{
 	"TokenRefreshRequired":         true,
 	"AuthorizationHeaderMalformed": true,
 	"AuthenticationFailed":         true, // Azure
+	// versitygw's answer to an unknown access key (with status 404, where
+	// S3 says InvalidAccessKeyId with 403).
+	"XAdminUserNotFound": true,
 }
 
 // credentialHint says where each scheme's credentials come from.
@@ -259,6 +263,10 @@ func wrap(op string, l location, err error) error {
 		e.kind = fs.ErrPermission
 	case gc == gcerrors.FailedPrecondition || code == "PreconditionFailed":
 		e.Msg = "the object changed while it was being read (it was replaced by a writer)"
+	case errors.As(err, new(*net.OpError)):
+		e.Msg = "cannot reach the storage server"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		e.Msg = "the connection ended mid-transfer"
 	default:
 		e.Msg = "failed"
 	}
@@ -288,7 +296,12 @@ func ReadFile(ctx context.Context, path string) ([]byte, error) {
 		return nil, err
 	}
 	defer b.Close()
-	data, err := b.ReadAll(ctx, l.key)
+	r, err := b.NewReader(ctx, l.key, &blob.ReaderOptions{BeforeRead: quiet})
+	if err != nil {
+		return nil, wrap("read", l, err)
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, wrap("read", l, err)
 	}
