@@ -54,6 +54,11 @@
 //   - GCS: a resumable upload, finalized only by its last chunk at Commit.
 //   - Azure Blob: staged blocks, committed by the Put Block List at Commit.
 //
+// For every backend, Commit after atomicfile.Freeze (rq's first stop
+// signal) fails with atomicfile.ErrFrozen and puts nothing in place, as for
+// local outputs; the signal also cancels the command's context, which
+// aborts uploads under way.
+//
 // Uploads are sent in parts of WriteBufferSize (8 MiB), WriteConcurrency
 // (2) at a time: a Writer holds at most 24 MiB.
 //

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rqtools/rq/internal/atomicfile"
 	"github.com/rqtools/rq/internal/s3test"
 )
 
@@ -388,5 +390,37 @@ func TestS3Missing(t *testing.T) {
 	}
 	if err := WriteFile(ctx, other, []byte("x")); err == nil || !strings.Contains(err.Error(), `"no-such-bucket"`) {
 		t.Errorf("WriteFile to a missing bucket: %v", err)
+	}
+}
+
+// After atomicfile.Freeze (rq's first stop signal) no object is put in
+// place, as no local output is. Freeze is for good in a process, so this
+// runs in a child process: the test binary itself.
+func TestS3CommitAfterFreeze(t *testing.T) {
+	if url := os.Getenv("RQ_STORAGE_FREEZE_CHILD"); url != "" {
+		ctx := context.Background()
+		w, err := Create(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte("new"))
+		atomicfile.Freeze()
+		if err := w.Commit(); !errors.Is(err, atomicfile.ErrFrozen) || !strings.Contains(err.Error(), url) {
+			t.Fatalf("Commit after Freeze: %v; want ErrFrozen naming %s", err, url)
+		}
+		return
+	}
+	s, ctx := server(t)
+	url := s.URL("states/frozen.json")
+	if err := WriteFile(ctx, url, []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestS3CommitAfterFreeze$", "-test.count=1")
+	cmd.Env = append(append(os.Environ(), s.Env()...), "RQ_STORAGE_FREEZE_CHILD="+url)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if got, err := ReadFile(ctx, url); err != nil || string(got) != "old" {
+		t.Errorf("after a Commit under Freeze the object holds %q (%v), want old", got, err)
 	}
 }

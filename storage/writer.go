@@ -215,6 +215,14 @@ func (w *Writer) Commit() error {
 		return w.result
 	}
 	defer w.bucket.Close()
+	if atomicfile.Frozen() {
+		// rq is stopping on a signal: like local outputs, no object is
+		// put in place from now on.
+		w.cancel(atomicfile.ErrFrozen)
+		w.bw.Close()
+		w.result = fmt.Errorf("write %s: %w", w.name, atomicfile.ErrFrozen)
+		return w.result
+	}
 	if err := context.Cause(w.ctx); err != nil {
 		// The caller's context ended (a signal, say): the upload must not
 		// be completed, even though Close might still manage to.
