@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -369,18 +367,13 @@ func OpenContext(ctx context.Context, path string, opts Options) (Reader, error)
 		}
 		return Sharded(r, opts.Shard, batch), nil
 	}
-	f, err := os.Open(path)
+	f, size, c, err := openInput(ctx, path)
 	if err != nil {
 		return nil, err
 	}
-	st, err := f.Stat()
+	r, err := openFromContext(ctx, path, f, size, c, opts)
 	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	r, err := openFromContext(ctx, path, f, st.Size(), f, opts)
-	if err != nil {
-		f.Close()
+		c.Close()
 		return nil, err
 	}
 	return Sharded(r, opts.Shard, batch), nil
@@ -446,9 +439,9 @@ func sniff(name string, ra io.ReaderAt) string {
 	// gzip's two bytes (which a damaged file may start with by chance):
 	// a damaged file gets its own format's error, not a TSV one.
 	switch {
-	case strings.EqualFold(filepath.Ext(name), ".npz"):
+	case strings.EqualFold(extOf(name), ".npz"):
 		return "npz"
-	case strings.EqualFold(filepath.Ext(name), ".parquet"):
+	case strings.EqualFold(extOf(name), ".parquet"):
 		return "parquet"
 	}
 	return "tsv" // gzip (Criteo's .tsv.gz) and anything else

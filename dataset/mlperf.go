@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -46,11 +44,10 @@ func IsMLPerf(path, format string) bool {
 	default:
 		return false
 	}
-	if mlperfDenseName.MatchString(filepath.Base(path)) {
+	if mlperfDenseName.MatchString(baseName(path)) {
 		return true
 	}
-	st, err := os.Stat(path)
-	return err == nil && st.IsDir() && dirKind(path) != "parquet"
+	return isDir(path) && dirKind(path) != "parquet"
 }
 
 // An MLPerfDay is the three files of one day of MLPerf dlrm-v2's layout.
@@ -64,8 +61,8 @@ type MLPerfDay struct {
 // after its dense file.
 func MLPerfDays(path string) ([]MLPerfDay, error) {
 	dense := []string{path}
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		es, err := os.ReadDir(path)
+	if isDir(path) {
+		names, paths, err := dirEntries(path)
 		if err != nil {
 			return nil, err
 		}
@@ -74,16 +71,16 @@ func MLPerfDays(path string) ([]MLPerfDay, error) {
 			path string
 		}
 		var found []day
-		for _, e := range es {
-			if !mlperfDenseName.MatchString(e.Name()) {
+		for i, name := range names {
+			if !mlperfDenseName.MatchString(name) {
 				continue
 			}
-			num := strings.TrimSuffix(strings.TrimPrefix(e.Name(), "day_"), mlperfDenseSuffix)
+			num := strings.TrimSuffix(strings.TrimPrefix(name, "day_"), mlperfDenseSuffix)
 			n, err := strconv.ParseUint(num, 10, 64)
 			if err != nil {
-				return nil, &FormatError{File: filepath.Join(path, e.Name()), Msg: fmt.Sprintf("day number %s: %v", num, err)}
+				return nil, &FormatError{File: paths[i], Msg: fmt.Sprintf("day number %s: %v", num, err)}
 			}
-			found = append(found, day{n, filepath.Join(path, e.Name())})
+			found = append(found, day{n, paths[i]})
 		}
 		if len(found) == 0 {
 			return nil, &FormatError{File: path, Msg: "no day_N_dense.npy in this directory: want MLPerf dlrm-v2's day_N_dense.npy, day_N_labels.npy and day_N_sparse_multi_hot.npz, or *.parquet parts (or give an .npz, Parquet or TSV file)"}
@@ -97,18 +94,18 @@ func MLPerfDays(path string) ([]MLPerfDay, error) {
 		dense = dense[:0]
 		for i, d := range found {
 			if i > 0 && d.n == found[i-1].n {
-				return nil, &FormatError{File: path, Msg: fmt.Sprintf("two files for day %d: %s and %s", d.n, filepath.Base(found[i-1].path), filepath.Base(d.path))}
+				return nil, &FormatError{File: path, Msg: fmt.Sprintf("two files for day %d: %s and %s", d.n, baseName(found[i-1].path), baseName(d.path))}
 			}
 			dense = append(dense, d.path)
 		}
 	}
 	days := make([]MLPerfDay, len(dense))
 	for i, d := range dense {
-		prefix, ok := strings.CutSuffix(d, mlperfDenseSuffix)
+		prefix, ok := strings.CutSuffix(baseName(d), mlperfDenseSuffix)
 		if !ok {
 			return nil, &FormatError{File: d, Msg: "the MLPerf layout's dense file is named day_N_dense.npy (its labels and sparse files are found by that name)"}
 		}
-		days[i] = MLPerfDay{Dense: d, Labels: prefix + mlperfLabelsSuffix, Sparse: prefix + mlperfSparseSuffix}
+		days[i] = MLPerfDay{Dense: d, Labels: withBase(d, prefix+mlperfLabelsSuffix), Sparse: withBase(d, prefix+mlperfSparseSuffix)}
 	}
 	return days, nil
 }
@@ -204,7 +201,7 @@ func openMLPerf(ctx context.Context, path string, opts Options) (Reader, error) 
 		if i == 0 {
 			first = shape
 		} else if shape != first {
-			return nil, &FormatError{File: d.Dense, Msg: fmt.Sprintf("the days of a directory must have one shape: %s here, %s in %s", shape, first, filepath.Base(days[0].Dense))}
+			return nil, &FormatError{File: d.Dense, Msg: fmt.Sprintf("the days of a directory must have one shape: %s here, %s in %s", shape, first, baseName(days[0].Dense))}
 		}
 	}
 	return newStream(path, parts, cfg)
@@ -215,14 +212,13 @@ func openMLPerfDay(day MLPerfDay, cfg config) (Reader, error) {
 	var srcs [3]mlperfSource
 	var files []io.Closer
 	for i, p := range []string{day.Dense, day.Labels, day.Sparse} {
-		f, err := os.Open(p)
+		ra, size, f, err := openInput(cfg.ctx, p)
 		if err == nil {
-			var st os.FileInfo
-			if st, err = f.Stat(); err == nil && st.IsDir() {
+			if isDir(p) {
 				err = fmt.Errorf("%s is a directory", p)
 			}
 			if err == nil {
-				srcs[i] = mlperfSource{name: p, ra: f, size: st.Size()}
+				srcs[i] = mlperfSource{name: p, ra: ra, size: size}
 			}
 			files = append(files, f)
 		}
@@ -270,7 +266,7 @@ func newMLPerfReader(dense, labels, sparse mlperfSource, cfg config) (_ *mlperfR
 		return nil, &FormatError{File: dense.name, Msg: fmt.Sprintf("%d dense columns, the model has %d dense features", r.nd, cfg.numDense)}
 	}
 	if r.labels.rows != r.dense.rows {
-		return nil, &FormatError{File: labels.name, Msg: fmt.Sprintf("%d rows but %s has %d", r.labels.rows, filepath.Base(dense.name), r.dense.rows)}
+		return nil, &FormatError{File: labels.name, Msg: fmt.Sprintf("%d rows but %s has %d", r.labels.rows, baseName(dense.name), r.dense.rows)}
 	}
 	r.total = r.dense.rows
 	r.next, r.end = cfg.rows.Start, cfg.rows.End
@@ -330,7 +326,7 @@ func newMLPerfReader(dense, labels, sparse mlperfSource, cfg config) (_ *mlperfR
 			return nil, &UnsupportedError{File: sparse.name, Part: name, What: "dtype bool (ids must be integers)"}
 		}
 		if a.rows != r.total {
-			return nil, &FormatError{File: sparse.name, Part: name, Msg: fmt.Sprintf("%d rows but %s has %d", a.rows, filepath.Base(dense.name), r.total)}
+			return nil, &FormatError{File: sparse.name, Part: name, Msg: fmt.Sprintf("%d rows but %s has %d", a.rows, baseName(dense.name), r.total)}
 		}
 	}
 
@@ -352,7 +348,7 @@ func newMLPerfReader(dense, labels, sparse mlperfSource, cfg config) (_ *mlperfR
 // openNpy parses a standalone .npy file's header and checks its size and
 // shape: dims 2 wants [rows, cols]; dims 1 wants [rows] or [rows, 1].
 func openNpy(s mlperfSource, what string, dims int) (*npzArray, error) {
-	a := &npzArray{name: filepath.Base(s.name)}
+	a := &npzArray{name: baseName(s.name)}
 	h, err := readNpyHeader(io.NewSectionReader(s.ra, 0, s.size), s.size)
 	if err != nil {
 		var u errUnsupported
@@ -395,7 +391,7 @@ func openNpy(s mlperfSource, what string, dims int) (*npzArray, error) {
 func npySource(a *npzArray, f mlperfSource, start, end int64) rowSource {
 	item, rb := int64(a.h.dt.size), int64(a.rowBytes)
 	if !a.h.fortran {
-		return &streamSource{r: io.NewSectionReader(f.ra, a.h.dataOff+start*rb, (end-start)*rb), rowBytes: a.rowBytes, file: f.name, name: a.name, pos: start}
+		return &streamSource{r: section(f.ra, a.h.dataOff+start*rb, (end-start)*rb), rowBytes: a.rowBytes, file: f.name, name: a.name, pos: start}
 	}
 	return &columnSource{ra: f.ra, base: a.h.dataOff + start*item, stride: a.rows * item, cols: a.cols, item: a.h.dt.size, file: f.name, name: a.name, pos: start}
 }

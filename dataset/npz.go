@@ -369,7 +369,7 @@ func (r *npzReader) startSource(a *npzArray, zf *zip.File, rc io.ReadCloser) err
 		}
 		data := off + a.h.dataOff
 		if !a.h.fortran {
-			src := &streamSource{r: io.NewSectionReader(r.ra, data+start*rb, (end-start)*rb), rowBytes: a.rowBytes, file: r.path, name: a.name, pos: start}
+			src := &streamSource{r: section(r.ra, data+start*rb, (end-start)*rb), rowBytes: a.rowBytes, file: r.path, name: a.name, pos: start}
 			if end == a.rows && storedCRCSet(zf) {
 				// As for a deflated entry, whose prefix must be inflated
 				// anyway: the CRC covers the whole entry, so the bytes

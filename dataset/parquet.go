@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -23,6 +22,7 @@ import (
 	"github.com/pierrec/lz4/v4"
 
 	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/storage"
 )
 
 // Parquet click logs (NVTabular/Merlin, Spark and BigQuery exports) hold
@@ -105,16 +105,16 @@ func IsParquet(path, format string) bool {
 	if IsParquetDir(path, format) {
 		return true
 	}
-	if strings.EqualFold(filepath.Ext(path), ".parquet") {
+	if strings.EqualFold(extOf(path), ".parquet") {
 		return true
 	}
-	f, err := os.Open(path)
+	ra, _, c, err := openInput(context.Background(), path)
 	if err != nil {
 		return false
 	}
-	defer f.Close()
+	defer c.Close()
 	var head [4]byte
-	n, _ := io.ReadFull(f, head[:])
+	n, _ := ra.ReadAt(head[:], 0)
 	return bytes.Equal(head[:n], parquetMagic)
 }
 
@@ -126,8 +126,7 @@ func IsParquet(path, format string) bool {
 func IsParquetDir(path, format string) bool {
 	switch strings.ToLower(format) {
 	case "parquet":
-		st, err := os.Stat(path)
-		return err == nil && st.IsDir()
+		return isDir(path)
 	case "":
 		return dirKind(path) == "parquet"
 	}
@@ -137,16 +136,19 @@ func IsParquetDir(path, format string) bool {
 // dirKind tells what a directory holds: "mlperf" for a day_N_dense.npy,
 // else "parquet" for a *.parquet part, else "" (also for a non-directory).
 func dirKind(path string) string {
-	es, err := os.ReadDir(path)
+	if !isDir(path) {
+		return ""
+	}
+	names, _, err := dirEntries(path)
 	if err != nil {
 		return ""
 	}
 	kind := ""
-	for _, e := range es {
+	for _, name := range names {
 		switch {
-		case mlperfDenseName.MatchString(e.Name()):
+		case mlperfDenseName.MatchString(name):
 			return "mlperf"
-		case isParquetPart(e.Name()):
+		case isParquetPart(name):
 			kind = "parquet"
 		}
 	}
@@ -165,21 +167,19 @@ func isParquetPart(name string) bool {
 // order of their names, which is the order they are read in. Names
 // starting "_" or "." are skipped, as Spark and Hive skip them;
 // subdirectories are not read.
+//
+// dir may be an object URL ending in "/": the objects under that prefix.
 func ParquetParts(dir string) ([]string, error) {
-	es, err := os.ReadDir(dir) // sorted by name
+	names, paths, err := dirEntries(dir) // sorted by name, files only
 	if err != nil {
 		return nil, err
 	}
 	var parts []string
-	for _, e := range es {
-		if !isParquetPart(e.Name()) {
+	for i, name := range names {
+		if !isParquetPart(name) {
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
-		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			continue
-		}
-		parts = append(parts, p)
+		parts = append(parts, paths[i])
 	}
 	if len(parts) == 0 {
 		return nil, &FormatError{File: dir, Msg: "no *.parquet files in this directory (a directory is read as the Parquet parts in it, or as MLPerf dlrm-v2's day_N_dense.npy, day_N_labels.npy and day_N_sparse_multi_hot.npz)"}
@@ -199,7 +199,7 @@ func ParquetDenseIsFloat(path, format string, cols Columns) (isFloat bool) {
 	if !IsParquet(path, format) {
 		return false
 	}
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
+	if isDir(path) {
 		parts, err := ParquetParts(path)
 		if err != nil {
 			return false
@@ -211,19 +211,15 @@ func ParquetDenseIsFloat(path, format string, cols Columns) (isFloat bool) {
 			isFloat = false
 		}
 	}()
-	f, err := os.Open(path)
+	f, size, c, err := openInput(context.Background(), path)
 	if err != nil {
 		return false
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return false
-	}
-	if checkParquetFooter(path, f, st.Size()) != nil {
+	defer c.Close()
+	if checkParquetFooter(path, f, size) != nil {
 		return false // what parquet-go must not see; the reader says why
 	}
-	pf, err := parquet.OpenFile(f, st.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	pf, err := parquet.OpenFile(f, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return false
 	}
@@ -375,7 +371,14 @@ func newParquetReader(name string, ra io.ReaderAt, size int64, closer io.Closer,
 	// The page index is not read: its lengths are more claims to check,
 	// and without it a seek to --rows decodes the pages before the
 	// selection, which costs what reading them would.
-	pf, err := parquet.OpenFile(ra, size, parquet.SkipBloomFilters(true), parquet.SkipPageIndex(true))
+	popts := []parquet.FileOption{parquet.SkipBloomFilters(true), parquet.SkipPageIndex(true)}
+	if isObjectReader(ra) {
+		// Each column chunk is read through its own buffer: at the
+		// default 4 KiB, the columns' interleaved reads would evict each
+		// other from the object reader's cache (see remote.go).
+		popts = append(popts, parquet.ReadBufferSize(storage.BlockSize))
+	}
+	pf, err := parquet.OpenFile(ra, size, popts...)
 	if err != nil {
 		return nil, &FormatError{File: name, Msg: "not a valid Parquet file: " + err.Error()}
 	}
@@ -810,7 +813,7 @@ func openParquetDir(ctx context.Context, dir string, opts Options) (Reader, erro
 			continue
 		}
 		if d := diffColumns(first, types); d != "" {
-			return nil, &FormatError{File: p, Msg: fmt.Sprintf("the parts of a directory must share one schema: %s in %s (the first part)", d, filepath.Base(names[0]))}
+			return nil, &FormatError{File: p, Msg: fmt.Sprintf("the parts of a directory must share one schema: %s in %s (the first part)", d, baseName(names[0]))}
 		}
 	}
 	return newStream(dir, parts, cfg)
@@ -834,19 +837,16 @@ func diffColumns(a, b []string) string {
 
 // openParquetPart opens one file of a directory.
 func openParquetPart(path string, cfg config) (Reader, error) {
-	f, err := os.Open(path)
+	f, size, c, err := openInput(cfg.ctx, path)
 	if err != nil {
 		return nil, err
 	}
-	st, err := f.Stat()
-	if err == nil {
-		var r *parquetReader
-		if r, err = newParquetReader(path, f, st.Size(), f, cfg); err == nil {
-			return r, nil
-		}
+	r, err := newParquetReader(path, f, size, c, cfg)
+	if err != nil {
+		c.Close()
+		return nil, err
 	}
-	f.Close()
-	return nil, err
+	return r, nil
 }
 
 // A streamPart is one file (or MLPerf day) of a stream: its rows, and how
