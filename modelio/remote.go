@@ -31,7 +31,6 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/rqtools/rq/internal/atomicfile"
 	"github.com/rqtools/rq/storage"
 )
 
@@ -241,9 +240,8 @@ func objectSHA256(path string) (string, error) {
 }
 
 // writeSafetensorsObject uploads a safetensors file to an object that
-// appears only when complete: a failure, or a stop signal
-// (atomicfile.Freeze) before the upload is completed, leaves any older
-// object in place.
+// appears only when complete: a failure, or a stop signal before the
+// upload is completed, leaves any older object in place.
 func writeSafetensorsObject(path string, specs []TensorSpec, metadata map[string]string) error {
 	w, err := storage.Create(context.Background(), path)
 	if err != nil {
@@ -257,10 +255,7 @@ func writeSafetensorsObject(path string, specs []TensorSpec, metadata map[string
 	if err := bw.Flush(); err != nil {
 		return err
 	}
-	if atomicfile.Frozen() {
-		return fmt.Errorf("%s: %w", path, atomicfile.ErrFrozen)
-	}
-	return w.Commit()
+	return w.Commit() // refuses after a stop signal (atomicfile.Freeze)
 }
 
 // loadObject is LoadWith for an object: one Open (its size, and that it
