@@ -2,6 +2,7 @@ package strictjson
 
 import (
 	"bytes"
+	"context"
 	"encoding"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/rqtools/rq/storage"
 )
 
 // DefaultMaxBytes is the size cap of a document when Options.MaxBytes is 0.
@@ -127,7 +130,15 @@ func ReadFile(path string, v any, o Options) error {
 // ReadBytes reads the document at path as ReadFile does (a regular file,
 // within the size cap) without decoding it, for a caller that decodes part
 // of it its own way before Decode.
+//
+// path may be an object-storage URL (s3://, gs://, azblob://): the object's
+// size is checked against the cap before it is read.
 func ReadBytes(path string, o Options) ([]byte, error) {
+	local, ok := storage.LocalPath(path)
+	if !ok {
+		return readObject(path, o)
+	}
+	path = local
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -141,6 +152,25 @@ func ReadBytes(path string, o Options) ([]byte, error) {
 	}
 	defer f.Close()
 	return readCapped(path, f, o)
+}
+
+// readObject is ReadBytes for an object.
+func readObject(url string, o Options) ([]byte, error) {
+	r, err := storage.Open(context.Background(), url)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if max := o.maxBytes(); r.Size() > max {
+		return nil, tooBig(url, r.Size(), max, o)
+	}
+	// One read of the whole (capped) object: a ranged request of exactly
+	// its size when it is a block or more, else one cached block.
+	data := make([]byte, r.Size())
+	if _, err := r.ReadAt(data, 0); err != nil && !(errors.Is(err, io.EOF) && len(data) == 0) {
+		return nil, err
+	}
+	return data, nil
 }
 
 // Read reads a document from r into v, strictly; name is used in messages.
