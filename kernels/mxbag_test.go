@@ -293,7 +293,8 @@ func BenchmarkEmbeddingBagMX(b *testing.B) {
 
 // TestMXPrecision checks the one map between MX formats and precisions:
 // every format has an MX precision of the same name and width and maps
-// back to itself, and no other precision names an MX format.
+// back to itself (a table and an FC precision), and no other precision
+// names an MX format.
 func TestMXPrecision(t *testing.T) {
 	seen := map[precision.Precision]bool{}
 	for _, f := range MXFormats {
