@@ -299,7 +299,7 @@ func TestMXPrecision(t *testing.T) {
 	seen := map[precision.Precision]bool{}
 	for _, f := range MXFormats {
 		p := f.Precision()
-		if !p.IsMX() || !p.ForTable() || p.ForFC() || p.String() != f.String() || p.Bits() != f.Bits() {
+		if !p.IsMX() || !p.ForTable() || !p.ForFC() || p.String() != f.String() || p.Bits() != f.Bits() {
 			t.Errorf("%v: precision %v (mx %v, table %v, fc %v, %d bits)", f, p, p.IsMX(), p.ForTable(), p.ForFC(), p.Bits())
 		}
 		if g, ok := MXFormatOf(p); !ok || g != f {
