@@ -127,7 +127,7 @@ func runCalibrate(ctx context.Context, opts *calibrateOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := r.Write(opts.output); err != nil {
+	if err := writeBytes(ctx, opts.output, r.Write, r.Encode); err != nil {
 		return err
 	}
 	var rows []calibrationRow

@@ -126,10 +126,10 @@ func runDebug(ctx context.Context, opts *debugOptions) error {
 			fmt.Fprintf(opts.stderr, "rq: note: %s was quantized from a file other than %s (sha256 %.12s, not %.12s); fine if it holds the same weights\n", opts.quantized, opts.model, src, sha)
 		}
 	}
-	if opts.html != "" {
+	if opts.html != "" && !isObject(opts.html) {
 		// Fail before the analysis, not after minutes of it, when the page
 		// cannot be written where asked.
-		if st, err := os.Stat(filepath.Dir(opts.html)); err != nil {
+		if st, err := os.Stat(filepath.Dir(localName(opts.html))); err != nil {
 			return fmt.Errorf("--html %s: %w", opts.html, err)
 		} else if !st.IsDir() {
 			return fmt.Errorf("--html %s: %s is not a directory", opts.html, filepath.Dir(opts.html))
@@ -152,7 +152,8 @@ func runDebug(ctx context.Context, opts *debugOptions) error {
 	}
 	if opts.html != "" {
 		// Atomic: a failed run never leaves a half-written page behind.
-		if err := atomicfile.WriteFile(opts.html, func(w io.Writer) error { return debug.HTML(w, rep) }); err != nil {
+		page := func(w io.Writer) error { return debug.HTML(w, rep) }
+		if err := writeOutput(ctx, opts.html, func(p string) error { return atomicfile.WriteFile(p, page) }, page); err != nil {
 			return err
 		}
 	}

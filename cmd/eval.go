@@ -167,7 +167,7 @@ func runEval(ctx context.Context, opts *evalOptions) error {
 		out.BaselineBytes = base.Net.Bytes()
 	}
 	if opts.stateOut != "" {
-		if err := writeEvalState(opts, rep, m, base); err != nil {
+		if err := writeEvalState(ctx, opts, rep, m, base); err != nil {
 			return err
 		}
 	}
@@ -175,13 +175,13 @@ func runEval(ctx context.Context, opts *evalOptions) error {
 		d := report.Float(rep.ShadowMaxAbsDiff)
 		out.SimulateMaxAbsDiff = &d
 	}
-	return emitEval(opts.globalOptions, out, rep.Delta, opts.maxNEDelta, opts.maxAUCDrop, opts.summaryMD, opts.json)
+	return emitEval(ctx, opts.globalOptions, out, rep.Delta, opts.maxNEDelta, opts.maxAUCDrop, opts.summaryMD, opts.json)
 }
 
 // emitEval judges an evaluation against its budgets (NaN: none), writes the
 // Markdown summary when asked, prints the table or JSON, and returns the
 // exit-3 error when a budget is broken: the tail of rq eval and rq merge.
-func emitEval(g *globalOptions, out *report.Eval, delta *evaluate.Delta, maxNE, maxAUCDrop float64, summaryMD string, asJSON bool) error {
+func emitEval(ctx context.Context, g *globalOptions, out *report.Eval, delta *evaluate.Delta, maxNE, maxAUCDrop float64, summaryMD string, asJSON bool) error {
 	var broken []string
 	if delta != nil && (!math.IsNaN(maxNE) || !math.IsNaN(maxAUCDrop)) {
 		broken = budgetBroken(delta, maxNE, maxAUCDrop)
@@ -190,7 +190,8 @@ func emitEval(g *globalOptions, out *report.Eval, delta *evaluate.Delta, maxNE, 
 		out.Budget = &report.Budget{MaxNEDeltaPct: report.Float(maxNE), MaxAUCDrop: report.Float(maxAUCDrop)}
 	}
 	if summaryMD != "" {
-		if err := atomicfile.WriteFile(summaryMD, func(w io.Writer) error { return report.EvalMarkdown(w, out) }); err != nil {
+		md := func(w io.Writer) error { return report.EvalMarkdown(w, out) }
+		if err := writeOutput(ctx, summaryMD, func(p string) error { return atomicfile.WriteFile(p, md) }, md); err != nil {
 			return err
 		}
 	}
@@ -210,7 +211,7 @@ func emitEval(g *globalOptions, out *report.Eval, delta *evaluate.Delta, maxNE, 
 }
 
 // writeEvalState writes the mergeable state of an evaluation (--state-out).
-func writeEvalState(opts *evalOptions, rep *evaluate.Report, m, base *modelio.Model) error {
+func writeEvalState(ctx context.Context, opts *evalOptions, rep *evaluate.Report, m, base *modelio.Model) error {
 	sh := opts.data.shardOf()
 	st := evaluate.NewState(rep, sh.Index, sh.Count)
 	st.Model, st.Data, st.Rows, st.Batch, st.Threads, st.Simulate = opts.model, opts.data.path, opts.data.rows, opts.data.batch, opts.data.threads, opts.simulate
@@ -225,7 +226,7 @@ func writeEvalState(opts *evalOptions, rep *evaluate.Report, m, base *modelio.Mo
 			return err
 		}
 	}
-	return st.Write(opts.stateOut)
+	return writeBytes(ctx, opts.stateOut, st.Write, st.Encode)
 }
 
 // budgetBroken lists the budgets a delta breaks (NaN budgets are off). A

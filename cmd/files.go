@@ -57,12 +57,18 @@ func (o *monitorOptions) paths() *pathSet {
 	return f.output("--history", o.history).output("--plot", o.plot)
 }
 
-// sameExisting reports whether a and b both exist and are the same file.
+// sameExisting reports whether a and b both exist and are the same file
+// (or name the same object).
 func sameExisting(a, b string) bool {
 	if a == "" || b == "" {
 		return false
 	}
-	fa, err1 := os.Stat(a)
-	fb, err2 := os.Stat(b)
+	if isObject(a) || isObject(b) {
+		// An object is rewritten whole, so resuming from the trace being
+		// written is safe there too.
+		return isObject(a) && isObject(b) && objectID(a) == objectID(b)
+	}
+	fa, err1 := os.Stat(localName(a))
+	fb, err2 := os.Stat(localName(b))
 	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
 }

@@ -77,6 +77,13 @@ See docs/sharding.md.`,
 }
 
 func runMerge(ctx context.Context, opts *mergeOptions) error {
+	// A directory or a prefix (s3://bucket/run/states/) stands for the
+	// files in it: the shards' states, checked below as any files are.
+	files, err := expandPrefixes(ctx, opts.files)
+	if err != nil {
+		return err
+	}
+	opts.files = files
 	if err := opts.paths().check(); err != nil {
 		return err
 	}
@@ -85,12 +92,12 @@ func runMerge(ctx context.Context, opts *mergeOptions) error {
 		return err
 	}
 	if evaluate.IsState(first) {
-		return mergeEvals(opts, first)
+		return mergeEvals(ctx, opts, first)
 	}
-	return mergeRanges(opts)
+	return mergeRanges(ctx, opts)
 }
 
-func mergeRanges(opts *mergeOptions) error {
+func mergeRanges(ctx context.Context, opts *mergeOptions) error {
 	if opts.output == "" {
 		return usageErrorf("merging ranges files needs -o/--output")
 	}
@@ -117,7 +124,7 @@ func mergeRanges(opts *mergeOptions) error {
 	if out.ShardCount > 1 && !opts.partial {
 		return fmt.Errorf("the ranges cover shards %v of %d: give every shard (or --partial to write a partial merge)", out.Shards, out.ShardCount)
 	}
-	if err := out.Write(opts.output); err != nil {
+	if err := writeBytes(ctx, opts.output, out.Write, out.Encode); err != nil {
 		return err
 	}
 	var values int64
@@ -133,7 +140,7 @@ func mergeRanges(opts *mergeOptions) error {
 }
 
 // mergeEvals merges evaluation states; first is the first file's content.
-func mergeEvals(opts *mergeOptions, first []byte) error {
+func mergeEvals(ctx context.Context, opts *mergeOptions, first []byte) error {
 	var states []*evaluate.State
 	for i, f := range opts.files {
 		data := first
@@ -167,7 +174,7 @@ func mergeEvals(opts *mergeOptions, first []byte) error {
 		return err
 	}
 	if opts.output != "" {
-		if err := st.Write(opts.output); err != nil {
+		if err := writeBytes(ctx, opts.output, st.Write, st.Encode); err != nil {
 			return err
 		}
 	}
@@ -181,7 +188,7 @@ func mergeEvals(opts *mergeOptions, first []byte) error {
 		d := report.Float(rep.ShadowMaxAbsDiff)
 		out.SimulateMaxAbsDiff = &d
 	}
-	return emitEval(opts.globalOptions, out, rep.Delta, opts.maxNEDelta, opts.maxAUCDrop, opts.summaryMD, opts.json)
+	return emitEval(ctx, opts.globalOptions, out, rep.Delta, opts.maxNEDelta, opts.maxAUCDrop, opts.summaryMD, opts.json)
 }
 
 func joinInts(xs []int) string {

@@ -162,12 +162,14 @@ func runMonitor(ctx context.Context, opts *monitorOptions) error {
 		points = append(points, ps...)
 	}
 	if opts.history != "" {
-		if err := monitor.AppendHistory(opts.history, time.Now(), points); err != nil {
+		if err := appendHistory(ctx, opts.history, time.Now(), points); err != nil {
 			return err
 		}
 	}
 	if opts.plot != "" {
-		if err := monitor.Plot(opts.plot, points, opts.th.MaxNEDelta); err != nil {
+		render := func() ([]byte, error) { return monitor.RenderPlot(opts.plot, points, opts.th.MaxNEDelta) }
+		local := func(p string) error { return monitor.Plot(p, points, opts.th.MaxNEDelta) }
+		if err := writeBytes(ctx, opts.plot, local, render); err != nil {
 			return err
 		}
 	}
@@ -207,6 +209,9 @@ func monitorTable(opts *monitorOptions, points []*monitor.Point) error {
 func snapshotFiles(opts *monitorOptions) ([]string, error) {
 	if opts.snapshotDir == "" {
 		return opts.snapshots, nil
+	}
+	if isObject(opts.snapshotDir) {
+		return snapshotObjects(opts)
 	}
 	ents, err := os.ReadDir(opts.snapshotDir)
 	if err != nil {
@@ -255,7 +260,7 @@ func monitorSnapshot(ctx context.Context, opts *monitorOptions, cfg monitor.Conf
 	if err != nil {
 		return nil, err
 	}
-	snap := monitor.Snapshot{Name: filepath.Base(path), SHA256: sha, Net: m.Net}
+	snap := monitor.Snapshot{Name: baseName(path), SHA256: sha, Net: m.Net}
 	var out []*monitor.Point
 	for _, w := range wins {
 		p, err := monitor.Check(ctx, snap, w, cfg)
@@ -281,7 +286,7 @@ func monitorWindows(ctx context.Context, opts *monitorOptions, numDense int, tab
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, monitor.Window{Name: filepath.Base(f), Open: open(f, o)})
+			out = append(out, monitor.Window{Name: baseName(f), Open: open(f, o)})
 		}
 		return out, nil
 	}

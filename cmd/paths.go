@@ -58,7 +58,13 @@ func (f *pathSet) output(flag, path string) *pathSet {
 //   - an output that is the same file as an input, through symbolic or hard
 //     links (same device and inode): rq never modifies its inputs;
 //   - two outputs that are the same file;
-//   - an output that is a directory, or whose directory does not exist.
+//   - an output that is a directory, or whose directory does not exist;
+//   - an object URL (s3://, gs://, azblob://) that names no object (an
+//     unsupported scheme, no bucket; for an output, no key), and an output
+//     object that is an input object (same bucket, key and endpoint).
+//
+// Objects are not looked up here: a missing input or bucket, or refused
+// credentials, are the readers' and writers' errors, naming the bucket.
 //
 // Outputs that exist and are not regular files (/dev/null, /dev/stdout, a
 // FIFO) are allowed: they are written through, never replaced (atomicfile).
@@ -68,8 +74,20 @@ func (f *pathSet) check() error {
 		fi fs.FileInfo
 	}
 	var ins []seen
+	objects := map[string]namedPath{} // input objects, by objectID
+	for _, p := range append(append([]namedPath(nil), f.in...), f.dirs...) {
+		if isObject(p.path) {
+			if err := checkObjectURL(p, false); err != nil {
+				return err
+			}
+			objects[objectID(p.path)] = p
+		}
+	}
 	for _, p := range f.in {
-		fi, err := os.Stat(p.path)
+		if isObject(p.path) {
+			continue
+		}
+		fi, err := os.Stat(localName(p.path))
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
@@ -82,7 +100,10 @@ func (f *pathSet) check() error {
 		ins = append(ins, seen{p, fi})
 	}
 	for _, p := range f.dirs {
-		fi, err := os.Stat(p.path)
+		if isObject(p.path) {
+			continue
+		}
+		fi, err := os.Stat(localName(p.path))
 		if err == nil && !fi.IsDir() {
 			return usageErrorf("%s: not a directory", p)
 		}
@@ -92,10 +113,19 @@ func (f *pathSet) check() error {
 	}
 	var outs []seen
 	for _, p := range f.out {
-		fi, err := os.Stat(p.path)
+		if isObject(p.path) {
+			if err := checkObjectURL(p, true); err != nil {
+				return err
+			}
+			if in, ok := objects[objectID(p.path)]; ok {
+				return usageErrorf("%s is the same object as %s: rq never overwrites its inputs; write to another key", p, in)
+			}
+			continue
+		}
+		fi, err := os.Stat(localName(p.path))
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			dir := filepath.Dir(p.path)
+			dir := filepath.Dir(localName(p.path))
 			if di, derr := os.Stat(dir); derr != nil || !di.IsDir() {
 				return usageErrorf("%s: directory %s does not exist", p, dir)
 			}
@@ -118,9 +148,15 @@ func (f *pathSet) check() error {
 		outs = append(outs, seen{p, fi})
 	}
 	// Two outputs not yet created can still collide by name.
+	same := func(a, b string) bool {
+		if isObject(a) || isObject(b) {
+			return isObject(a) && isObject(b) && objectID(a) == objectID(b)
+		}
+		return filepath.Clean(localName(a)) == filepath.Clean(localName(b))
+	}
 	for i, a := range f.out {
 		for _, b := range f.out[i+1:] {
-			if filepath.Clean(a.path) == filepath.Clean(b.path) {
+			if same(a.path, b.path) {
 				return usageErrorf("%s and %s are the same file", a, b)
 			}
 		}

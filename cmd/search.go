@@ -173,7 +173,7 @@ func runSearch(ctx context.Context, opts *searchOptions) error {
 	}
 	if opts.trace != "" {
 		so.Checkpoint = func(t *search.Trace) {
-			if err := t.Write(opts.trace); err != nil {
+			if err := writeBytes(ctx, opts.trace, t.Write, encoded(t.Encode)); err != nil {
 				fmt.Fprintf(opts.stderr, "rq: writing %s: %v\n", opts.trace, err)
 			}
 		}
@@ -186,11 +186,11 @@ func runSearch(ctx context.Context, opts *searchOptions) error {
 		return err
 	}
 	// The best plan so far is always written.
-	if err := res.Plan.Write(opts.output); err != nil {
+	if err := writeBytes(ctx, opts.output, res.Plan.Write, encoded(res.Plan.Encode)); err != nil {
 		return err
 	}
 	if opts.trace != "" && res.Trace != nil {
-		if err := res.Trace.Write(opts.trace); err != nil {
+		if err := writeBytes(ctx, opts.trace, res.Trace.Write, encoded(res.Trace.Encode)); err != nil {
 			return err
 		}
 	}

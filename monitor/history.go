@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,35 +29,60 @@ type Record struct {
 // appending to the same file (cron, CI) do not interleave within a run's
 // lines on a local file system, and a reader never sees an old line change.
 func AppendHistory(path string, now time.Time, points []*Point) error {
-	var buf bytes.Buffer
-	ts := now.UTC().Format(time.RFC3339)
-	for _, p := range points {
-		b, err := json.Marshal(Record{Time: ts, Point: p})
-		if err != nil {
-			return fmt.Errorf("history %s: %w", path, err)
-		}
-		buf.Write(b)
-		buf.WriteByte('\n')
+	lines, err := HistoryLines(now, points)
+	if err != nil {
+		return fmt.Errorf("history %s: %w", path, err)
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(buf.Bytes()); err != nil {
+	if _, err := f.Write(lines); err != nil {
 		f.Close()
 		return fmt.Errorf("history %s: %w", path, err)
 	}
 	return f.Close()
 }
 
+// HistoryLines are the lines AppendHistory appends: one JSON record per
+// point, all with the time now. Callers appending elsewhere (an object in
+// object storage) write these.
+func HistoryLines(now time.Time, points []*Point) ([]byte, error) {
+	var buf bytes.Buffer
+	ts := now.UTC().Format(time.RFC3339)
+	for _, p := range points {
+		b, err := json.Marshal(Record{Time: ts, Point: p})
+		if err != nil {
+			return nil, err
+		}
+		buf.Write(b)
+		buf.WriteByte('\n')
+	}
+	return buf.Bytes(), nil
+}
+
 // Plot draws ΔNE per window, one line per snapshot, with the budget as a
 // dashed line (when set), to an .svg, .png or .pdf file (by extension).
 func Plot(path string, points []*Point, maxNEDelta float64) error {
-	ext := strings.ToLower(strings.TrimPrefix(filepath.Ext(path), "."))
+	b, err := RenderPlot(path, points, maxNEDelta)
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteBytes(path, b)
+}
+
+// RenderPlot is the content Plot writes to path (whose extension, of its
+// last element, says the format), for callers writing it elsewhere.
+func RenderPlot(path string, points []*Point, maxNEDelta float64) ([]byte, error) {
+	name := path
+	if u, err := url.Parse(path); err == nil && u.Scheme != "" && u.Host != "" {
+		name = u.Path // an object URL: its query is not part of the name
+	}
+	ext := strings.ToLower(strings.TrimPrefix(filepath.Ext(name), "."))
 	switch ext {
 	case "svg", "png", "pdf":
 	default:
-		return fmt.Errorf("--plot %s: want a .svg, .png or .pdf file", path)
+		return nil, fmt.Errorf("--plot %s: want a .svg, .png or .pdf file", path)
 	}
 	var windows, snaps []string
 	wi, si := map[string]int{}, map[string]int{}
@@ -89,7 +115,7 @@ func Plot(path string, points []*Point, maxNEDelta float64) error {
 		}
 		l, s, err := plotter.NewLinePoints(xy)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		l.Color, s.Color = plotutil.Color(i), plotutil.Color(i)
 		s.Shape = plotutil.Shape(i)
@@ -99,7 +125,7 @@ func Plot(path string, points []*Point, maxNEDelta float64) error {
 	if !math.IsNaN(maxNEDelta) && len(windows) > 0 {
 		b, err := plotter.NewLine(plotter.XYs{{X: 0, Y: maxNEDelta}, {X: float64(max(len(windows)-1, 1)), Y: maxNEDelta}})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		b.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 		b.Color = plotutil.Color(len(snaps) + 1)
@@ -115,11 +141,11 @@ func Plot(path string, points []*Point, maxNEDelta float64) error {
 	width := vg.Length(max(6, len(windows))) * vg.Inch
 	wt, err := pl.WriterTo(width, 4*vg.Inch, ext)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var buf bytes.Buffer
 	if _, err := wt.WriteTo(&buf); err != nil {
-		return err
+		return nil, err
 	}
-	return atomicfile.WriteBytes(path, buf.Bytes())
+	return buf.Bytes(), nil
 }
