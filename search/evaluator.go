@@ -163,7 +163,7 @@ func (e *NetEvaluator) Network(plan *quantize.Plan) (*model.Network, error) {
 		if q, ok := e.tables[key]; ok {
 			return q, nil
 		}
-		q, err := quantize.QuantizeTable(t, lp)
+		q, err := quantize.QuantizeTableFrom(t, lp, e.ranges)
 		if err != nil {
 			return nil, err
 		}
