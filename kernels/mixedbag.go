@@ -128,14 +128,11 @@ func NewMixedBagTable(rows int64, dim int, hotRows []int64, hot, cold RowTable) 
 		if r != p.rows || d != dim || !p.rt.Whole() {
 			return nil, fmt.Errorf("mixed embedding table: %s part is %d x %d (whole %v), want %d x %d", p.name, r, d, p.rt.Whole(), p.rows, dim)
 		}
-		switch k := p.rt.(type) {
-		case *BagTable:
-			*p.dst = mixedPart{rw: k.Format, data: k.Data, rb: k.Format.RowBytes(dim)}
-		case *MXBagTable:
-			*p.dst = mixedPart{mx: k.Format, data: k.Codes, scales: k.Scales, rb: MXCodeBytes(k.Format, dim), ns: MXScales(dim)}
-		default:
+		mp, ok := digest(p.rt, dim)
+		if !ok {
 			return nil, fmt.Errorf("mixed embedding table: %s part is a %T; want a row-wise or MX table", p.name, p.rt)
 		}
+		*p.dst = mp
 	}
 	words := (rows + 63) / 64
 	t.bitmap = make([]uint64, words)
@@ -151,6 +148,27 @@ func NewMixedBagTable(rows int64, dim int, hotRows []int64, hot, cold RowTable) 
 		n += uint64(bits.OnesCount64(x))
 	}
 	return t, nil
+}
+
+// digest is the pooling loop's view of a part: false when it is neither
+// a row-wise nor an MX table.
+func digest(rt RowTable, dim int) (mixedPart, bool) {
+	switch k := rt.(type) {
+	case *BagTable:
+		return mixedPart{rw: k.Format, data: k.Data, rb: k.Format.RowBytes(dim)}, true
+	case *MXBagTable:
+		return mixedPart{mx: k.Format, data: k.Codes, scales: k.Scales, rb: MXCodeBytes(k.Format, dim), ns: MXScales(dim)}, true
+	}
+	return mixedPart{}, false
+}
+
+// Refresh makes the table read its parts' storage again, after a caller
+// replaced it (modelio moves a loaded table's bytes onto huge pages by
+// setting a part's Data, Codes or Scales to a copy). Not safe while the
+// table is pooling.
+func (t *MixedBagTable) Refresh() {
+	t.hot, _ = digest(t.Hot, t.Dim)
+	t.cold, _ = digest(t.Cold, t.Dim)
 }
 
 // locate maps a row id (in range) to its part and index there.
