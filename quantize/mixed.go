@@ -246,3 +246,12 @@ func QuantizePart(p precision.Precision, tensor string, w []float32, rows int64,
 	QuantizeTableRows(f, false, w, int(rows), dim, data)
 	return kernels.NewBagTable(f, rows, dim, data)
 }
+
+// CheckMixedPlan is Validate's check of a mixed table's plan entry lp
+// (its part precisions and share), for table name.
+func CheckMixedPlan(name string, lp LayerPlan) error {
+	if lp.Precision != precision.Mixed {
+		return fmt.Errorf("plan: %s: precision %s, not mixed", name, named(lp.Precision))
+	}
+	return checkMixed(name, "table", lp)
+}
