@@ -17,17 +17,14 @@ import (
 //	cold [Rows-H, ...]    every other row, in id order
 //
 // Row id goes to the hot part at index rank(id) (the hot rows before it)
-// when it is hot, else to the cold part at index id - rank(id). The
-// hot set is a bitmap with a rank directory, built when the table is made:
-// one bit a row, in blocks of 512 rows (eight 64-bit words, one cache
-// line), and the count of hot rows before each block (a uint64 per 512
-// rows). A lookup reads one bitmap word's cache line and one directory
-// entry (1/64 byte a row: it stays in cache) and popcounts at most eight
-// words. In-use memory beyond the two parts is therefore 0.14 bytes a row
-// (2^20 rows: 144 KiB), and lookups cost the same whatever the hot share.
-
-// mixedBlockWords is the rank directory's block: 8 words of 64 rows.
-const mixedBlockWords = 8
+// when it is hot, else to the cold part at index id - rank(id). The hot
+// set is a bitmap with a rank directory, built when the table is made:
+// one bit a row in 64-bit words, and the count of hot rows before each
+// word (a uint32). A lookup reads one word and its count and popcounts
+// the word's bits below the row. In-use memory beyond the two parts is
+// therefore 3/16 byte a row (2^20 rows: 192 KiB), whatever the hot share;
+// a table of 2^32 hot rows or more is refused (calibration lists at most
+// 65,536 a table).
 
 // mixedAhead is how many lookups ahead Pool resolves and prefetches rows.
 const mixedAhead = 16
@@ -57,7 +54,7 @@ type MixedBagTable struct {
 
 	nHot      int64
 	bitmap    []uint64 // bit id%64 of word id/64: row id is hot
-	blockRank []uint64 // hot rows before each block of mixedBlockWords words
+	rank      []uint32 // hot rows before each word
 	hot, cold mixedPart
 }
 
@@ -114,6 +111,9 @@ func NewMixedBagTable(rows int64, dim int, hotRows []int64, hot, cold RowTable) 
 	if err := CheckHotRows(rows, hotRows); err != nil {
 		return nil, fmt.Errorf("mixed embedding table: %w", err)
 	}
+	if int64(len(hotRows)) >= 1<<32 {
+		return nil, fmt.Errorf("mixed embedding table: %d hot rows, want fewer than 2^32", len(hotRows))
+	}
 	t := &MixedBagTable{Rows: rows, Dim: dim, Hot: hot, Cold: cold, nHot: int64(len(hotRows))}
 	for _, p := range []struct {
 		name string
@@ -136,16 +136,14 @@ func NewMixedBagTable(rows int64, dim int, hotRows []int64, hot, cold RowTable) 
 	}
 	words := (rows + 63) / 64
 	t.bitmap = make([]uint64, words)
-	t.blockRank = make([]uint64, (words+mixedBlockWords-1)/mixedBlockWords)
+	t.rank = make([]uint32, words)
 	for _, id := range hotRows {
 		t.bitmap[id>>6] |= 1 << (uint(id) & 63)
 	}
-	var n uint64
+	var n uint32
 	for w, x := range t.bitmap {
-		if w%mixedBlockWords == 0 {
-			t.blockRank[w/mixedBlockWords] = n
-		}
-		n += uint64(bits.OnesCount64(x))
+		t.rank[w] = n
+		n += uint32(bits.OnesCount64(x))
 	}
 	return t, nil
 }
@@ -173,19 +171,14 @@ func (t *MixedBagTable) Refresh() {
 
 // locate maps a row id (in range) to its part and index there.
 func (t *MixedBagTable) locate(id int64) (*mixedPart, int) {
-	w := int(id >> 6)
+	w := id >> 6
 	x := t.bitmap[w]
-	b0 := w &^ (mixedBlockWords - 1)
-	r := t.blockRank[w/mixedBlockWords]
-	for _, y := range t.bitmap[b0:w] {
-		r += uint64(bits.OnesCount64(y))
-	}
 	bit := uint(id) & 63
-	r += uint64(bits.OnesCount64(x & (1<<bit - 1)))
+	r := int64(t.rank[w]) + int64(bits.OnesCount64(x&(1<<bit-1)))
 	if x>>bit&1 != 0 {
 		return &t.hot, int(r)
 	}
-	return &t.cold, int(id - int64(r))
+	return &t.cold, int(id - r)
 }
 
 // IsHot reports whether row id (in range) is in the hot part.
@@ -240,14 +233,14 @@ func (t *MixedBagTable) TableLabel() string {
 // Bytes is the table as stored: both parts and the hot row ids
 // (MixedHotIDBytes each). The bitmap and rank directory are not stored
 // (they are rebuilt from the ids when the table is made) and are not
-// counted; they take 0.14 bytes a row of memory in use (see above).
+// counted; they take 3/16 byte a row of memory in use (MapBytes).
 func (t *MixedBagTable) Bytes() int64 {
 	return t.Hot.Bytes() + t.Cold.Bytes() + t.nHot*int64(MixedHotIDBytes(t.Rows))
 }
 
 // MapBytes is the memory of the id map (bitmap and rank directory), in
 // use but not stored.
-func (t *MixedBagTable) MapBytes() int64 { return 8 * int64(len(t.bitmap)+len(t.blockRank)) }
+func (t *MixedBagTable) MapBytes() int64 { return 8*int64(len(t.bitmap)) + 4*int64(len(t.rank)) }
 
 // Shape is the table's rows and dimension.
 func (t *MixedBagTable) Shape() (int64, int) { return t.Rows, t.Dim }
@@ -311,18 +304,9 @@ func (t *MixedBagTable) Pool(indices []int64, offsets []int32, weights []float32
 	// TLB walk) alone. ring holds each resolved lookup as index<<1 | hot.
 	var ring [2 * mixedAhead]int64
 	next := p0 // the next lookup to resolve
-	resolve := func() {
-		part, r := t.locate(indices[next])
-		e := int64(r) << 1
-		if part == &t.hot {
-			e |= 1
-		}
-		ring[next%len(ring)] = e
-		part.prefetch(r)
-		next++
-	}
 	for next < min(p0+mixedAhead, p1) {
-		resolve()
+		ring[next%len(ring)] = t.resolve(indices[next])
+		next++
 	}
 	dim := t.Dim
 	for i := lo; i < hi; i++ {
@@ -331,7 +315,8 @@ func (t *MixedBagTable) Pool(indices []int64, offsets []int32, weights []float32
 		b0, b1 := int(offsets[i]), int(offsets[i+1])
 		for p := b0; p < b1; p++ {
 			if next < p1 {
-				resolve()
+				ring[next%len(ring)] = t.resolve(indices[next])
+				next++
 			}
 			e := ring[p%len(ring)]
 			part := &t.cold
@@ -352,6 +337,17 @@ func (t *MixedBagTable) Pool(indices []int64, offsets []int32, weights []float32
 		}
 	}
 	return -1
+}
+
+// resolve locates row id (in range) for Pool, as index<<1 | hot, and
+// prefetches its row.
+func (t *MixedBagTable) resolve(id int64) int64 {
+	part, r := t.locate(id)
+	part.prefetch(r)
+	if part == &t.hot {
+		return int64(r)<<1 | 1
+	}
+	return int64(r) << 1
 }
 
 // Prefetch asks for the rows of bags [lo, hi) to be brought toward the
