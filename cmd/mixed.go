@@ -1,11 +1,15 @@
 package cmd
 
 import (
+	"fmt"
+
+	"github.com/rqtools/rq/debug"
 	"github.com/rqtools/rq/kernels"
 	"github.com/rqtools/rq/model"
 	"github.com/rqtools/rq/modelio"
 	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/quantize"
+	"github.com/rqtools/rq/report"
 )
 
 // mixedEncoding is how rq quantize writes table t under a mixed plan
@@ -45,4 +49,15 @@ func (mf *modelFlags) mixedEncoding(modelPath string, t *model.Table, lp quantiz
 		return modelio.TableEncoding{}, err
 	}
 	return modelio.TableEncoding{Mixed: &modelio.MixedEncoding{HotRows: hot, Hot: he, Cold: ce}}, nil
+}
+
+// mixedPartRows are rq debug's table rows under a mixed table: each
+// part's row error on its own ("  hot int8-rowwise (12 rows)").
+func mixedPartRows(t debug.TableRows) [][]string {
+	var rows [][]string
+	for _, p := range t.Parts {
+		rows = append(rows, []string{"", fmt.Sprintf("  %s %s (%d rows)", p.Part, p.Precision, p.Rows), report.F(float64(p.MeanRowRMSE), 5),
+			fmt.Sprintf("%s @%d", report.F(float64(p.MaxRowRMSE), 5), p.MaxRow), "", "", ""})
+	}
+	return rows
 }
