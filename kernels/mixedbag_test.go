@@ -195,6 +195,14 @@ func TestMixedBagPool(t *testing.T) {
 					if p := mt.Pool(indices, offsets, ws, got, ldo, lo, hi); p != -1 {
 						t.Fatalf("%s: Pool = %d", what, p)
 					}
+					// The prefetching loop (tables of 1 MiB and more) pools the same.
+					mt.prefetch = true
+					far := guarded(nb * ldo)
+					mt.Pool(indices, offsets, ws, far, ldo, lo, hi)
+					mt.prefetch = false
+					if !sameBits(got, far) {
+						t.Fatalf("%s: the prefetching loop pools otherwise", what)
+					}
 					plain := guarded(nb * ldo)
 					for i := lo; i < hi; i++ {
 						o := plain[i*ldo : i*ldo+dim]
