@@ -425,7 +425,12 @@ func (p *mixedPart) prefetch(r int) {
 // compiler from fusing the multiply into the add.
 func (p *mixedPart) accum(r int, w float32, weighted bool, o []float32) {
 	if p.mx != 0 {
-		mxAccumRow(p.mx, p.data[r*p.rb:r*p.rb+p.rb], p.scales[r*p.ns:r*p.ns+p.ns], w, weighted, o)
+		codes, scales := p.data[r*p.rb:r*p.rb+p.rb], p.scales[r*p.ns:r*p.ns+p.ns]
+		if p.mx == MXFP4E2M1 && mixedSIMD {
+			accumFP4(codes, scales, w, weighted, o)
+			return
+		}
+		mxAccumRow(p.mx, codes, scales, w, weighted, o)
 		return
 	}
 	row := p.data[r*p.rb : r*p.rb+p.rb]
@@ -446,16 +451,23 @@ func (p *mixedPart) accum(r int, w float32, weighted bool, o []float32) {
 	}
 	// Sub-byte codes take few values: each is decoded (and weighted) once
 	// a row, the same float32(w·v) the loop below would compute per value.
+	// With AVX-512 whole groups of 8 (int8) or 16 values go to the
+	// assembly (the same operations), the rest to Go.
+	j0 := 0
 	switch p.rw {
 	case TableQ8:
+		if mixedSIMD && dim >= 8 {
+			j0 = dim &^ 7
+			mixedQ8(&o[0], &row[0], j0, s, b, w)
+		}
 		if !weighted {
-			for j, q := range row[:dim] {
-				o[j] += float32(s*float64(q) + b)
+			for j := j0; j < dim; j++ {
+				o[j] += float32(s*float64(row[j]) + b)
 			}
 			return
 		}
-		for j, q := range row[:dim] {
-			o[j] += float32(w * float32(s*float64(q)+b))
+		for j := j0; j < dim; j++ {
+			o[j] += float32(w * float32(s*float64(row[j])+b))
 		}
 	case TableQ4:
 		if dim < 16 {
@@ -469,8 +481,13 @@ func (p *mixedPart) accum(r int, w float32, weighted bool, o []float32) {
 		for q := range lut {
 			lut[q] = float32(w * float32(s*float64(q)+b))
 		}
+		if mixedSIMD {
+			j0 = dim &^ 15
+			mixedLUT4(&o[0], &row[0], j0, &lut, &mixedConsts)
+		}
 		full := dim / 2
-		for g, c := range row[:full] {
+		for g := j0 / 2; g < full; g++ {
+			c := row[g]
 			og := (*[2]float32)(o[2*g:])
 			og[0] += lut[c&15]
 			og[1] += lut[c>>4]
@@ -479,12 +496,17 @@ func (p *mixedPart) accum(r int, w float32, weighted bool, o []float32) {
 			o[dim-1] += lut[row[full]&15]
 		}
 	case TableQ2:
-		var lut [4]float32
-		for q := range lut {
+		var lut [16]float32 // 4 used; 16 for the assembly's table
+		for q := range 4 {
 			lut[q] = float32(w * float32(s*float64(q)+b))
 		}
+		if mixedSIMD && dim >= 16 {
+			j0 = dim &^ 15
+			mixedLUT2(&o[0], &row[0], j0, &lut, &mixedConsts)
+		}
 		full := dim / 4
-		for g, c := range row[:full] {
+		for g := j0 / 4; g < full; g++ {
+			c := row[g]
 			og := (*[4]float32)(o[4*g:])
 			og[0] += lut[c&3]
 			og[1] += lut[c>>2&3]
@@ -493,6 +515,43 @@ func (p *mixedPart) accum(r int, w float32, weighted bool, o []float32) {
 		}
 		for j := 4 * full; j < dim; j++ {
 			o[j] += lut[row[full]>>(uint(j&3)*2)&3]
+		}
+	}
+}
+
+// accumFP4 is mxAccumRow for mxfp4 with the assembly: per block of 32, the
+// 16 values its codes decode to (weighted), then 16 at a time through
+// mixedLUT4; the same float32 products as mxAccumRow.
+func accumFP4(codes, scales []byte, w float32, weighted bool, o []float32) {
+	t := (*[16]float32)(mxLUT[MXFP4E2M1])
+	dim := len(o)
+	full := dim &^ (MXBlock - 1)
+	if full > 0 {
+		// Whole blocks: the table and the lookups in the assembly (w = 1
+		// unweighted: float32(1·v) is v).
+		wt := w
+		if !weighted {
+			wt = 1
+		}
+		mixedFP4(&o[0], &codes[0], full, t, &scales[0], &mxScaleLUT, wt, &mixedConsts)
+	}
+	for b0 := full; b0 < dim; b0 += MXBlock {
+		s := mxScaleLUT[scales[b0/MXBlock]]
+		var lut [16]float32
+		for q := range lut {
+			v := float32(t[q] * s)
+			if weighted {
+				v = float32(w * v)
+			}
+			lut[q] = v
+		}
+		n := min(MXBlock, dim-b0)
+		m := n &^ 15
+		if m > 0 {
+			mixedLUT4(&o[b0], &codes[b0/2], m, &lut, &mixedConsts)
+		}
+		for j := b0 + m; j < b0+n; j++ {
+			o[j] += lut[codes[j>>1]>>(uint(j&1)*4)&15]
 		}
 	}
 }

@@ -164,7 +164,7 @@ func TestMixedBagPool(t *testing.T) {
 	defer keepActive(bagPools)()
 	rng := rand.New(rand.NewPCG(21, 2))
 	for _, pair := range mixedPairs() {
-		for _, dim := range []int{16, 45} {
+		for _, dim := range []int{16, 45, 50} {
 			const rows = 700
 			mt, _ := mixedTestTable(t, rng, rows, dim, 0.05, pair[0], pair[1])
 			deq := make([]float32, rows*dim)
@@ -202,6 +202,15 @@ func TestMixedBagPool(t *testing.T) {
 					mt.prefetch = false
 					if !sameBits(got, far) {
 						t.Fatalf("%s: the prefetching loop pools otherwise", what)
+					}
+					// And the pure-Go accumulation (the assembly off) too.
+					simd := mixedSIMD
+					mixedSIMD = false
+					goOut := guarded(nb * ldo)
+					mt.Pool(indices, offsets, ws, goOut, ldo, lo, hi)
+					mixedSIMD = simd
+					if !sameBits(got, goOut) {
+						t.Fatalf("%s: the Go and assembly accumulations differ", what)
 					}
 					plain := guarded(nb * ldo)
 					for i := lo; i < hi; i++ {
