@@ -21,7 +21,7 @@ func init() {
 		bi := newBagIndices(rows, s.M, s.K)
 		out := make([]float32, s.M*s.N)
 		return &runner{
-			rows: s.M, align: 1, ops: float64(s.M * s.K), bytes: float64(s.M*s.K) * float64(t.Bytes()) / float64(rows), impl: "go", next: bi.next,
+			rows: s.M, align: 1, ops: float64(s.M * s.K), bytes: float64(s.M*s.K) * float64(t.Bytes()) / float64(rows), impl: kernels.MixedBagImpl(), next: bi.next,
 			run: func(lo, hi int) {
 				t.Pool(bi.cur(), bi.off, nil, out, s.N, lo, hi)
 			},

@@ -555,3 +555,12 @@ func accumFP4(codes, scales []byte, w float32, weighted bool, o []float32) {
 		}
 	}
 }
+
+// MixedBagImpl names the mixed bag's row accumulation in use ("avx512" or
+// "go"), for diagnostics and for keying measurements of its speed.
+func MixedBagImpl() string {
+	if mixedSIMD {
+		return "avx512"
+	}
+	return "go"
+}

@@ -67,6 +67,7 @@ func ThisMachine() CostMachine {
 		"gemm-int8": kernels.I8GemmImpl(),
 		"bag":       kernels.BagImpl(),
 		"bag-mx":    kernels.MXBagImpl(),
+		"bag-mixed": kernels.MixedBagImpl(),
 	}}
 }
 
