@@ -212,6 +212,7 @@ func debugTables(w io.Writer, out *debugOutput, top int) error {
 			}
 			rows = append(rows, []string{t.Table, t.Precision, report.F(float64(t.MeanRowRMSE), 5), fmt.Sprintf("%s @%d", report.F(float64(t.MaxRowRMSE), 5), t.MaxRow),
 				report.F(float64(t.MedianRange), 3), report.F(float64(t.MaxRange), 3), outl})
+			rows = append(rows, mixedPartRows(t)...)
 		}
 		fmt.Fprintln(w)
 		if err := report.Table(w, []string{"table", "precision", "mean row RMSE", "max row RMSE @row", "median range", "max range", "widest rows (row:range)"}, rows); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/rqtools/rq/kernels"
 	"github.com/rqtools/rq/model"
 	"github.com/rqtools/rq/modelio"
+	"github.com/rqtools/rq/precision"
 	"github.com/rqtools/rq/quantize"
 	"github.com/rqtools/rq/report"
 	"github.com/spf13/cobra"
@@ -45,7 +46,8 @@ fp16/bf16 weights, 8/4/2-bit row-wise tables in PyTorch's fused layouts, and the
 source model's sha256 in __metadata__. Tables are quantized while they are written, so a model
 larger than memory quantizes in bounded memory. The same inputs give the same bytes.
 
-Static int8 activations need --ranges from rq calibrate on the same model.
+Static int8 activations and mixed tables (hot rows at one precision, the rest at another) need
+--ranges from rq calibrate on the same model.
 
 Presets:
 ` + strings.Join(presets, "\n"),
@@ -72,7 +74,7 @@ Presets:
 	fs.StringVar(&opts.model, "model", "", "fp32 model file (.pt or .safetensors)")
 	fs.StringVar(&opts.plan, "plan", "", "plan JSON (per-layer precisions; rq search writes one)")
 	fs.StringVar(&opts.preset, "preset", "", "a built-in plan: "+strings.Join(quantize.PresetNames(), ", "))
-	fs.StringVar(&opts.ranges, "ranges", "", "calibrated ranges (rq calibrate) for static int8 activations")
+	fs.StringVar(&opts.ranges, "ranges", "", "calibrated ranges (rq calibrate) for static int8 activations and mixed tables' hot rows")
 	fs.StringVarP(&opts.output, "output", "o", "", "output file (.safetensors)")
 	fs.BoolVar(&opts.json, "json", false, "print the per-layer summary as JSON")
 	opts.models.register(g, fs, allowableNonFinite)
@@ -147,6 +149,14 @@ func runQuantize(ctx context.Context, opts *quantizeOptions) error {
 	tables := map[string]modelio.TableEncoding{}
 	for _, t := range m.Net.Tables {
 		lp := plan.Layer(t.Name)
+		if lp.Precision == precision.Mixed {
+			enc, err := opts.models.mixedEncoding(opts.model, t, lp, ranges)
+			if err != nil {
+				return err
+			}
+			tables[t.Name] = enc
+			continue
+		}
 		if mf, ok := kernels.MXFormatOf(lp.Precision); ok {
 			// MX tables: codes and E8M0 scales quantized while written. The
 			// check is the non-finite one (no fp16 range to hold); under

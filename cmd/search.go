@@ -42,8 +42,11 @@ func newSearchCmd(g *globalOptions, runF func(context.Context, *searchOptions) e
 		Short: "Find the smallest (or fastest) per-layer precision plan within an NE/AUC budget",
 		Long: `Search for the per-layer precision plan that meets an accuracy budget at the least size
 (--objective size) or predicted latency (--objective latency, from kernel speeds measured on
-this machine and cached). Ladders: tables mxfp4 -> int4 -> mxfp6_e2m3 -> int8 -> fp16 -> fp32 (int2 first with
---allow-int2), FC layers int8 static -> int8 dynamic -> fp16 -> fp32; --ladder overrides.
+this machine and cached). Ladders: tables mixed-int8-int2@0.01 -> @0.02 -> @0.04 -> mxfp4 ->
+mixed-int8-mxfp4@0.05 -> @0.15 -> int4 -> mxfp6_e2m3 -> int8 -> fp16 -> fp32 (int2 first with
+--allow-int2; mixed rungs, the share of rows most looked up in calibration at int8 and the rest at
+int2 or mxfp4, only for tables --ranges has access counts for; rungs not smaller than one above
+are skipped), FC layers int8 static -> int8 dynamic -> fp16 -> fp32; --ladder overrides.
 
 The search: fp32 baseline; the all-lowest plan (done if it passes); each layer's sensitivity
 (that layer alone at its lowest rung); the shortest prefix of the most sensitive layers to fall
@@ -82,11 +85,11 @@ records every plan evaluated; --resume continues from it.`,
 	}
 	fs := c.Flags()
 	fs.StringVar(&opts.model, "model", "", "fp32 model file (.pt or .safetensors)")
-	fs.StringVar(&opts.ranges, "ranges", "", "calibrated ranges (rq calibrate); without them static int8 rungs are skipped")
+	fs.StringVar(&opts.ranges, "ranges", "", "calibrated ranges (rq calibrate); without them static int8 and mixed-table rungs are skipped")
 	fs.Float64Var(&opts.maxNEDelta, "max-ne-delta", 0, "budget: largest allowed NE increase over fp32, in percent")
 	fs.Float64Var(&opts.maxAUCDrop, "max-auc-drop", 0, "budget: largest allowed AUC drop below fp32")
 	fs.StringVar(&opts.objective, "objective", search.ObjectiveSize, "what to minimise: size or latency")
-	fs.StringVar(&opts.ladder, "ladder", "", `override ladders, e.g. "table=int4-greedy,int8,fp32;fc=int8-dynamic,bf16;top_l.4=fp32"`)
+	fs.StringVar(&opts.ladder, "ladder", "", `override ladders, e.g. "table=mixed-int8-int2@0.05,int4-greedy,int8,fp32;fc=int8-dynamic,bf16;top_l.4=fp32"`)
 	fs.BoolVar(&opts.allowInt2, "allow-int2", false, "let tables go down to 2-bit")
 	fs.Float64Var(&opts.confidence, "confidence", search.DefaultConfidence, "confidence of the bootstrap intervals")
 	fs.IntVar(&opts.maxEvals, "max-evals", 0, "stop after this many plan evaluations (0: no limit)")

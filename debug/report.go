@@ -85,6 +85,8 @@ type TableRows struct {
 	MaxRange    report.Float `json:"max_range"`
 	// Outliers are the rows with the largest ranges, largest first.
 	Outliers []OutlierRow `json:"outliers"`
+	// Parts splits a mixed table's row error by part (hot, then cold).
+	Parts []TablePart `json:"parts,omitempty"`
 }
 
 // OutlierRow is one row of a table with an extreme range.

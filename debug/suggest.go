@@ -85,6 +85,9 @@ func Suggest(l *Layer, t *TableRows, deltaNEPct float64) (rule, text string) {
 }
 
 func suggestTable(l *Layer, t *TableRows, iso float64) (string, string) {
+	if t != nil && len(t.Parts) == 2 {
+		return suggestMixed(l, t, iso)
+	}
 	nbit := l.prec.IsInteger() && l.prec.Bits() < 8
 	bits := fmt.Sprintf("%d-bit", l.prec.Bits())
 	if t != nil && nbit && float64(t.MaxRange) >= OutlierRatio*float64(t.MedianRange) {

@@ -47,6 +47,7 @@ func tableRows(ref, q *model.Table, k int) (*TableRows, error) {
 	}
 	tr := &TableRows{Table: q.Name, Precision: q.Label(), Rows: ref.Rows, MaxRow: -1}
 	top := &outlierHeap{}
+	parts := newPartStats(q.Kernel)
 	buf := make([]float32, tableChunk*dim)
 	rangeBuf := make([]float32, 0, tableChunk)
 	var sumRMSE, maxRMSE, maxRange float64
@@ -66,6 +67,7 @@ func tableRows(ref, q *model.Table, k int) (*TableRows, error) {
 				lo, hi = math.Min(lo, x), math.Max(hi, x)
 			}
 			rmse := math.Sqrt(e2 / float64(dim))
+			parts.add(r0+int64(i), rmse)
 			rng := hi - lo
 			sumRMSE += rmse
 			if rmse > maxRMSE || tr.MaxRow < 0 {
@@ -89,6 +91,7 @@ func tableRows(ref, q *model.Table, k int) (*TableRows, error) {
 	tr.MaxRowRMSE, tr.MaxRange = report.Float(maxRMSE), report.Float(maxRange)
 	tr.MedianRange = report.Float(medianOf(ranges))
 	tr.Outliers = append([]OutlierRow{}, (*top)...)
+	tr.Parts = parts.parts()
 	sort.Slice(tr.Outliers, func(i, j int) bool { return tr.Outliers[i].Range > tr.Outliers[j].Range })
 	return tr, nil
 }

@@ -28,7 +28,7 @@ func TestTableFormatPrecision(t *testing.T) {
 		}
 	}
 	for _, p := range precision.All() {
-		if _, ok := TableFormatOf(p); ok != (p.ForTable() && !p.IsMX()) { // MX tables: MXFormatOf
+		if _, ok := TableFormatOf(p); ok != (p.ForTable() && !p.IsMX() && !p.IsMixed()) { // MX tables: MXFormatOf; mixed: MixedBagTable
 			t.Errorf("TableFormatOf(%v): %v, but ForTable is %v", p, ok, p.ForTable())
 		}
 	}

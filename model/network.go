@@ -143,8 +143,14 @@ func (t *Table) Precision() precision.Precision {
 }
 
 // Label names the table's storage in reports: its precision's table
-// label ("int4-rowwise", "fp32").
-func (t *Table) Label() string { return t.Precision().TableLabel() }
+// label ("int4-rowwise", "fp32"), or the kernel's own when it has one (a
+// mixed table's "mixed(int8 5% / int2)").
+func (t *Table) Label() string {
+	if k, ok := t.Kernel.(interface{ TableLabel() string }); ok {
+		return k.TableLabel()
+	}
+	return t.Precision().TableLabel()
+}
 
 // Bytes is the size of the table as stored.
 func (t *Table) Bytes() int64 {

@@ -44,6 +44,8 @@ func CheckFinite(m *Model) error {
 	if m.Net != nil {
 		for _, t := range m.Net.Tables {
 			tables[t.Name+".weight"] = true
+			// A mixed table's parts (mixed.go) are table rows too.
+			tables[t.Name+"."+mixedHotW], tables[t.Name+"."+mixedColdW] = true, true
 		}
 	}
 	for i := range m.Tensors {

@@ -36,6 +36,10 @@ type layerMeta struct {
 	// NoBias marks an FC-like layer without a bias (DCN's V kernels); the
 	// file then has no <layer>.bias tensor for it.
 	NoBias bool `json:"no_bias,omitempty"`
+	// Mixed tables (mixed.go): the table's rows and its parts' precisions.
+	Rows          int64          `json:"rows,omitempty"`
+	HotPrecision  *metaPrecision `json:"hot_precision,omitempty"`
+	ColdPrecision *metaPrecision `json:"cold_precision,omitempty"`
 }
 
 // metaPrecision is a layer's "precision" in rq.layers, written and read
@@ -89,6 +93,9 @@ type TableEncoding struct {
 	// Check, when set, vets each block of source rows (the first is row
 	// first) before it is encoded; its error stops the write.
 	Check func(w []float32, first int64, rows, dim int) error
+	// Mixed, when set, writes the table as a mixed table (mixed.go); the
+	// fields above are then unused.
+	Mixed *MixedEncoding
 }
 
 // QuantInfo is the provenance written into a quantized file.
@@ -191,6 +198,11 @@ func quantizedSpecs(ctx context.Context, net *model.Network, tables map[string]T
 		enc, streamed := tables[t.Name]
 		switch k := t.Kernel.(type) {
 		case nil:
+			if streamed && enc.Mixed != nil {
+				specs = append(specs, streamMixedSpecs(t, enc.Mixed)...)
+				layers[t.Name] = mixedMeta(t.Rows, t.Dim, enc.Mixed.Hot.precision(), enc.Mixed.Cold.precision())
+				return nil
+			}
 			if streamed && enc.MX.Valid() {
 				specs = append(specs, streamMXSpecs(name, t, enc)...)
 				layers[t.Name] = layerMeta{Kind: "table", Precision: metaPrecision{p: enc.MX.Precision()}, Dim: t.Dim}
@@ -211,6 +223,13 @@ func quantizedSpecs(ctx context.Context, net *model.Network, tables map[string]T
 				bytesSpec(name, U8, []int{int(k.Rows), kernels.MXCodeBytes(k.Format, k.Dim)}, k.Codes),
 				bytesSpec(t.Name+".weight_scale", U8, []int{int(k.Rows), kernels.MXScales(k.Dim)}, k.Scales))
 			layers[t.Name] = layerMeta{Kind: "table", Precision: metaPrecision{p: k.Format.Precision()}, Dim: t.Dim}
+		case *kernels.MixedBagTable:
+			ms, err := mixedSpecs(t.Name, k)
+			if err != nil {
+				return err
+			}
+			specs = append(specs, ms...)
+			layers[t.Name] = mixedMeta(k.Rows, k.Dim, k.HotPrecision(), k.ColdPrecision())
 		default:
 			return fmt.Errorf("%s: cannot write a %s table", t.Name, t.Label())
 		}
@@ -468,6 +487,7 @@ func buildQuantizedScheme(file string, f *SafetensorsFile) (*model.Network, stri
 	// Structure: the tensors that name layers, with quantized tables viewed
 	// through a placeholder fp32 shape so the scheme inference checks widths.
 	var skeleton []Tensor
+	mixedSeen := map[string]bool{}
 	for _, t := range f.Tensors {
 		prefix, suffix := splitSuffix(t.Name)
 		lm, ok := layers[prefix]
@@ -481,6 +501,16 @@ func buildQuantizedScheme(file string, f *SafetensorsFile) (*model.Network, stri
 			// Before the structure: the layer's tensors cannot be read
 			// without their precision.
 			return nil, "", &unknownPrecisionError{FormatError: &FormatError{File: file, Tensor: prefix + ".weight", Msg: "rq.layers: " + err.Error()}, unknown: err}
+		}
+		if lm.Kind == "table" && lm.Precision.p == precision.Mixed {
+			st, err := mixedSkeleton(file, t, prefix, suffix, lm, mixedSeen)
+			if err != nil {
+				return nil, "", err
+			}
+			if st != nil {
+				skeleton = append(skeleton, *st)
+			}
+			continue
 		}
 		switch suffix {
 		case "weight_scale", "input_scale", "input_zero_point":
@@ -637,6 +667,14 @@ func buildQuantizedScheme(file string, f *SafetensorsFile) (*model.Network, stri
 		}
 		t.Weight = nil
 		lm := layers[t.Name]
+		if lm.Precision.p == precision.Mixed {
+			mt, err := mixedTable(file, t, lm, byName, need)
+			if err != nil {
+				return nil, "", err
+			}
+			t.Kernel = mt
+			continue
+		}
 		if mf, ok := kernels.MXFormatOf(lm.Precision.p); ok {
 			bt, err := mxTable(file, t, mf, need)
 			if err != nil {

@@ -223,6 +223,8 @@ func tableBits(t *model.Table) string {
 		return s + fmt.Sprintf("%v %dx%d mean=%v %x", k.Format, k.Rows, k.Dim, k.Mean, k.Data)
 	case *kernels.MXBagTable:
 		return s + fmt.Sprintf("%v %dx%d mean=%v codes=%x scales=%x", k.Format, k.Rows, k.Dim, k.Mean, k.Codes, k.Scales)
+	case *kernels.MixedBagTable:
+		return s + mixedBits(k)
 	}
 	return s + fmt.Sprintf("kernel %T", t.Kernel)
 }
@@ -238,6 +240,7 @@ func TestQuantizedRewrite(t *testing.T) {
 	q, tables, info := goldenNetwork(t)
 	seeds["golden"] = encodeQuantized(t, q, tables, info)
 	seeds["mx"] = mxSeed(t)
+	seeds["mixed"] = mixedSeed(t)
 	for name, data := range seeds {
 		f, err := ParseSafetensors(name, data)
 		if err != nil {
@@ -320,7 +323,8 @@ func FuzzQuantizedFile(f *testing.F) {
 	// Every kind of layer the format stores, in one small file.
 	q, tables, info := goldenNetwork(f)
 	f.Add(encodeQuantized(f, q, tables, info))
-	f.Add(mxSeed(f)) // MX tables: codes and scale tensors
+	f.Add(mxSeed(f))    // MX tables: codes and scale tensors
+	f.Add(mixedSeed(f)) // mixed tables: hot ids and two parts
 	hostile, err := filepath.Glob(filepath.Join("..", "cmd", "testdata", "hostile", "*.safetensors"))
 	if err != nil || len(hostile) == 0 {
 		f.Fatalf("no hostile safetensors files (%v)", err)

@@ -61,6 +61,8 @@ func tableRegions(t *model.Table) []region {
 		return []region{{k.Data, func(c []byte) { k.Data = c }}}
 	case *kernels.MXBagTable:
 		return []region{{k.Codes, func(c []byte) { k.Codes = c }}, {k.Scales, func(c []byte) { k.Scales = c }}}
+	case *kernels.MixedBagTable:
+		return mixedRegions(k)
 	}
 	return nil
 }

@@ -160,6 +160,11 @@ func Check(ctx context.Context, snap Snapshot, win Window, cfg Config) (*Point, 
 		if err != nil {
 			return nil, fmt.Errorf("calibrating on window %s: %w", win.Name, err)
 		}
+		// Fresh ranges fix activation ranges; mixed tables keep the
+		// production calibration's hot rows (the observer counts no lookups).
+		if fresh.Tables == nil {
+			fresh.Tables = cfg.Ranges.Tables
+		}
 		acc, err := evalWith(ctx, snap.Net, win, cfg, fresh, threads)
 		if err != nil {
 			return nil, err

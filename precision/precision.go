@@ -13,7 +13,8 @@ type Precision uint8
 
 // The precisions, in the order their names are listed (widest float
 // first, then the integers by width, then the OCP Microscaling block
-// formats, see IsMX).
+// formats, see IsMX; then mixed, tables whose rows are at two of the
+// others, see IsMixed).
 const (
 	FP32 Precision = iota + 1
 	FP16
@@ -27,6 +28,10 @@ const (
 	MXFP6E2M3
 	MXFP4
 	MXINT8
+	// Mixed is a table whose hottest rows are stored at one table
+	// precision and the rest at another (issue 15): the plan names the
+	// two and the hot share of rows (quantize.LayerPlan).
+	Mixed
 )
 
 // facts is everything rq knows about one precision.
@@ -49,6 +54,11 @@ type facts struct {
 
 // known is indexed by Precision; index 0, no precision, has no name.
 var known = [...]facts{
+	// Mixed is listed first only to keep its row apart from the others'
+	// (keyed rows: the order here changes nothing). It has no one width
+	// (bits 0): its rows are at two other table precisions.
+	Mixed: {name: "mixed", table: true, tableLabel: "mixed"},
+
 	FP32: {name: "fp32", bits: 32, fc: true, table: true, tableLabel: "fp32"},
 	FP16: {name: "fp16", bits: 16, fc: true, table: true, tableLabel: "fp16"},
 	BF16: {name: "bf16", bits: 16, fc: true},
@@ -124,6 +134,10 @@ func (p Precision) IsInteger() bool { return known[p.index()].integer }
 // with one shared E8M0 scale, no bias: embedding tables' rows, and FC
 // layers' weights in blocks along the input dimension.
 func (p Precision) IsMX() bool { return known[p.index()].mx }
+
+// IsMixed reports whether p is the mixed-precision table format: hot rows
+// at one table precision, the others at another (never itself mixed).
+func (p Precision) IsMixed() bool { return p == Mixed }
 
 // ForFC reports whether an FC layer can be stored at p.
 func (p Precision) ForFC() bool { return known[p.index()].fc }

@@ -31,8 +31,8 @@ func TestRoundTrip(t *testing.T) {
 		{MXFP4, "mxfp4", 4, false, true, true, "mxfp4", true},
 		{MXINT8, "mxint8", 8, false, true, true, "mxint8", true},
 	}
-	if got := All(); len(got) != len(want) {
-		t.Fatalf("All() = %v, want %d precisions", got, len(want))
+	if got := All(); len(got) != len(want)+len(afterMX) {
+		t.Fatalf("All() = %v, want %d precisions", got, len(want)+len(afterMX))
 	}
 	for i, w := range want {
 		p := w.p
@@ -65,7 +65,7 @@ func TestRoundTrip(t *testing.T) {
 	if got := Join(FC()); got != "fp32, fp16, bf16, int8, mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, mxint8" {
 		t.Errorf("FC() = %s", got)
 	}
-	if got := Join(Tables()); got != "fp32, fp16, int8, int4, int2, mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, mxint8" {
+	if got := Join(Tables()); got != "fp32, fp16, int8, int4, int2, mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, mxint8, mixed" {
 		t.Errorf("Tables() = %s", got)
 	}
 }
@@ -80,7 +80,7 @@ func TestUnknownRefused(t *testing.T) {
 			t.Errorf("Parse(%q) = %v, %v; want an *UnknownError", s, p, err)
 			continue
 		}
-		if msg := err.Error(); !strings.Contains(msg, `"`+s+`"`) || !strings.Contains(msg, "fp32, fp16, bf16, int8, int4, int2, mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, mxint8") {
+		if msg := err.Error(); !strings.Contains(msg, `"`+s+`"`) || !strings.Contains(msg, "fp32, fp16, bf16, int8, int4, int2, mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, mxint8, mixed") {
 			t.Errorf("Parse(%q): %s", s, msg)
 		}
 		var q Precision
@@ -99,7 +99,7 @@ func TestUnknownRefused(t *testing.T) {
 // The zero value (a field never set) and out-of-range values are not a
 // precision: not valid, and MarshalText refuses them.
 func TestZeroRefused(t *testing.T) {
-	for _, p := range []Precision{0, MXINT8 + 1, 255} {
+	for _, p := range []Precision{0, Mixed + 1, 255} {
 		if p.Valid() || p.ForFC() || p.ForTable() || p.Bits() != 0 || p.TableLabel() != "" || p.IsMX() || p.IsInteger() {
 			t.Errorf("%d: valid %v fc %v table %v bits %d", p, p.Valid(), p.ForFC(), p.ForTable(), p.Bits())
 		}

@@ -51,7 +51,7 @@ func apply(net *model.Network, plan *Plan, ranges RangeSource, tables bool) (*mo
 	// itself).
 	var table func(*model.Table) (*model.Table, error)
 	if tables {
-		table = func(t *model.Table) (*model.Table, error) { return QuantizeTable(t, plan.Layer(t.Name)) }
+		table = func(t *model.Table) (*model.Table, error) { return QuantizeTableFrom(t, plan.Layer(t.Name), ranges) }
 	}
 	return net.Map(fc, table)
 }
@@ -77,6 +77,9 @@ func QuantizeLinear(l *model.Linear, lp LayerPlan, ranges RangeSource) (*model.L
 func QuantizeTable(t *model.Table, lp LayerPlan) (*model.Table, error) {
 	if lp.Precision == precision.FP32 {
 		return t, nil
+	}
+	if lp.Precision == precision.Mixed {
+		return nil, errMixedNeedsRows(t.Name)
 	}
 	if t.Weight == nil {
 		return nil, fmt.Errorf("%s: no fp32 weights to quantize (is the model already quantized?)", t.Name)

@@ -55,6 +55,13 @@ type LayerPlan struct {
 	WeightRange string `json:"weight_range,omitempty"`
 	// n-bit tables only: greedy per-row range shrinking (PyTorch's optimized_qparams).
 	Greedy bool `json:"greedy,omitempty"`
+	// mixed tables only (precision "mixed", see mixed.go): the precision
+	// of the hot rows and of the others (any table precision but mixed),
+	// and the share of the table's rows kept hot (0 < share <= 1), the
+	// hottest by the calibration rows' lookups (rq calibrate's ranges.json).
+	HotPrecision  precision.Precision `json:"hot_precision,omitempty"`
+	ColdPrecision precision.Precision `json:"cold_precision,omitempty"`
+	HotShare      float64             `json:"hot_share,omitempty"`
 }
 
 // Plan maps layer names to their precisions. Layers it does not name stay fp32.
@@ -116,6 +123,9 @@ func (p *Plan) Validate(net *model.Network) error {
 		kind, ok := kinds[name]
 		if !ok {
 			return fmt.Errorf("plan names layer %q, which the model does not have; its layers are %s", name, strings.Join(net.LayerNames(), ", "))
+		}
+		if err := checkMixed(name, kind, lp); err != nil {
+			return err
 		}
 		if kind == "table" {
 			if !lp.Precision.ForTable() {
@@ -350,6 +360,7 @@ func locate(data []byte, err error) error {
 	switch {
 	case errors.As(err, &unknown):
 		field, bad = "precision", unknown.Name
+		field = mixedField(data, field, bad)
 	case errors.As(err, &act):
 		field, bad = "activation", act.Name
 	default:

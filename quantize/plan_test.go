@@ -199,7 +199,7 @@ func TestReadPlanStrict(t *testing.T) {
 			`layers["top_l.0"].Precision: unknown key: field names are case-sensitive, did you mean "precision"?`},
 		{"case-folded top field", `{"VERSION":1,"version":1,"layers":{}}`, `VERSION: unknown key: field names are case-sensitive, did you mean "version"?`},
 		{"unknown nested field", `{"version":1,"layers":{"bot_l.0":{"precision":"int8","methd":"l2"}}}`,
-			`layers["bot_l.0"].methd: unknown key (want one of activation, granularity, greedy, method, precision, reduce_range, weight_range, weights)`},
+			`layers["bot_l.0"].methd: unknown key (want one of activation, cold_precision, granularity, greedy, hot_precision, hot_share, method, precision, reduce_range, weight_range, weights)`},
 		{"trailing data", `{"version":1,"layers":{}} {"version":1,"layers":{}}`, `line 1, column 27: data after the end of the JSON object`},
 		{"version 2", `{"version":2,"layers":{}}`, `version 2: this rq reads plan version 1`},
 		{"no version", `{"layers":{}}`, `no "version"`},

@@ -67,6 +67,7 @@ func ThisMachine() CostMachine {
 		"gemm-int8": kernels.I8GemmImpl(),
 		"bag":       kernels.BagImpl(),
 		"bag-mx":    kernels.MXBagImpl(),
+		"bag-mixed": kernels.MixedBagImpl(),
 	}}
 }
 
@@ -333,7 +334,13 @@ func measureBag(p precision.Precision, rows int64, dim int, o CostOptions) float
 		w[i] = rng.Float32() - 0.5
 	}
 	var pool func(idx []int64, off []int32, out []float32, m int)
-	if mf, ok := kernels.MXFormatOf(p); ok {
+	if p == precision.Mixed {
+		t, err := mixedCostTable(w, rows, dim, rng)
+		if err != nil {
+			panic(err) // finite and in range by construction
+		}
+		pool = func(idx []int64, off []int32, out []float32, m int) { t.Pool(idx, off, nil, out, dim, 0, m) }
+	} else if mf, ok := kernels.MXFormatOf(p); ok {
 		t, err := quantize.QuantizeMXTable(mf, "synthetic", w, rows, dim)
 		if err != nil {
 			panic(err) // finite by construction

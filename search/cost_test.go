@@ -170,7 +170,7 @@ func TestCostCacheMachine(t *testing.T) {
 func TestCostThisMachine(t *testing.T) {
 	m := ThisMachine()
 	want := map[string]string{"gemm-fp32": kernels.SgemmImpl(), "gemm-fp16": kernels.F16GemmImpl(), "gemm-bf16": kernels.BF16GemmImpl(),
-		"gemm-int8": kernels.I8GemmImpl(), "bag": kernels.BagImpl(), "bag-mx": kernels.MXBagImpl()}
+		"gemm-int8": kernels.I8GemmImpl(), "bag": kernels.BagImpl(), "bag-mx": kernels.MXBagImpl(), "bag-mixed": kernels.MixedBagImpl()}
 	if !maps.Equal(m.Impls, want) || m.Features != kernels.Features() || m.Arch != runtime.GOARCH {
 		t.Errorf("machine %+v, want implementations %v", m, want)
 	}

@@ -99,6 +99,7 @@ func NewNetEvaluator(net *model.Network, ranges quantize.RangeSource, batches []
 	}
 	e := &NetEvaluator{net: net, ranges: ranges, batches: batches, threads: max(threads, 1),
 		layers: NetworkLayers(net), fc: map[string]*model.Linear{}, tables: map[string]*model.Table{}}
+	markAccess(e.layers, ranges) // mixed rungs only for tables with access counts
 	for _, b := range batches {
 		if len(b.Labels) != b.N {
 			return nil, fmt.Errorf("rows from %d: %d labels for %d rows", b.Row, len(b.Labels), b.N)
@@ -163,7 +164,7 @@ func (e *NetEvaluator) Network(plan *quantize.Plan) (*model.Network, error) {
 		if q, ok := e.tables[key]; ok {
 			return q, nil
 		}
-		q, err := quantize.QuantizeTable(t, lp)
+		q, err := quantize.QuantizeTableFrom(t, lp, e.ranges)
 		if err != nil {
 			return nil, err
 		}

@@ -69,6 +69,9 @@ func (f *fakeEval) Layers() []Layer   { return f.layers }
 func (f *fakeEval) Labels() []float32 { return f.labels }
 
 func rungName(kind string, lp quantize.LayerPlan) string {
+	if lp.Precision == precision.Mixed {
+		return RungName(kind, lp)
+	}
 	set := fcRungs
 	if kind == KindTable {
 		set = tableRungs

@@ -2,6 +2,7 @@ package search
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -30,6 +31,10 @@ type Layer struct {
 	Dim  int   `json:"dim,omitempty"`
 	// NoBias marks an FC-like layer without a bias (DCN's V kernels).
 	NoBias bool `json:"no_bias,omitempty"`
+	// AccessRows is how many of a table's rows the calibration's access
+	// counts list; 0 when there are none, and then the table gets no
+	// mixed rungs (mixed.go).
+	AccessRows int64 `json:"access_rows,omitempty"`
 }
 
 // NetworkLayers lists a network's layers in network order (net.Layers:
@@ -51,6 +56,9 @@ func NetworkLayers(net *model.Network) []Layer {
 // it for the network quantize.Apply builds.
 func (l Layer) Bytes(lp quantize.LayerPlan) int64 {
 	if l.Kind == KindTable {
+		if lp.Precision == precision.Mixed {
+			return l.mixedBytes(lp)
+		}
 		if f, ok := kernels.MXFormatOf(lp.Precision); ok {
 			// Codes and E8M0 scales, as kernels.MXBagTable.Bytes counts them.
 			return l.Rows * int64(kernels.MXCodeBytes(f, l.Dim)+kernels.MXScales(l.Dim))
@@ -100,6 +108,9 @@ type Rung struct {
 // ("int4-greedy").
 func RungName(kind string, lp quantize.LayerPlan) string {
 	if kind == KindTable {
+		if lp.Precision == precision.Mixed {
+			return mixedRungName(lp)
+		}
 		if lp.Greedy {
 			return lp.Precision.String() + "-greedy"
 		}
@@ -119,6 +130,9 @@ func rungSet(kind string) map[string]quantize.LayerPlan {
 	var plans []quantize.LayerPlan
 	if kind == KindTable {
 		for _, p := range precision.Tables() {
+			if p.IsMixed() {
+				continue // parametric: tableRung reads mixed rungs' names
+			}
 			plans = append(plans, quantize.LayerPlan{Precision: p})
 			if p.IsInteger() && p.Bits() < 8 {
 				plans = append(plans, quantize.LayerPlan{Precision: p, Greedy: true})
@@ -173,6 +187,9 @@ func (e *rungError) Unwrap() error { return e.err }
 // precision does not have for the kind.
 func unknownRung(l Layer, name string, set map[string]quantize.LayerPlan) error {
 	e := &rungError{layer: l.Name, kind: l.Kind, name: name, rungs: rungNames(set)}
+	if l.Kind == KindTable {
+		e.rungs += ", " + mixedSyntax
+	}
 	base, _, _ := strings.Cut(name, "-")
 	if _, err := precision.Parse(base); err != nil {
 		e.err = err
@@ -224,6 +241,18 @@ type Ladders struct {
 // The MX activation rungs ("mxfp4-dynamic") are left to --ladder: they
 // save no bytes and add rounding error, for hardware whose MX units want
 // MX inputs.
+//
+// The mixed rungs (issue 15; only for tables the ranges have access counts
+// for) keep the calibration's most looked-up rows at int8 and the rest at
+// a narrower precision. A hot row costs its int8 row and its 4-byte id,
+// d + 12 bytes, so at share h a row of dim d averages c + (d + 12 - c)·h
+// bytes over a cold precision of c bytes a row. With int2 cold (c = d/4 +
+// 4, 8 bytes at d = 16) the rungs at 1, 2 and 4% cost 8.2, 8.4 and 8.8
+// bytes at d = 16: below mxfp4's 9, as long as h < 1/(d + 12 - c) (5% at
+// d = 16, 3% at 128). With mxfp4 cold the rungs at 5 and 15% cost 9.95 and
+// 11.85 bytes at d = 16, between mxfp4 and int4; from d = 32 on (mxfp4's
+// d/2 + ceil(d/32) against int4's d/2 + 4) they cost more than int4, and
+// prune drops them.
 func DefaultLadders(allowInt2 bool) Ladders {
 	l := Ladders{
 		FC: []string{
@@ -232,6 +261,8 @@ func DefaultLadders(allowInt2 bool) Ladders {
 			precision.FP16.String(), precision.FP32.String()},
 		Table: []string{precision.MXFP4.String(), precision.Int4.String(), precision.MXFP6E2M3.String(), precision.Int8.String(), precision.FP16.String(), precision.FP32.String()},
 	}
+	l.Table = append(defaultMixedBelow(), l.Table...)
+	l.Table = slices.Insert(l.Table, slices.Index(l.Table, precision.MXFP4.String())+1, defaultMixedAbove()...)
 	if allowInt2 {
 		l.Table = append([]string{precision.Int2.String()}, l.Table...)
 	}
@@ -308,6 +339,16 @@ func (ld Ladders) resolve(layers []Layer) ([][]Rung, error) {
 		seen := map[string]bool{}
 		for _, n := range names {
 			lp, ok := set[n]
+			if !ok && l.Kind == KindTable {
+				var err error
+				if lp, ok, err = tableRung(l, n); err != nil {
+					return nil, err
+				}
+				if !ok {
+					continue // a mixed rung, on a table without access counts
+				}
+				n = RungName(l.Kind, lp)
+			}
 			if !ok {
 				return nil, unknownRung(l, n, set)
 			}

@@ -97,7 +97,7 @@ func TestMXFCBytes(t *testing.T) {
 // costs int4's bytes and prune drops it; and a search on the ladder takes
 // mxfp4 where it is within budget.
 func TestDefaultLaddersMX(t *testing.T) {
-	want := []string{"mxfp4", "int4", "mxfp6_e2m3", "int8", "fp16", "fp32"}
+	want := []string{"mixed-int8-int2@0.01", "mixed-int8-int2@0.02", "mixed-int8-int2@0.04", "mxfp4", "mixed-int8-mxfp4@0.05", "mixed-int8-mxfp4@0.15", "int4", "mxfp6_e2m3", "int8", "fp16", "fp32"}
 	for _, int2 := range []bool{false, true} {
 		got := DefaultLadders(int2).Table
 		w := want

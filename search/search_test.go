@@ -419,7 +419,7 @@ func TestRungSets(t *testing.T) {
 	if got := strings.Join(allFCKernels, ","); got != "gemm-fp32,gemm-fp16,gemm-bf16,gemm-int8,gemm-int8-dynamic" {
 		t.Errorf("cost model kernels %s", got)
 	}
-	if got := fmt.Sprint(allTableFormats); got != "[fp32 fp16 int8 int4 int2 mxfp8_e4m3 mxfp8_e5m2 mxfp6_e3m2 mxfp6_e2m3 mxfp4 mxint8]" {
+	if got := fmt.Sprint(allTableFormats); got != "[fp32 fp16 int8 int4 int2 mxfp8_e4m3 mxfp8_e5m2 mxfp6_e3m2 mxfp6_e2m3 mxfp4 mxint8 mixed]" {
 		t.Errorf("cost model table formats %s", got)
 	}
 }
