@@ -403,7 +403,12 @@ func openFromContext(ctx context.Context, name string, ra io.ReaderAt, size int6
 	case "npz":
 		return newNpzReader(name, ra, size, closer, cfg)
 	case "tsv", "txt", "criteo":
-		return newTSVReader(name, io.NewSectionReader(ra, 0, size), closer, cfg)
+		src, c, stop := sequential(ra, size, closer)
+		r, err := newTSVReader(name, src, c, cfg)
+		if err != nil {
+			stop() // the read-ahead; closer stays the caller's
+		}
+		return r, err
 	case "npy":
 		return nil, &UnsupportedError{File: name, What: "a single .npy array; rq reads an .npz holding X_int, X_cat and y, or MLPerf dlrm-v2's day_N_dense.npy beside its day_N_labels.npy and day_N_sparse_multi_hot.npz"}
 	case "parquet":

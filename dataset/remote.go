@@ -169,3 +169,125 @@ func section(ra io.ReaderAt, off, n int64) io.Reader {
 	}
 	return s
 }
+
+// Read-ahead of one sequential stream from an object (a TSV log): chunks
+// of prefetchChunk bytes are fetched by a goroutine, up to prefetchDepth
+// ahead of the reader, so that the next request is under way while the
+// rows of the last one are parsed and evaluated, instead of each block's
+// request waiting for the parser to need it. At most (prefetchDepth+2) *
+// prefetchChunk = 8 MiB is held: the chunks ready, the one being fetched
+// and the one being read.
+const (
+	prefetchChunk = 2 * storage.BlockSize // a ranged GET of its own, past the Reader's cache
+	prefetchDepth = 2
+)
+
+type fetched struct {
+	b   []byte
+	err error
+}
+
+// prefetcher is an io.ReadCloser over bytes [off, end) of ra.
+type prefetcher struct {
+	ch   chan fetched
+	free chan []byte // chunks read, for the fetcher to fill again
+	done chan struct{}
+	buf  []byte // the chunk being read
+	cur  []byte // what is left of it
+	err  error
+}
+
+func newPrefetcher() *prefetcher {
+	return &prefetcher{ch: make(chan fetched, prefetchDepth), free: make(chan []byte, prefetchDepth+2), done: make(chan struct{})}
+}
+
+// sequential returns a reader of the first size bytes of ra, what closes
+// it and closer, and what stops it alone: a read-ahead for an object, a
+// plain section for a file.
+func sequential(ra io.ReaderAt, size int64, closer io.Closer) (io.Reader, io.Closer, func()) {
+	if !isObjectReader(ra) {
+		return io.NewSectionReader(ra, 0, size), closer, func() {}
+	}
+	p := newPrefetcher()
+	go p.run(ra, 0, size)
+	return p, closers{p, closer}, func() { p.Close() }
+}
+
+func (p *prefetcher) run(ra io.ReaderAt, off, end int64) {
+	defer close(p.ch)
+	for off < end {
+		// Chunks are reused, so a stream of any length allocates a few:
+		// no garbage for the collector to let the heap grow with.
+		var b []byte
+		select {
+		case b = <-p.free:
+		default:
+			b = make([]byte, prefetchChunk)
+		}
+		b = b[:min(prefetchChunk, end-off)]
+		n, err := ra.ReadAt(b, off)
+		if err == io.EOF && n == len(b) {
+			err = nil
+		}
+		select {
+		case p.ch <- fetched{b[:n], err}:
+		case <-p.done:
+			return
+		}
+		if err != nil {
+			return
+		}
+		off += int64(n)
+	}
+}
+
+func (p *prefetcher) Read(b []byte) (int, error) {
+	for len(p.cur) == 0 {
+		if p.err != nil {
+			return 0, p.err
+		}
+		if p.buf != nil {
+			select {
+			case p.free <- p.buf[:cap(p.buf)]:
+			default:
+			}
+			p.buf = nil
+		}
+		f, ok := <-p.ch
+		if !ok {
+			p.err = io.EOF
+			continue
+		}
+		p.buf, p.cur, p.err = f.b, f.b, f.err
+	}
+	n := copy(b, p.cur)
+	p.cur = p.cur[n:]
+	return n, nil
+}
+
+// Close stops the read-ahead (a request under way ends with it, or with
+// the Reader's context).
+func (p *prefetcher) Close() error {
+	select {
+	case <-p.done:
+	default:
+		close(p.done)
+	}
+	return nil
+}
+
+// closers closes each in turn, returning the first error.
+type closers []io.Closer
+
+func (cs closers) Close() error {
+	var first error
+	for _, c := range cs {
+		if c == nil {
+			continue
+		}
+		if err := c.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

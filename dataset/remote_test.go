@@ -5,12 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/rqtools/rq/internal/s3test"
@@ -226,5 +229,63 @@ func TestObjectMissing(t *testing.T) {
 	_, err = Open(s.URL("empty-prefix/"), Options{Format: "parquet"})
 	if err == nil || !strings.Contains(err.Error(), "no *.parquet files") {
 		t.Fatalf("empty prefix: %v", err)
+	}
+}
+
+// failingAt is a ReaderAt of n bytes (byte i is i%251) failing every read
+// that reaches past bad.
+type failingAt struct{ n, bad int64 }
+
+func (f failingAt) ReadAt(p []byte, off int64) (int, error) {
+	k := 0
+	for ; k < len(p) && off+int64(k) < f.n; k++ {
+		if off+int64(k) >= f.bad {
+			return k, errors.New("connection reset")
+		}
+		p[k] = byte((off + int64(k)) % 251)
+	}
+	if k < len(p) {
+		return k, io.EOF
+	}
+	return k, nil
+}
+
+// TestPrefetcher: the read-ahead hands out the bytes in order, then the
+// error of the request that failed (never bytes after it), and its Close
+// ends the goroutine even when nobody reads.
+func TestPrefetcher(t *testing.T) {
+	for _, c := range []struct{ n, bad int64 }{{5*prefetchChunk + 17, 1 << 62}, {5 * prefetchChunk, 3*prefetchChunk + 5}, {0, 1 << 62}} {
+		p := newPrefetcher()
+		go p.run(failingAt{c.n, c.bad}, 0, c.n)
+		got, err := io.ReadAll(p)
+		want := min(c.n, c.bad)
+		if c.bad < c.n {
+			// Whole chunks before the failing one arrive; the failing
+			// chunk's own bytes may too.
+			if err == nil || !strings.Contains(err.Error(), "connection reset") || int64(len(got)) > want || int64(len(got)) < want/prefetchChunk*prefetchChunk {
+				t.Fatalf("%+v: %d bytes, %v", c, len(got), err)
+			}
+		} else if err != nil || int64(len(got)) != want {
+			t.Fatalf("%+v: %d bytes, %v", c, len(got), err)
+		}
+		for i, b := range got {
+			if b != byte(i%251) {
+				t.Fatalf("%+v: byte %d is %d", c, i, b)
+			}
+		}
+		p.Close()
+	}
+	before := runtime.NumGoroutine()
+	for range 20 {
+		p := newPrefetcher()
+		go p.run(failingAt{1 << 30, 1 << 62}, 0, 1<<30)
+		p.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines left running after Close (%d before)", n, before)
 	}
 }
