@@ -19,10 +19,8 @@
 # The formats are data: the PLANS table below (name, search rung, layer plan
 # fragment given to every table), and PLANS_FILE=FILE appends lines of the
 # same form. A format without a search rung (rung "-") gets its point figures
-# and no interval. The mixed table precision's entries, once it lands, are
-# lines such as
-#   mixed-int8/int2-5%   -   {"precision":"mixed","hot":"int8","cold":"int2","share":0.05}
-# (the fragment's fields are whatever quantize/plan.go then accepts).
+# and no interval. Mixed tables are lines like the others (their hot rows
+# come from the calibration's access counts, which the script computes).
 #
 # Models are data too (MODELS below): name, model file and data under
 # SHARED (default ../shared beside the clone), calibration and test rows.
@@ -55,6 +53,11 @@ mxfp6_e3m2  mxfp6_e3m2  {"precision":"mxfp6_e3m2"}
 mxfp6_e2m3  mxfp6_e2m3  {"precision":"mxfp6_e2m3"}
 mxfp4       mxfp4       {"precision":"mxfp4"}
 mxint8      mxint8      {"precision":"mxint8"}
+mixed-int8-int2@0.01   mixed-int8-int2@0.01   {"precision":"mixed","hot_precision":"int8","cold_precision":"int2","hot_share":0.01}
+mixed-int8-int2@0.05   mixed-int8-int2@0.05   {"precision":"mixed","hot_precision":"int8","cold_precision":"int2","hot_share":0.05}
+mixed-int8-int2@0.2    mixed-int8-int2@0.2    {"precision":"mixed","hot_precision":"int8","cold_precision":"int2","hot_share":0.2}
+mixed-int8-int4@0.05   mixed-int8-int4@0.05   {"precision":"mixed","hot_precision":"int8","cold_precision":"int4","hot_share":0.05}
+mixed-int8-mxfp4@0.05  mixed-int8-mxfp4@0.05  {"precision":"mixed","hot_precision":"int8","cold_precision":"mxfp4","hot_share":0.05}
 '
 if [ -n "${PLANS_FILE:-}" ]; then
   PLANS+=$'\n'$(cat "$PLANS_FILE")
