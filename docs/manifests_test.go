@@ -85,7 +85,7 @@ func TestManifestChecksCatchTypos(t *testing.T) {
 		{"state.$(JOB_COMPLETION_INDEX).json", "state.json", "both write"},
 		{"        - s3://rq-evals/day23-int8/states/", "        - s3://rq-evals/day23-int8/state/", "no shard step on this page writes"},
 		{"--output=s3://rq-evals/day23-int8/merged.json", "--output=s3://rq-evals/day23-int8/states/merged.json", "inside its input prefix"},
-		{"            memory: 640Mi", "            memory: 1Gi", "memory request 1Gi is over its limit 896Mi"},
+		{"            memory: 768Mi", "            memory: 2Gi", "memory request 2Gi is over its limit 1Gi"},
 		{"values: [2, 3]", "values: [3, 2]", "sorted"},
 		{"values: [2, 3]", "values: [1, 2, 3]", "must be retried"},
 		{"values: [2, 3]", "values: [2]", "FailJob"},
