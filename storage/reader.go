@@ -99,14 +99,20 @@ func Open(ctx context.Context, path string) (*Reader, error) {
 
 // openObject opens the object at l in b, which the Reader then owns.
 func openObject(ctx context.Context, b *blob.Bucket, l location) (*Reader, error) {
-	attrs, err := b.Attributes(ctx, l.key)
+	wd := newWatchdog(ctx)
+	defer wd.cancel(nil)
+	defer wd.disarm()
+	wd.arm()
+	attrs, err := b.Attributes(wd.ctx, l.key)
+	err = wd.or(err)
 	if err != nil {
 		if gcerrors.Code(err) == gcerrors.NotFound {
 			// A HEAD response has no body, so S3's 404 cannot say whether
 			// the object or the bucket is missing (and some servers answer
 			// an unknown access key with a bare 404 too). A GET's error
 			// document can: ask once more, on this error path only.
-			if rr, gerr := b.NewRangeReader(ctx, l.key, 0, 1, &blob.ReaderOptions{BeforeRead: quiet}); gerr != nil {
+			if rr, gerr := b.NewRangeReader(wd.ctx, l.key, 0, 1, &blob.ReaderOptions{BeforeRead: quiet}); gerr != nil {
+				gerr = wd.or(gerr)
 				err = gerr
 			} else {
 				rr.Close()
@@ -265,9 +271,13 @@ func (r *Reader) loadBlock(idx int64) ([]byte, error) {
 func (r *Reader) fetch(p []byte, off int64) (int, error) {
 	r.stats.requests.Add(1)
 	opts := &blob.ReaderOptions{BeforeRead: r.pin}
-	rr, err := r.bucket.NewRangeReader(r.ctx, r.loc.key, off, int64(len(p)), opts)
+	wd := newWatchdog(r.ctx)
+	defer wd.cancel(nil)
+	defer wd.disarm()
+	wd.arm()
+	rr, err := r.bucket.NewRangeReader(wd.ctx, r.loc.key, off, int64(len(p)), opts)
 	if err != nil {
-		return 0, r.readError(off, len(p), err)
+		return 0, r.readError(off, len(p), wd.or(err))
 	}
 	defer rr.Close()
 	// The object must be the one Open saw: a writer may have replaced it
@@ -279,8 +289,11 @@ func (r *Reader) fetch(p []byte, off int64) (int, error) {
 			Msg: fmt.Sprintf("the object changed while it was being read (size %d, modified %s when opened; now size %d, modified %s)",
 				r.size, r.modTime.Format(time.RFC3339), rr.Size(), rr.ModTime().Format(time.RFC3339))}
 	}
-	n, err := io.ReadFull(rr, p)
+	n, err := io.ReadFull(progressReader{rr, wd}, p)
 	r.stats.bytes.Add(int64(n))
+	if s := wd.stalled(); err != nil && s != nil {
+		return n, r.readError(off, len(p), s)
+	}
 	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || err == io.EOF {
 			err = fmt.Errorf("connection ended after %d of %d bytes: %w", n, len(p), io.ErrUnexpectedEOF)

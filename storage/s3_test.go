@@ -424,3 +424,57 @@ func TestS3CommitAfterFreeze(t *testing.T) {
 		t.Errorf("after a Commit under Freeze the object holds %q (%v), want old", got, err)
 	}
 }
+
+// TestS3ServerHangs: a server that stays connected but answers nothing
+// (SIGSTOP) costs a read, an open, a list and an upload StallTimeout, then
+// a *StallError naming the URL; nothing is published, and the older object
+// is kept. Without the watchdog each of these waits forever.
+func TestS3ServerHangs(t *testing.T) {
+	s, ctx := server(t)
+	defer func(d time.Duration) { StallTimeout = d }(StallTimeout)
+	StallTimeout = 2 * time.Second
+	url, old := s.URL("hang/model.safetensors"), []byte("old model")
+	write(t, ctx, url, old)
+	big := s.URL("hang/big.bin")
+	write(t, ctx, big, randomBytes(5, 4*BlockSize))
+	r, err := Open(ctx, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	w, err := Create(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(randomBytes(6, BlockSize)); err != nil {
+		t.Fatal(err)
+	}
+	s.Pause()
+	stalled := func(what, name string, f func() error) {
+		t.Helper()
+		start := time.Now()
+		var err error
+		within(t, what, func() { err = f() })
+		var se *StallError
+		if !errors.As(err, &se) || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "stalled") {
+			t.Errorf("%s on a hung server: %v; want a StallError naming %s", what, err, name)
+		}
+		if took := time.Since(start); took < StallTimeout {
+			t.Errorf("%s gave up after %v, before StallTimeout %v", what, took, StallTimeout)
+		}
+	}
+	stalled("a read", big, func() error { _, err := r.ReadAt(make([]byte, 2*BlockSize), 0); return err })
+	stalled("an open", url, func() error { _, err := Open(ctx, url); return err })
+	stalled("a list", s.URL("hang/"), func() error { _, err := List(ctx, s.URL("hang/")); return err })
+	stalled("an upload", url, func() error {
+		if _, err := w.Write(randomBytes(7, 3*WriteBufferSize)); err != nil {
+			w.Abort()
+			return err
+		}
+		return w.Commit()
+	})
+	s.Resume()
+	if got, err := ReadFile(ctx, url); err != nil || !bytes.Equal(got, old) {
+		t.Errorf("after a stalled upload %s holds %q (%v), want %q", url, got, err, old)
+	}
+}

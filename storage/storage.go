@@ -248,7 +248,11 @@ func wrap(op string, l location, err error) error {
 	if errors.As(err, &status) {
 		httpStatus = status.HTTPStatusCode()
 	}
+	var stall *StallError
 	switch gc := gcerrors.Code(err); {
+	case errors.As(err, &stall):
+		e.Msg = stall.Error()
+		e.Err, e.kind = nil, stall // errors.As finds it; the message says it once
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		e.Msg = "stopped: " + contextReason(err)
 		e.Err = nil
@@ -369,13 +373,17 @@ func List(ctx context.Context, prefix string) ([]string, error) {
 // "subdirectories" beside them.
 func listKeys(ctx context.Context, b *blob.Bucket, prefix string) (names, dirs []string, err error) {
 	it := b.List(&blob.ListOptions{Prefix: prefix, Delimiter: "/"})
+	wd := newWatchdog(ctx)
+	defer wd.cancel(nil)
+	defer wd.disarm()
 	for {
-		obj, err := it.Next(ctx)
+		wd.arm() // each object returned is progress
+		obj, err := it.Next(wd.ctx)
 		if err == io.EOF {
 			return names, dirs, nil
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, wd.or(err)
 		}
 		if obj.IsDir {
 			dirs = append(dirs, obj.Key)

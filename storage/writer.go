@@ -62,6 +62,7 @@ type Writer struct {
 	// An object: a blob writer whose context is cancelled by Abort, so
 	// that closing it cannot complete the upload.
 	cancel context.CancelCauseFunc
+	wd     *watchdog // the upload's stall watchdog (objects only)
 	bucket *blob.Bucket
 	bw     *blob.Writer
 
@@ -128,7 +129,10 @@ func Create(ctx context.Context, p string) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	wctx, cancel := context.WithCancelCause(ctx)
+	// The upload runs under a watchdog armed during Write and Commit calls
+	// (a hung server blocks them once the part buffers are full).
+	wd := newWatchdog(ctx)
+	wctx, cancel := wd.ctx, wd.cancel
 	ct := mime.TypeByExtension(path.Ext(l.key))
 	if ct == "" {
 		ct = "application/octet-stream"
@@ -143,7 +147,7 @@ func Create(ctx context.Context, p string) (*Writer, error) {
 		b.Close()
 		return nil, wrap("create", l, err)
 	}
-	w.ctx, w.cancel, w.bucket, w.bw = wctx, cancel, b, bw
+	w.ctx, w.cancel, w.bucket, w.bw, w.wd = wctx, cancel, b, bw, wd
 	w.cleanup = runtime.AddCleanup(w, abandon, abandoned{cancel, bw, b})
 	return w, nil
 }
@@ -182,9 +186,11 @@ func (w *Writer) Write(p []byte) (int, error) {
 		}
 		return n, nil
 	}
+	w.wd.arm()
 	n, err := w.bw.Write(p)
+	w.wd.disarm()
 	if err != nil {
-		return n, w.writeError(err)
+		return n, w.writeError(w.wd.or(err))
 	}
 	return n, nil
 }
@@ -231,7 +237,10 @@ func (w *Writer) Commit() error {
 		w.result = w.writeError(err)
 		return w.result
 	}
+	w.wd.arm()
 	err := w.bw.Close()
+	w.wd.disarm()
+	err = w.wd.or(err)
 	w.cancel(nil)
 	if err != nil {
 		w.result = w.writeError(err)

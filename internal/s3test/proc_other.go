@@ -2,7 +2,11 @@
 
 package s3test
 
-import "os/exec"
+import (
+	"errors"
+	"os"
+	"os/exec"
+)
 
 // setProcAttr: process groups and parent-death signals are Linux-specific
 // here; elsewhere the server is a plain child process.
@@ -10,3 +14,13 @@ func setProcAttr(cmd *exec.Cmd) {}
 
 // killGroup kills the server process.
 func killGroup(cmd *exec.Cmd) { cmd.Process.Kill() }
+
+type syscallSignal = os.Signal
+
+var sigStop, sigCont os.Signal
+
+// signalGroup: pausing the server needs SIGSTOP, which this system's tests
+// do not send.
+func signalGroup(cmd *exec.Cmd, sig os.Signal) error {
+	return errors.New("pausing the server is supported on Linux only")
+}

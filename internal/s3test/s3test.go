@@ -206,6 +206,31 @@ func (s *Server) Stop() {
 	}
 }
 
+// Pause freezes the server (SIGSTOP to its process group): connections
+// stay open and nothing answers, as with a hung server or a half-dead load
+// balancer. Resume undoes it; the test's cleanup resumes it too, so Stop
+// can end it.
+func (s *Server) Pause() {
+	s.t.Helper()
+	s.signal(sigStop)
+	s.t.Cleanup(s.Resume)
+}
+
+// Resume lets a paused server run again.
+func (s *Server) Resume() { s.signal(sigCont) }
+
+func (s *Server) signal(sig syscallSignal) {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	if err := signalGroup(cmd, sig); err != nil {
+		s.t.Fatalf("s3test: signalling versitygw: %v", err)
+	}
+}
+
 // Restart starts the server again on the same port, with the same keys
 // and data, after Stop. It must be called from the test's goroutine.
 func (s *Server) Restart() {
