@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"time"
 )
 
 // setProcAttr: process groups and parent-death signals are Linux-specific
@@ -22,5 +23,9 @@ var sigStop, sigCont os.Signal
 // signalGroup: pausing the server needs SIGSTOP, which this system's tests
 // do not send.
 func signalGroup(cmd *exec.Cmd, sig os.Signal) error {
+	return errors.New("pausing the server is supported on Linux only")
+}
+
+func waitStopped(cmd *exec.Cmd, timeout time.Duration) error {
 	return errors.New("pausing the server is supported on Linux only")
 }

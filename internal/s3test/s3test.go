@@ -214,6 +214,14 @@ func (s *Server) Pause() {
 	s.t.Helper()
 	s.signal(sigStop)
 	s.t.Cleanup(s.Resume)
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd != nil {
+		if err := waitStopped(cmd, readyTimeout); err != nil {
+			s.t.Fatalf("s3test: %v", err)
+		}
+	}
 }
 
 // Resume lets a paused server run again.
