@@ -34,20 +34,6 @@ func startS3(t *testing.T) *s3test.Server {
 	return s
 }
 
-// putFile uploads a local file under key and returns its URL.
-func putFile(t *testing.T, s *s3test.Server, local, key string) string {
-	t.Helper()
-	data, err := os.ReadFile(local)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := s.URL(key)
-	if err := storage.WriteFile(context.Background(), u, data); err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
-
 // figures are rq eval's JSON without what names the inputs or measures
 // speed: what must be the same, bit for bit, wherever the inputs live.
 func figures(t *testing.T, out string) map[string]any {
@@ -85,7 +71,7 @@ func TestObjectEval(t *testing.T) {
 		{"criteo-18k/dlrm-criteo.pt", "criteo-18k/dlrm-processed.npz", ""},
 	} {
 		m, d := testshared.Path(t, c.model), testshared.Path(t, c.data)
-		mu, du := putFile(t, s, m, "in/"+c.model), putFile(t, s, d, "in/"+c.data)
+		mu, du := s.PutFile(m, "in/"+c.model), s.PutFile(d, "in/"+c.data)
 		args := func(model, data string) []string {
 			a := []string{"eval", "--json", "-q", "--model", model, "--data", data}
 			if c.rows != "" {
@@ -114,8 +100,8 @@ func TestObjectQuantize(t *testing.T) {
 	s := startS3(t)
 	m := testshared.Path(t, "criteo-18k/model.safetensors")
 	d := testshared.Path(t, "criteo-18k/dlrm-processed.npz")
-	mu := putFile(t, s, m, "models/model.safetensors")
-	du := putFile(t, s, d, "data/dlrm-processed.npz")
+	mu := s.PutFile(m, "models/model.safetensors")
+	du := s.PutFile(d, "data/dlrm-processed.npz")
 	dir := t.TempDir()
 	local := filepath.Join(dir, "q.safetensors")
 
@@ -236,7 +222,7 @@ func TestObjectShardedJob(t *testing.T) {
 		{"criteo-18k/model.safetensors", "criteo-18k/dlrm-processed.npz"},
 	} {
 		m, d := testshared.Path(t, c.model), testshared.Path(t, c.data)
-		mu, du := putFile(t, s, m, "in/"+c.model), putFile(t, s, d, "in/"+c.data)
+		mu, du := s.PutFile(m, "in/"+c.model), s.PutFile(d, "in/"+c.data)
 		out, stderr, code := rq(t, "eval", "--json", "-q", "--model", mu, "--data", du, "--batch", "1024")
 		if code != 0 {
 			t.Fatal(stderr)
@@ -290,7 +276,7 @@ func mustRead(t *testing.T, u string) []byte {
 func TestObjectWrongCredentials(t *testing.T) {
 	s := startS3(t)
 	m := testshared.Path(t, "criteo-18k/model.safetensors")
-	mu := putFile(t, s, m, "models/model.safetensors")
+	mu := s.PutFile(m, "models/model.safetensors")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
 	_, stderr, code := rq(t, "inspect", mu)
 	if code != ExitError || !strings.Contains(stderr, `bucket "`+s.Bucket+`"`) || !strings.Contains(stderr, "refused") {
@@ -369,11 +355,11 @@ func TestObjectServerStops(t *testing.T) {
 		if err := storage.WriteFile(context.Background(), s.URL("read/big.tsv"), bytes.Repeat(tsv, 24)); err != nil {
 			t.Fatal(err)
 		}
-		m18 := putFile(t, s, testshared.Path(t, "criteo-18k/model.safetensors"), "read/model.safetensors")
-		mtr := putFile(t, s, testshared.Path(t, "criteo-torchrec/dlrm.safetensors"), "read/dlrm.safetensors")
+		m18 := s.PutFile(testshared.Path(t, "criteo-18k/model.safetensors"), "read/model.safetensors")
+		mtr := s.PutFile(testshared.Path(t, "criteo-torchrec/dlrm.safetensors"), "read/dlrm.safetensors")
 		pq := testshared.Path(t, "criteo-torchrec/clicks.parquet")
 		for i := range 60 {
-			putFile(t, s, pq, fmt.Sprintf("read/log/part-%05d.parquet", i))
+			s.PutFile(pq, fmt.Sprintf("read/log/part-%05d.parquet", i))
 		}
 		for _, c := range []struct{ model, data, key string }{
 			{m18, s.URL("read/big.tsv"), "read/big.tsv"},

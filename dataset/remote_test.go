@@ -20,20 +20,6 @@ import (
 	"github.com/rqtools/rq/storage"
 )
 
-// put uploads a local file to the server under key and returns its URL.
-func put(t *testing.T, s *s3test.Server, local, key string) string {
-	t.Helper()
-	data, err := os.ReadFile(local)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := s.URL(key)
-	if err := storage.WriteFile(context.Background(), u, data); err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
-
 // sameRows reads path and url with opts and checks they give the same rows,
 // value for value, in the same batches; it returns the row count.
 func sameRows(t *testing.T, path, url string, opts Options) int {
@@ -79,21 +65,21 @@ func TestObjectFormats(t *testing.T) {
 	counts := sharedCounts(t, npz)
 
 	t.Run("npz", func(t *testing.T) {
-		u := put(t, s, npz, "c18k/dlrm-processed.npz")
+		u := s.PutFile(npz, "c18k/dlrm-processed.npz")
 		if n := sameRows(t, npz, u, Options{TableRows: counts, Rows: Range{15429, 16715}, BatchSize: 500}); n != 1286 {
 			t.Errorf("%d rows", n)
 		}
 		sameRows(t, npz, u, Options{TableRows: counts, BatchSize: 2048, Rows: AllRows, Shard: Shard{Index: 1, Count: 3}})
 	})
 	t.Run("tsv", func(t *testing.T) {
-		u := put(t, s, tsv, "c18k/criteo-18k.tsv")
+		u := s.PutFile(tsv, "c18k/criteo-18k.tsv")
 		if n := sameRows(t, tsv, u, Options{TableRows: counts, NumDense: 13, Rows: AllRows}); n != 18000 {
 			t.Errorf("%d rows", n)
 		}
 	})
 	t.Run("parquet", func(t *testing.T) {
 		p := filepath.Join(tr, "clicks.parquet")
-		u := put(t, s, p, "tr/clicks.parquet")
+		u := s.PutFile(p, "tr/clicks.parquet")
 		o := Options{Rows: Range{15429, 16715}, BatchSize: 300, DenseTransform: None, NumDense: 13, TableRows: wideTables()}
 		sameRows(t, p, u, o)
 		if !IsParquet(u, "") || !ParquetDenseIsFloat(u, "", Columns{}) {
@@ -102,7 +88,7 @@ func TestObjectFormats(t *testing.T) {
 	})
 	t.Run("mlperf", func(t *testing.T) {
 		for _, name := range []string{"day_0_dense.npy", "day_0_labels.npy", "day_0_sparse_multi_hot.npz"} {
-			put(t, s, filepath.Join(mh, name), "mh/"+name)
+			s.PutFile(filepath.Join(mh, name), "mh/"+name)
 		}
 		o := Options{Rows: Range{15429, 16715}, BatchSize: 97, DenseTransform: None, NumDense: 13}
 		dense := s.URL("mh/day_0_dense.npy")
@@ -127,7 +113,7 @@ func TestObjectFormats(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			put(t, s, filepath.Join(dir, name), "parts/"+name)
+			s.PutFile(filepath.Join(dir, name), "parts/"+name)
 		}
 		prefix := s.URL("parts/")
 		if !IsParquetDir(prefix, "") || IsMLPerf(prefix, "") {

@@ -18,20 +18,6 @@ import (
 	"github.com/rqtools/rq/storage"
 )
 
-// upload puts a local file on the server under key and returns its URL.
-func upload(t *testing.T, s *s3test.Server, local, key string) string {
-	t.Helper()
-	data, err := os.ReadFile(local)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := s.URL(key)
-	if err := storage.WriteFile(context.Background(), u, data); err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
-
 // sameModel checks that two loads hold the same tensors, byte for byte,
 // and the same network.
 func sameModel(t *testing.T, local, remote *Model) {
@@ -66,7 +52,7 @@ func TestLoadObject(t *testing.T) {
 	for _, rel := range []string{"criteo-18k/model.safetensors", "criteo-torchrec/dlrm.safetensors", "criteo-18k/dlrm-criteo.pt"} {
 		t.Run(filepath.Base(rel), func(t *testing.T) {
 			p := testshared.Path(t, rel)
-			u := upload(t, s, p, "models/"+filepath.Base(rel))
+			u := s.PutFile(p, "models/"+filepath.Base(rel))
 			local, err := Load(p)
 			if err != nil {
 				t.Fatal(err)

@@ -316,19 +316,39 @@ func (s *Server) start() error {
 	}
 }
 
-// createBucket creates s.Bucket through the S3 API, as a user would,
-// rather than as a directory behind the server's back.
-func (s *Server) createBucket() error {
-	client := s3.New(s3.Options{
+// client is an S3 client of the server with the root keys.
+func (s *Server) client() *s3.Client {
+	return s3.New(s3.Options{
 		Region:       s.Region,
 		BaseEndpoint: aws.String(s.Endpoint),
 		UsePathStyle: true,
 		Credentials:  credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
 	})
+}
+
+// createBucket creates s.Bucket through the S3 API, as a user would,
+// rather than as a directory behind the server's back.
+func (s *Server) createBucket() error {
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
-	_, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(s.Bucket)})
+	_, err := s.client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(s.Bucket)})
 	return err
+}
+
+// PutFile uploads the local file at local as object key of the bucket
+// (one PutObject, through the S3 API) and returns the object's URL.
+func (s *Server) PutFile(local, key string) string {
+	s.t.Helper()
+	data, err := os.ReadFile(local)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := s.client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(key), Body: bytes.NewReader(data)}); err != nil {
+		s.t.Fatalf("s3test: putting %s as %s: %v", local, key, err)
+	}
+	return s.URL(key)
 }
 
 // tail is the end of a log file, for error messages.
