@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/rqtools/rq/internal/testshared"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rqtools/rq/internal/testshared"
+	"github.com/rqtools/rq/search"
 )
 
 func sharedFile(t *testing.T, name string) string {
@@ -348,5 +350,36 @@ func TestBenchFlags(t *testing.T) {
 	var rs []map[string]any
 	if code != 0 || json.Unmarshal([]byte(out), &rs) != nil || len(rs) != 1 || rs[0]["kernel"] != "gemm-fp32" || rs[0]["gops"].(float64) <= 0 {
 		t.Errorf("bench json: exit %d %s\n%s", code, stderr, out)
+	}
+}
+
+// TestSearchHelpNamesLadders: rq search's help spells out the default
+// ladders, so it must follow search.DefaultLadders: the FC ladder word for
+// word, and every table rung (mixed rungs by their share) in order.
+func TestSearchHelpNamesLadders(t *testing.T) {
+	out, _, code := rq(t, "search", "--help")
+	if code != 0 {
+		t.Fatalf("rq search --help: exit %d", code)
+	}
+	help := strings.Join(strings.Fields(out), " ")
+	l := search.DefaultLadders(false)
+	if fc := "FC layers " + strings.Join(l.FC, " -> "); !strings.Contains(help, fc) {
+		t.Errorf("help does not name the FC ladder %q:\n%s", fc, out)
+	}
+	at := strings.Index(help, "Ladders: tables")
+	if at < 0 {
+		t.Fatalf("help has no 'Ladders: tables':\n%s", out)
+	}
+	rest := help[at:]
+	for _, r := range l.Table {
+		name := r
+		if i := strings.LastIndex(r, "@"); i > 0 && !strings.Contains(rest, r) {
+			name = r[i:] // "-> @0.02" after the first rung of a run
+		}
+		i := strings.Index(rest, name)
+		if i < 0 {
+			t.Fatalf("help's table ladder lacks %s (or lists it out of order), DefaultLadders %v:\n%s", r, l.Table, out)
+		}
+		rest = rest[i+len(name):]
 	}
 }

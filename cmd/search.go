@@ -46,7 +46,8 @@ this machine and cached). Ladders: tables mixed-int8-int2@0.01 -> @0.02 -> @0.04
 mixed-int8-mxfp4@0.05 -> @0.15 -> int4 -> mxfp6_e2m3 -> int8 -> fp16 -> fp32 (int2 first with
 --allow-int2; mixed rungs, the share of rows most looked up in calibration at int8 and the rest at
 int2 or mxfp4, only for tables --ranges has access counts for; rungs not smaller than one above
-are skipped), FC layers int8 static -> int8 dynamic -> fp16 -> fp32; --ladder overrides.
+are skipped), FC layers mxfp4 -> mxfp6_e2m3 -> int8-static -> int8-dynamic -> fp16 -> fp32
+(MX FC weights run on the bf16 GEMM); --ladder overrides.
 
 The search: fp32 baseline; the all-lowest plan (done if it passes); each layer's sensitivity
 (that layer alone at its lowest rung); the shortest prefix of the most sensitive layers to fall

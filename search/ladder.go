@@ -215,10 +215,12 @@ type Ladders struct {
 	PerLayer map[string][]string
 }
 
-// DefaultLadders are issue 5's with issue 15's MX rungs: tables mxfp4 ->
-// 4-bit -> mxfp6_e2m3 -> 8-bit -> fp16 -> fp32 (2-bit first with
+// DefaultLadders are issue 5's with issue 15's MX and mixed rungs: tables
+// mixed-int8-int2 at 1, 2 and 4% -> mxfp4 -> mixed-int8-mxfp4 at 5 and 15%
+// -> 4-bit -> mxfp6_e2m3 -> 8-bit -> fp16 -> fp32 (2-bit first with
 // allowInt2); FC mxfp4 -> mxfp6_e2m3 -> int8 static -> int8 dynamic ->
-// fp16 -> fp32.
+// fp16 -> fp32. rq search's help spells these out (a test holds it to
+// them).
 //
 // The MX rungs are placed by bytes, as a ladder's order should be (cheaper
 // below): a row of dim d costs d/2 + ceil(d/32) bytes at mxfp4 against
