@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rqtools/rq/dataset"
+	"github.com/rqtools/rq/model"
 	"github.com/rqtools/rq/modelio"
 	"github.com/rqtools/rq/quantize"
 	"github.com/rqtools/rq/report"
@@ -28,6 +29,7 @@ type searchOptions struct {
 	maxEvals               int
 	timeLimit              time.Duration
 	resume                 string
+	holdout                string // --holdout rows, "" for none
 	output, trace          string
 	json                   bool
 }
@@ -56,6 +58,12 @@ least sensitive first. ΔNE and ΔAUC are paired on the same rows with a bootstr
 interval: a plan passes only when the interval's upper end meets the budget, and a plan whose
 interval straddles it is "inconclusive" (too few rows to decide).
 
+Because the search keeps the smallest of many plans that pass on its rows, the winner's interval
+is flattered by those rows' noise: --holdout A:B names rows of --data the search never sees, on
+which the chosen plan is evaluated once against fp32 with its own interval; when it does not
+pass there, rq exits 3 (the plan is still written). Give it rows from the same distribution,
+e.g. the next day or a validation split.
+
 The best plan so far is always written (-o), also when interrupted or when no plan meets the
 budget (then rq exits 3 and says which layers break it even with fp32 neighbours). --trace
 records every plan evaluated; --resume continues from it.`,
@@ -78,6 +86,11 @@ records every plan evaluated; --resume continues from it.`,
 			if !c.Flags().Changed("max-auc-drop") {
 				opts.maxAUCDrop = math.NaN()
 			}
+			if opts.holdout != "" {
+				if err := checkHoldout(opts.holdout, opts.data.rows); err != nil {
+					return err
+				}
+			}
 			if err := opts.models.check(""); err != nil {
 				return err
 			}
@@ -96,6 +109,7 @@ records every plan evaluated; --resume continues from it.`,
 	fs.IntVar(&opts.maxEvals, "max-evals", 0, "stop after this many plan evaluations (0: no limit)")
 	fs.DurationVar(&opts.timeLimit, "time-limit", 0, "stop after this long (0: no limit)")
 	fs.StringVar(&opts.resume, "resume", "", "trace of an interrupted search to continue")
+	fs.StringVar(&opts.holdout, "holdout", "", "row range A:B of --data, disjoint from --rows, to judge the chosen plan on once (exit 3 when it fails there)")
 	fs.StringVarP(&opts.output, "output", "o", "", "plan file to write (JSON, for rq quantize --plan)")
 	fs.StringVar(&opts.trace, "trace", "", "write every evaluated plan to this JSON trace")
 	fs.BoolVar(&opts.json, "json", false, "print the result as JSON")
@@ -189,6 +203,11 @@ func runSearch(ctx context.Context, opts *searchOptions) error {
 	if err != nil {
 		return err
 	}
+	if opts.holdout != "" && res.Stopped != search.StopCanceled {
+		if res.Holdout, err = verifyHoldout(ctx, opts, m.Net, ranges, dopts, res.Plan, so); err != nil {
+			return err
+		}
+	}
 	// The best plan so far is always written.
 	if err := writeBytes(ctx, opts.output, res.Plan.Write, encoded(res.Plan.Encode)); err != nil {
 		return err
@@ -209,6 +228,14 @@ func runSearch(ctx context.Context, opts *searchOptions) error {
 	switch {
 	case !res.Attained:
 		return &exitError{code: ExitBudget, err: fmt.Errorf("no plan meets the budget (best plan written to %s): %s", opts.output, strings.Join(res.Explanation, "; "))}
+	case res.Holdout != nil && res.Holdout.Verdict == search.Fail:
+		h := res.Holdout
+		return &exitError{code: ExitBudget, err: fmt.Errorf("the plan in %s meets the budget on the search rows but breaks it on the %d held-out rows %s (ΔNE %s): it is fitted to the search rows' noise; search on more rows or with a tighter budget",
+			opts.output, h.Rows, opts.holdout, ci(h.DeltaNE, 4, "%"))}
+	case res.Holdout != nil && res.Holdout.Verdict != search.Pass:
+		h := res.Holdout
+		return &exitError{code: ExitBudget, err: fmt.Errorf("the plan in %s meets the budget on the search rows, but the %d held-out rows %s cannot confirm it (ΔNE %s straddles the budget): hold out more rows",
+			opts.output, h.Rows, opts.holdout, ci(h.DeltaNE, 4, "%"))}
 	case res.Stopped != "":
 		fmt.Fprintf(opts.stderr, "rq: search stopped early (%s); the best plan so far is in %s\n", res.Stopped, opts.output)
 	}
@@ -268,8 +295,60 @@ func searchTable(opts *searchOptions, res *search.Result) error {
 		}
 	}
 	fmt.Fprintf(opts.stdout, "\n%d evaluations (%s; bound %d), %d resumed, %.1f s\n", s.Evaluations, strings.Join(steps, ", "), s.Bound, s.Resumed, s.Seconds)
+	if h := res.Holdout; h != nil {
+		fmt.Fprintf(opts.stdout, "held-out rows %s (%d): ΔNE %s, ΔAUC %s: %s\n", opts.holdout, h.Rows, ci(h.DeltaNE, 4, "%"), ci(h.DeltaAUC, 5, ""), strings.ToUpper(string(h.Verdict)))
+	}
 	for _, e := range res.Explanation {
 		fmt.Fprintf(opts.stdout, "  %s\n", e)
 	}
 	return nil
+}
+
+// checkHoldout parses --holdout and refuses rows that overlap --rows (all
+// rows when --rows is not given): rows the search saw are no check.
+func checkHoldout(holdout, rows string) error {
+	h, err := dataset.ParseRange(holdout)
+	if err != nil {
+		return usageErrorf("--holdout: %v", err)
+	}
+	r := dataset.AllRows
+	if rows != "" {
+		if r, err = dataset.ParseRange(rows); err != nil {
+			return usageErrorf("--rows: %v", err)
+		}
+	}
+	// [a, b) and [c, d) overlap when a < d and c < b, an End < 0 being
+	// the end of the data.
+	before := func(x, end int64) bool { return end < 0 || x < end }
+	if before(h.Start, r.End) && before(r.Start, h.End) {
+		return usageErrorf("--holdout %s overlaps the search rows (--rows %s): held-out rows must be rows the search never sees", holdout, r)
+	}
+	return nil
+}
+
+// verifyHoldout reads the --holdout rows of --data and judges plan on
+// them (search.Verify) with the search's budget and bootstrap settings.
+func verifyHoldout(ctx context.Context, opts *searchOptions, net *model.Network, ranges quantize.RangeSource, dopts dataset.Options, plan *quantize.Plan, so search.Options) (*search.Holdout, error) {
+	rows, err := dataset.ParseRange(opts.holdout)
+	if err != nil {
+		return nil, usageErrorf("--holdout: %v", err)
+	}
+	dopts.Rows = rows
+	rd, err := dataset.OpenContext(ctx, opts.data.path, dopts)
+	if err != nil {
+		return nil, err
+	}
+	batches, err := search.ReadBatches(ctx, rd)
+	rd.Close()
+	if err != nil {
+		return nil, fmt.Errorf("--holdout %s: %w", opts.holdout, err)
+	}
+	if len(batches) == 0 {
+		return nil, fmt.Errorf("--holdout %s: %s has no rows there", opts.holdout, opts.data.path)
+	}
+	ev, err := search.NewNetEvaluator(net, ranges, batches, opts.data.threads)
+	if err != nil {
+		return nil, err
+	}
+	return search.Verify(ctx, ev, plan, so)
 }

@@ -107,7 +107,10 @@ type Result struct {
 	Explanation []string   `json:"explanation,omitempty"`
 	Layers      []LayerRow `json:"layers"`
 	Summary     Summary    `json:"summary"`
-	Trace       *Trace     `json:"-"`
+	// Holdout is the plan judged on held-out rows (Verify), when the
+	// caller asked for it; Run leaves it nil.
+	Holdout *Holdout `json:"holdout,omitempty"`
+	Trace   *Trace   `json:"-"`
 }
 
 // errStop ends the search early; stopped says why.
