@@ -33,15 +33,7 @@ func Verify(ctx context.Context, ev Evaluator, plan *quantize.Plan, opts Options
 	if math.IsNaN(opts.Budget.MaxNEDelta) || math.IsInf(opts.Budget.MaxNEDelta, 0) {
 		return nil, fmt.Errorf("max NE delta %v: want a number of percent (e.g. 0.05)", opts.Budget.MaxNEDelta)
 	}
-	if opts.Confidence == 0 {
-		opts.Confidence = DefaultConfidence
-	}
-	if opts.Resamples == 0 {
-		opts.Resamples = DefaultResamples
-	}
-	if opts.Seed == 0 {
-		opts.Seed = DefaultSeed
-	}
+	opts.bootstrapDefaults()
 	fp32 := &quantize.Plan{Version: quantize.PlanVersion, Layers: map[string]quantize.LayerPlan{}}
 	base, err := ev.Evaluate(ctx, fp32)
 	if err != nil {

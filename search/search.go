@@ -181,15 +181,7 @@ func newSearcher(ev Evaluator, opts Options) (*searcher, error) {
 	if math.IsInf(opts.Budget.MaxAUCDrop, 0) {
 		return nil, fmt.Errorf("max AUC drop %v: want a number (e.g. 0.0005)", opts.Budget.MaxAUCDrop)
 	}
-	if opts.Confidence == 0 {
-		opts.Confidence = DefaultConfidence
-	}
-	if opts.Resamples == 0 {
-		opts.Resamples = DefaultResamples
-	}
-	if opts.Seed == 0 {
-		opts.Seed = DefaultSeed
-	}
+	opts.bootstrapDefaults()
 	if opts.MaxEvals < 0 {
 		return nil, fmt.Errorf("max evaluations %d: want 0 (no bound) or more", opts.MaxEvals)
 	}
@@ -223,6 +215,20 @@ func newSearcher(ev Evaluator, opts Options) (*searcher, error) {
 	}
 	s.ladders = ladders
 	return s, nil
+}
+
+// bootstrapDefaults gives the bootstrap settings left zero their defaults
+// (Run and Verify judge plans alike).
+func (o *Options) bootstrapDefaults() {
+	if o.Confidence == 0 {
+		o.Confidence = DefaultConfidence
+	}
+	if o.Resamples == 0 {
+		o.Resamples = DefaultResamples
+	}
+	if o.Seed == 0 {
+		o.Seed = DefaultSeed
+	}
 }
 
 func (s *searcher) top(i int) int { return len(s.ladders[i]) - 1 }
