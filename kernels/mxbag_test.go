@@ -102,7 +102,7 @@ func testEmbeddingBagMX(t *testing.T, rng *rand.Rand) {
 	const guard = float32(-12345)
 	{
 		for _, f := range MXFormats {
-			for _, dim := range []int{1, 5, 16, 31, 32, 33, 64, 100, 128} {
+			for _, dim := range []int{1, 2, 5, 13, 16, 31, 32, 33, 48, 64, 100, 128, 129} {
 				for _, randomBytes := range []bool{false, true} {
 					const rows, nb = 37, 23
 					_, codes, scales := mxTestTable(t, f, rng, rows, dim)
@@ -471,4 +471,63 @@ func TestMXBagImpl(t *testing.T) {
 	if got := MXBagImpl(); got != "go" {
 		t.Errorf("after set(go): MXBagImpl() = %q", got)
 	}
+}
+
+// TestEmbeddingBagMXEveryCode pools, for every format and every scale
+// byte 0..255 (2^-127, a subnormal, through 2^127 and the NaN 0xFF), rows
+// that hold every code of the format in whole blocks and, rotating from
+// row to row, every code in the short last block too: E4M3's and E5M2's
+// NaN and Inf codes, -0, subnormal elements, and products lut·s that are
+// float32 subnormals or overflow, whose rounding must be the Go bag's. Each
+// implementation must give mxBagGo's bits, unweighted and weighted, bags
+// of one row and of two.
+func TestEmbeddingBagMXEveryCode(t *testing.T) {
+	forEachImplOf(t, mxBagPools, func(t *testing.T) {
+		for _, f := range MXFormats {
+			n := 1 << f.Bits()
+			dim := n + 13
+			rows := max(2, n/8)
+			rb, ns := MXCodeBytes(f, dim), MXScales(dim)
+			codes := make([]byte, rows*rb)
+			for r := range rows {
+				for j := range dim {
+					putMXCode(codes[r*rb:r*rb+rb], f.Bits(), j, uint32((j+8*r)%n))
+				}
+			}
+			scales := make([]byte, rows*ns)
+			var indices []int64
+			offsets := []int32{0}
+			for r := range rows {
+				indices = append(indices, int64(r))
+				offsets = append(offsets, int32(len(indices)))
+				indices = append(indices, int64(r), int64((r+1)%rows))
+				offsets = append(offsets, int32(len(indices)))
+			}
+			nb := len(offsets) - 1
+			weights := make([]float32, len(indices))
+			for i := range weights {
+				weights[i] = []float32{0.3, -7, 1e30, 2.5e-3, 1e-30, -1}[i%6]
+			}
+			got, want := make([]float32, nb*dim), make([]float32, nb*dim)
+			for s := range 256 {
+				for i := range scales {
+					scales[i] = byte(s)
+				}
+				for _, ws := range [][]float32{nil, weights} {
+					mxBagGo(f, codes, scales, rb, ns, dim, indices, offsets, ws, false, want, dim, 0, nb)
+					if p := EmbeddingBagMX(f, codes, scales, int64(rows), dim, indices, offsets, ws, false, got, dim, 0, nb); p >= 0 {
+						t.Fatalf("bad index at %d", p)
+					}
+					for i := range got {
+						if !sameF32(got[i], want[i]) {
+							b, j := i/dim, i%dim
+							r := indices[offsets[b]]
+							t.Fatalf("%v scale byte %d weights %v: bag %d (row %d) out[%d] = %g (%#x), Go bag %g (%#x); code %#x",
+								f, s, ws != nil, b, r, j, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]), (j+8*int(r))%n)
+						}
+					}
+				}
+			}
+		}
+	})
 }
