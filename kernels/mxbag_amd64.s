@@ -6,6 +6,28 @@
 
 // The fused MX bag's AVX-512 kernels; see internal/gen/mxbag.
 
+DATA mxbagFP6<>+0(SB)/8, $0x8002010080020100
+DATA mxbagFP6<>+8(SB)/8, $0x8002010080020100
+DATA mxbagFP6<>+16(SB)/8, $0x8005040380050403
+DATA mxbagFP6<>+24(SB)/8, $0x8005040380050403
+DATA mxbagFP6<>+32(SB)/8, $0x8008070680080706
+DATA mxbagFP6<>+40(SB)/8, $0x8008070680080706
+DATA mxbagFP6<>+48(SB)/8, $0x800b0a09800b0a09
+DATA mxbagFP6<>+56(SB)/8, $0x800b0a09800b0a09
+DATA mxbagFP6<>+64(SB)/8, $0x8006050480060504
+DATA mxbagFP6<>+72(SB)/8, $0x8006050480060504
+DATA mxbagFP6<>+80(SB)/8, $0x8009080780090807
+DATA mxbagFP6<>+88(SB)/8, $0x8009080780090807
+DATA mxbagFP6<>+96(SB)/8, $0x800c0b0a800c0b0a
+DATA mxbagFP6<>+104(SB)/8, $0x800c0b0a800c0b0a
+DATA mxbagFP6<>+112(SB)/8, $0x800f0e0d800f0e0d
+DATA mxbagFP6<>+120(SB)/8, $0x800f0e0d800f0e0d
+DATA mxbagFP6<>+128(SB)/8, $0x0000000600000000
+DATA mxbagFP6<>+136(SB)/8, $0x000000120000000c
+DATA mxbagFP6<>+144(SB)/8, $0x000000140000001a
+DATA mxbagFP6<>+152(SB)/8, $0x000000080000000e
+GLOBL mxbagFP6<>(SB), RODATA|NOPTR, $160
+
 // func mxbag512FP4(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
 TEXT ·mxbag512FP4(SB), NOSPLIT, $0-152
 	MOVQ codes+0(FP), R8
@@ -17,14 +39,13 @@ TEXT ·mxbag512FP4(SB), NOSPLIT, $0-152
 	MOVQ out+72(FP), R12
 	MOVQ lut+104(FP), AX
 	VMOVUPS (AX), Z14
+	MOVL $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z13
 	MOVQ slut+112(FP), BX
 	MOVQ masks+120(FP), AX
 	KMOVQ (AX), K1
 	KMOVQ 8(AX), K2
 	KMOVQ 16(AX), K3
-	MOVL $0x0f0f0f0f, AX
-	VMOVD AX, X13
-	VPBROADCASTD X13, X13
 	VPXORD Z7, Z7, Z7
 mxbag512FP4_bag:
 	MOVQ R12, R13
@@ -78,9 +99,9 @@ mxbag512FP4_nopf:
 	TESTQ R14, R14
 	JEQ  mxbag512FP4_tail
 mxbag512FP4_block:
-	VMOVDQU (AX), X0
 	MOVBLZX (DX), R15
 	VBROADCASTSS (BX)(R15*4), Z5
+	VMOVDQU (AX), X0
 	VPSRLW $4, X0, X1
 	VPAND X13, X0, X0
 	VPAND X13, X1, X1
@@ -148,14 +169,13 @@ TEXT ·mxbag512FP4W(SB), NOSPLIT, $0-152
 	MOVQ out+72(FP), R12
 	MOVQ lut+104(FP), AX
 	VMOVUPS (AX), Z14
+	MOVL $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z13
 	MOVQ slut+112(FP), BX
 	MOVQ masks+120(FP), AX
 	KMOVQ (AX), K1
 	KMOVQ 8(AX), K2
 	KMOVQ 16(AX), K3
-	MOVL $0x0f0f0f0f, AX
-	VMOVD AX, X13
-	VPBROADCASTD X13, X13
 	VPXORD Z7, Z7, Z7
 mxbag512FP4W_bag:
 	MOVQ R12, R13
@@ -210,9 +230,9 @@ mxbag512FP4W_nopf:
 	TESTQ R14, R14
 	JEQ  mxbag512FP4W_tail
 mxbag512FP4W_block:
-	VMOVDQU (AX), X0
 	MOVBLZX (DX), R15
 	VBROADCASTSS (BX)(R15*4), Z5
+	VMOVDQU (AX), X0
 	VPSRLW $4, X0, X1
 	VPAND X13, X0, X0
 	VPAND X13, X1, X1
@@ -273,8 +293,8 @@ mxbag512FP4W_next:
 	VZEROUPPER
 	RET
 
-// func mxbag512B8(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
-TEXT ·mxbag512B8(SB), NOSPLIT, $0-152
+// func mxbag512FP6(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
+TEXT ·mxbag512FP6(SB), NOSPLIT, $0-152
 	MOVQ codes+0(FP), R8
 	MOVQ scales+8(FP), R9
 	MOVQ idx+32(FP), SI
@@ -282,40 +302,46 @@ TEXT ·mxbag512B8(SB), NOSPLIT, $0-152
 	MOVQ w+48(FP), R10
 	MOVQ wstep+56(FP), R11
 	MOVQ out+72(FP), R12
+	MOVQ lut+104(FP), AX
+	VMOVUPS (AX), Z14
+	VMOVUPS 64(AX), Z15
+	VMOVDQU32 mxbagFP6<>+0(SB), Z16
+	VMOVDQU32 mxbagFP6<>+64(SB), Z17
+	VBROADCASTI32X4 mxbagFP6<>+128(SB), Z18
+	VBROADCASTI32X4 mxbagFP6<>+144(SB), Z19
+	MOVL $0x80000000, AX
+	VPBROADCASTD AX, Z20
 	MOVQ slut+112(FP), BX
 	MOVQ masks+120(FP), AX
 	KMOVQ (AX), K1
 	KMOVQ 8(AX), K2
 	KMOVQ 16(AX), K3
-	MOVL $0x0f0f0f0f, AX
-	VMOVD AX, X13
-	VPBROADCASTD X13, X13
 	VPXORD Z7, Z7, Z7
-mxbag512B8_bag:
+mxbag512FP6_bag:
 	MOVQ R12, R13
 	MOVQ nfull+88(FP), R14
 	TESTQ R14, R14
-	JEQ  mxbag512B8_ztail
-mxbag512B8_zero:
+	JEQ  mxbag512FP6_ztail
+mxbag512FP6_zero:
 	VMOVUPS Z7, (R13)
 	VMOVUPS Z7, 64(R13)
 	ADDQ $128, R13
 	DECQ R14
-	JNE  mxbag512B8_zero
-mxbag512B8_ztail:
+	JNE  mxbag512FP6_zero
+mxbag512FP6_ztail:
 	VMOVUPS Z7, K2, (R13)
 	VMOVUPS Z7, K3, 64(R13)
 	MOVLQSX 4(DI), CX
 	MOVLQSX (DI), AX
 	SUBQ AX, CX
-	JEQ  mxbag512B8_next
-mxbag512B8_row:
+	JEQ  mxbag512FP6_next
+mxbag512FP6_row:
 	MOVQ pfdist+128(FP), R15
 	TESTQ R15, R15
-	JEQ  mxbag512B8_nopf
+	JEQ  mxbag512FP6_nopf
 	LEAQ (SI)(R15*8), R15
 	CMPQ R15, pfend+136(FP)
-	JAE  mxbag512B8_nopf
+	JAE  mxbag512FP6_nopf
 	MOVQ (R15), R15
 	MOVQ R15, R13
 	IMULQ ns+24(FP), R13
@@ -325,12 +351,12 @@ mxbag512B8_row:
 	MOVQ rb+16(FP), R13
 	PREFETCHT2 -1(R15)(R13*1)
 	MOVQ pflines+144(FP), R14
-mxbag512B8_pf:
+mxbag512FP6_pf:
 	PREFETCHT2 (R15)
 	ADDQ $64, R15
 	DECQ R14
-	JNE  mxbag512B8_pf
-mxbag512B8_nopf:
+	JNE  mxbag512FP6_pf
+mxbag512FP6_nopf:
 	MOVQ (SI), AX
 	MOVQ AX, DX
 	IMULQ rb+16(FP), AX
@@ -341,44 +367,52 @@ mxbag512B8_nopf:
 	MOVQ R12, R13
 	MOVQ nfull+88(FP), R14
 	TESTQ R14, R14
-	JEQ  mxbag512B8_tail
-mxbag512B8_block:
-	VMOVDQU (AX), Y0
+	JEQ  mxbag512FP6_tail
+mxbag512FP6_block:
 	MOVBLZX (DX), R15
 	VBROADCASTSS (BX)(R15*4), Z5
-	MOVQ lut+104(FP), R15
-	VEXTRACTI128 $1, Y0, X1
-	VPMOVZXBD X0, Z0
-	VPMOVZXBD X1, Z1
-	KXNORW K0, K0, K4
-	VGATHERDPS (R15)(Z0*4), K4, Z2
-	KXNORW K0, K0, K4
-	VGATHERDPS (R15)(Z1*4), K4, Z3
+	VBROADCASTI32X4 (AX), Z0
+	VBROADCASTI32X4 8(AX), Z1
+	VPSHUFB Z16, Z0, Z0
+	VPSHUFB Z17, Z1, Z1
+	VPSRLVD Z18, Z0, Z2
+	VPSRLVD Z18, Z1, Z3
+	VPSLLVD Z19, Z0, Z4
+	VPSLLVD Z19, Z1, Z6
+	VPERMI2PS Z15, Z14, Z2
+	VPERMI2PS Z15, Z14, Z3
+	VPTERNLOGD $0xf8, Z20, Z4, Z2
+	VPTERNLOGD $0xf8, Z20, Z6, Z3
 	VMULPS Z5, Z2, Z2
 	VMULPS Z5, Z3, Z3
 	VADDPS (R13), Z2, Z2
 	VADDPS 64(R13), Z3, Z3
 	VMOVUPS Z2, (R13)
 	VMOVUPS Z3, 64(R13)
-	ADDQ $32, AX
+	ADDQ $24, AX
 	INCQ DX
 	ADDQ $128, R13
 	DECQ R14
-	JNE  mxbag512B8_block
-mxbag512B8_tail:
+	JNE  mxbag512FP6_block
+mxbag512FP6_tail:
 	CMPQ tail+96(FP), $0
-	JEQ  mxbag512B8_rowdone
+	JEQ  mxbag512FP6_rowdone
 	VMOVDQU8.Z (AX), K1, Y0
 	MOVBLZX (DX), R15
 	VBROADCASTSS (BX)(R15*4), Z5
-	MOVQ lut+104(FP), R15
-	VEXTRACTI128 $1, Y0, X1
-	VPMOVZXBD X0, Z0
-	VPMOVZXBD X1, Z1
-	KXNORW K0, K0, K4
-	VGATHERDPS (R15)(Z0*4), K4, Z2
-	KXNORW K0, K0, K4
-	VGATHERDPS (R15)(Z1*4), K4, Z3
+	VALIGNQ $1, Z0, Z0, Z1
+	VSHUFI32X4 $0, Z0, Z0, Z0
+	VSHUFI32X4 $0, Z1, Z1, Z1
+	VPSHUFB Z16, Z0, Z0
+	VPSHUFB Z17, Z1, Z1
+	VPSRLVD Z18, Z0, Z2
+	VPSRLVD Z18, Z1, Z3
+	VPSLLVD Z19, Z0, Z4
+	VPSLLVD Z19, Z1, Z6
+	VPERMI2PS Z15, Z14, Z2
+	VPERMI2PS Z15, Z14, Z3
+	VPTERNLOGD $0xf8, Z20, Z4, Z2
+	VPTERNLOGD $0xf8, Z20, Z6, Z3
 	VMULPS Z5, Z2, Z2
 	VMULPS Z5, Z3, Z3
 	VMOVUPS.Z (R13), K2, Z8
@@ -387,21 +421,21 @@ mxbag512B8_tail:
 	VADDPS Z9, Z3, Z3
 	VMOVUPS Z2, K2, (R13)
 	VMOVUPS Z3, K3, 64(R13)
-mxbag512B8_rowdone:
+mxbag512FP6_rowdone:
 	ADDQ $8, SI
 	DECQ CX
-	JNE  mxbag512B8_row
-mxbag512B8_next:
+	JNE  mxbag512FP6_row
+mxbag512FP6_next:
 	ADDQ $4, DI
 	MOVQ ldo+80(FP), AX
 	LEAQ (R12)(AX*4), R12
 	DECQ nbags+64(FP)
-	JNE  mxbag512B8_bag
+	JNE  mxbag512FP6_bag
 	VZEROUPPER
 	RET
 
-// func mxbag512B8W(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
-TEXT ·mxbag512B8W(SB), NOSPLIT, $0-152
+// func mxbag512FP6W(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
+TEXT ·mxbag512FP6W(SB), NOSPLIT, $0-152
 	MOVQ codes+0(FP), R8
 	MOVQ scales+8(FP), R9
 	MOVQ idx+32(FP), SI
@@ -409,40 +443,46 @@ TEXT ·mxbag512B8W(SB), NOSPLIT, $0-152
 	MOVQ w+48(FP), R10
 	MOVQ wstep+56(FP), R11
 	MOVQ out+72(FP), R12
+	MOVQ lut+104(FP), AX
+	VMOVUPS (AX), Z14
+	VMOVUPS 64(AX), Z15
+	VMOVDQU32 mxbagFP6<>+0(SB), Z16
+	VMOVDQU32 mxbagFP6<>+64(SB), Z17
+	VBROADCASTI32X4 mxbagFP6<>+128(SB), Z18
+	VBROADCASTI32X4 mxbagFP6<>+144(SB), Z19
+	MOVL $0x80000000, AX
+	VPBROADCASTD AX, Z20
 	MOVQ slut+112(FP), BX
 	MOVQ masks+120(FP), AX
 	KMOVQ (AX), K1
 	KMOVQ 8(AX), K2
 	KMOVQ 16(AX), K3
-	MOVL $0x0f0f0f0f, AX
-	VMOVD AX, X13
-	VPBROADCASTD X13, X13
 	VPXORD Z7, Z7, Z7
-mxbag512B8W_bag:
+mxbag512FP6W_bag:
 	MOVQ R12, R13
 	MOVQ nfull+88(FP), R14
 	TESTQ R14, R14
-	JEQ  mxbag512B8W_ztail
-mxbag512B8W_zero:
+	JEQ  mxbag512FP6W_ztail
+mxbag512FP6W_zero:
 	VMOVUPS Z7, (R13)
 	VMOVUPS Z7, 64(R13)
 	ADDQ $128, R13
 	DECQ R14
-	JNE  mxbag512B8W_zero
-mxbag512B8W_ztail:
+	JNE  mxbag512FP6W_zero
+mxbag512FP6W_ztail:
 	VMOVUPS Z7, K2, (R13)
 	VMOVUPS Z7, K3, 64(R13)
 	MOVLQSX 4(DI), CX
 	MOVLQSX (DI), AX
 	SUBQ AX, CX
-	JEQ  mxbag512B8W_next
-mxbag512B8W_row:
+	JEQ  mxbag512FP6W_next
+mxbag512FP6W_row:
 	MOVQ pfdist+128(FP), R15
 	TESTQ R15, R15
-	JEQ  mxbag512B8W_nopf
+	JEQ  mxbag512FP6W_nopf
 	LEAQ (SI)(R15*8), R15
 	CMPQ R15, pfend+136(FP)
-	JAE  mxbag512B8W_nopf
+	JAE  mxbag512FP6W_nopf
 	MOVQ (R15), R15
 	MOVQ R15, R13
 	IMULQ ns+24(FP), R13
@@ -452,12 +492,12 @@ mxbag512B8W_row:
 	MOVQ rb+16(FP), R13
 	PREFETCHT2 -1(R15)(R13*1)
 	MOVQ pflines+144(FP), R14
-mxbag512B8W_pf:
+mxbag512FP6W_pf:
 	PREFETCHT2 (R15)
 	ADDQ $64, R15
 	DECQ R14
-	JNE  mxbag512B8W_pf
-mxbag512B8W_nopf:
+	JNE  mxbag512FP6W_pf
+mxbag512FP6W_nopf:
 	MOVQ (SI), AX
 	MOVQ AX, DX
 	IMULQ rb+16(FP), AX
@@ -469,19 +509,267 @@ mxbag512B8W_nopf:
 	MOVQ R12, R13
 	MOVQ nfull+88(FP), R14
 	TESTQ R14, R14
-	JEQ  mxbag512B8W_tail
-mxbag512B8W_block:
-	VMOVDQU (AX), Y0
+	JEQ  mxbag512FP6W_tail
+mxbag512FP6W_block:
 	MOVBLZX (DX), R15
 	VBROADCASTSS (BX)(R15*4), Z5
-	MOVQ lut+104(FP), R15
+	VBROADCASTI32X4 (AX), Z0
+	VBROADCASTI32X4 8(AX), Z1
+	VPSHUFB Z16, Z0, Z0
+	VPSHUFB Z17, Z1, Z1
+	VPSRLVD Z18, Z0, Z2
+	VPSRLVD Z18, Z1, Z3
+	VPSLLVD Z19, Z0, Z4
+	VPSLLVD Z19, Z1, Z6
+	VPERMI2PS Z15, Z14, Z2
+	VPERMI2PS Z15, Z14, Z3
+	VPTERNLOGD $0xf8, Z20, Z4, Z2
+	VPTERNLOGD $0xf8, Z20, Z6, Z3
+	VMULPS Z5, Z2, Z2
+	VMULPS Z5, Z3, Z3
+	VMULPS Z12, Z2, Z2
+	VMULPS Z12, Z3, Z3
+	VADDPS (R13), Z2, Z2
+	VADDPS 64(R13), Z3, Z3
+	VMOVUPS Z2, (R13)
+	VMOVUPS Z3, 64(R13)
+	ADDQ $24, AX
+	INCQ DX
+	ADDQ $128, R13
+	DECQ R14
+	JNE  mxbag512FP6W_block
+mxbag512FP6W_tail:
+	CMPQ tail+96(FP), $0
+	JEQ  mxbag512FP6W_rowdone
+	VMOVDQU8.Z (AX), K1, Y0
+	MOVBLZX (DX), R15
+	VBROADCASTSS (BX)(R15*4), Z5
+	VALIGNQ $1, Z0, Z0, Z1
+	VSHUFI32X4 $0, Z0, Z0, Z0
+	VSHUFI32X4 $0, Z1, Z1, Z1
+	VPSHUFB Z16, Z0, Z0
+	VPSHUFB Z17, Z1, Z1
+	VPSRLVD Z18, Z0, Z2
+	VPSRLVD Z18, Z1, Z3
+	VPSLLVD Z19, Z0, Z4
+	VPSLLVD Z19, Z1, Z6
+	VPERMI2PS Z15, Z14, Z2
+	VPERMI2PS Z15, Z14, Z3
+	VPTERNLOGD $0xf8, Z20, Z4, Z2
+	VPTERNLOGD $0xf8, Z20, Z6, Z3
+	VMULPS Z5, Z2, Z2
+	VMULPS Z5, Z3, Z3
+	VMULPS Z12, Z2, Z2
+	VMULPS Z12, Z3, Z3
+	VMOVUPS.Z (R13), K2, Z8
+	VMOVUPS.Z 64(R13), K3, Z9
+	VADDPS Z8, Z2, Z2
+	VADDPS Z9, Z3, Z3
+	VMOVUPS Z2, K2, (R13)
+	VMOVUPS Z3, K3, 64(R13)
+mxbag512FP6W_rowdone:
+	ADDQ $8, SI
+	DECQ CX
+	JNE  mxbag512FP6W_row
+mxbag512FP6W_next:
+	ADDQ $4, DI
+	MOVQ ldo+80(FP), AX
+	LEAQ (R12)(AX*4), R12
+	DECQ nbags+64(FP)
+	JNE  mxbag512FP6W_bag
+	VZEROUPPER
+	RET
+
+// func mxbag512INT8(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
+TEXT ·mxbag512INT8(SB), NOSPLIT, $0-152
+	MOVQ codes+0(FP), R8
+	MOVQ scales+8(FP), R9
+	MOVQ idx+32(FP), SI
+	MOVQ offs+40(FP), DI
+	MOVQ w+48(FP), R10
+	MOVQ wstep+56(FP), R11
+	MOVQ out+72(FP), R12
+	MOVQ slut+112(FP), BX
+	MOVQ masks+120(FP), AX
+	KMOVQ (AX), K1
+	KMOVQ 8(AX), K2
+	KMOVQ 16(AX), K3
+	VPXORD Z7, Z7, Z7
+mxbag512INT8_bag:
+	MOVQ R12, R13
+	MOVQ nfull+88(FP), R14
+	TESTQ R14, R14
+	JEQ  mxbag512INT8_ztail
+mxbag512INT8_zero:
+	VMOVUPS Z7, (R13)
+	VMOVUPS Z7, 64(R13)
+	ADDQ $128, R13
+	DECQ R14
+	JNE  mxbag512INT8_zero
+mxbag512INT8_ztail:
+	VMOVUPS Z7, K2, (R13)
+	VMOVUPS Z7, K3, 64(R13)
+	MOVLQSX 4(DI), CX
+	MOVLQSX (DI), AX
+	SUBQ AX, CX
+	JEQ  mxbag512INT8_next
+mxbag512INT8_row:
+	MOVQ pfdist+128(FP), R15
+	TESTQ R15, R15
+	JEQ  mxbag512INT8_nopf
+	LEAQ (SI)(R15*8), R15
+	CMPQ R15, pfend+136(FP)
+	JAE  mxbag512INT8_nopf
+	MOVQ (R15), R15
+	MOVQ R15, R13
+	IMULQ ns+24(FP), R13
+	PREFETCHT2 (R9)(R13*1)
+	IMULQ rb+16(FP), R15
+	ADDQ R8, R15
+	MOVQ rb+16(FP), R13
+	PREFETCHT2 -1(R15)(R13*1)
+	MOVQ pflines+144(FP), R14
+mxbag512INT8_pf:
+	PREFETCHT2 (R15)
+	ADDQ $64, R15
+	DECQ R14
+	JNE  mxbag512INT8_pf
+mxbag512INT8_nopf:
+	MOVQ (SI), AX
+	MOVQ AX, DX
+	IMULQ rb+16(FP), AX
+	ADDQ R8, AX
+	IMULQ ns+24(FP), DX
+	ADDQ R9, DX
+	ADDQ R11, R10
+	MOVQ R12, R13
+	MOVQ nfull+88(FP), R14
+	TESTQ R14, R14
+	JEQ  mxbag512INT8_tail
+mxbag512INT8_block:
+	MOVBLZX (DX), R15
+	VBROADCASTSS (BX)(R15*4), Z5
+	VPMOVSXBD 0(AX), Z2
+	VPMOVSXBD 16(AX), Z3
+	VCVTDQ2PS Z2, Z2
+	VCVTDQ2PS Z3, Z3
+	VMULPS Z5, Z2, Z2
+	VMULPS Z5, Z3, Z3
+	VADDPS (R13), Z2, Z2
+	VADDPS 64(R13), Z3, Z3
+	VMOVUPS Z2, (R13)
+	VMOVUPS Z3, 64(R13)
+	ADDQ $32, AX
+	INCQ DX
+	ADDQ $128, R13
+	DECQ R14
+	JNE  mxbag512INT8_block
+mxbag512INT8_tail:
+	CMPQ tail+96(FP), $0
+	JEQ  mxbag512INT8_rowdone
+	VMOVDQU8.Z (AX), K1, Y0
+	MOVBLZX (DX), R15
+	VBROADCASTSS (BX)(R15*4), Z5
+	VPMOVSXBD X0, Z2
 	VEXTRACTI128 $1, Y0, X1
-	VPMOVZXBD X0, Z0
-	VPMOVZXBD X1, Z1
-	KXNORW K0, K0, K4
-	VGATHERDPS (R15)(Z0*4), K4, Z2
-	KXNORW K0, K0, K4
-	VGATHERDPS (R15)(Z1*4), K4, Z3
+	VPMOVSXBD X1, Z3
+	VCVTDQ2PS Z2, Z2
+	VCVTDQ2PS Z3, Z3
+	VMULPS Z5, Z2, Z2
+	VMULPS Z5, Z3, Z3
+	VMOVUPS.Z (R13), K2, Z8
+	VMOVUPS.Z 64(R13), K3, Z9
+	VADDPS Z8, Z2, Z2
+	VADDPS Z9, Z3, Z3
+	VMOVUPS Z2, K2, (R13)
+	VMOVUPS Z3, K3, 64(R13)
+mxbag512INT8_rowdone:
+	ADDQ $8, SI
+	DECQ CX
+	JNE  mxbag512INT8_row
+mxbag512INT8_next:
+	ADDQ $4, DI
+	MOVQ ldo+80(FP), AX
+	LEAQ (R12)(AX*4), R12
+	DECQ nbags+64(FP)
+	JNE  mxbag512INT8_bag
+	VZEROUPPER
+	RET
+
+// func mxbag512INT8W(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
+TEXT ·mxbag512INT8W(SB), NOSPLIT, $0-152
+	MOVQ codes+0(FP), R8
+	MOVQ scales+8(FP), R9
+	MOVQ idx+32(FP), SI
+	MOVQ offs+40(FP), DI
+	MOVQ w+48(FP), R10
+	MOVQ wstep+56(FP), R11
+	MOVQ out+72(FP), R12
+	MOVQ slut+112(FP), BX
+	MOVQ masks+120(FP), AX
+	KMOVQ (AX), K1
+	KMOVQ 8(AX), K2
+	KMOVQ 16(AX), K3
+	VPXORD Z7, Z7, Z7
+mxbag512INT8W_bag:
+	MOVQ R12, R13
+	MOVQ nfull+88(FP), R14
+	TESTQ R14, R14
+	JEQ  mxbag512INT8W_ztail
+mxbag512INT8W_zero:
+	VMOVUPS Z7, (R13)
+	VMOVUPS Z7, 64(R13)
+	ADDQ $128, R13
+	DECQ R14
+	JNE  mxbag512INT8W_zero
+mxbag512INT8W_ztail:
+	VMOVUPS Z7, K2, (R13)
+	VMOVUPS Z7, K3, 64(R13)
+	MOVLQSX 4(DI), CX
+	MOVLQSX (DI), AX
+	SUBQ AX, CX
+	JEQ  mxbag512INT8W_next
+mxbag512INT8W_row:
+	MOVQ pfdist+128(FP), R15
+	TESTQ R15, R15
+	JEQ  mxbag512INT8W_nopf
+	LEAQ (SI)(R15*8), R15
+	CMPQ R15, pfend+136(FP)
+	JAE  mxbag512INT8W_nopf
+	MOVQ (R15), R15
+	MOVQ R15, R13
+	IMULQ ns+24(FP), R13
+	PREFETCHT2 (R9)(R13*1)
+	IMULQ rb+16(FP), R15
+	ADDQ R8, R15
+	MOVQ rb+16(FP), R13
+	PREFETCHT2 -1(R15)(R13*1)
+	MOVQ pflines+144(FP), R14
+mxbag512INT8W_pf:
+	PREFETCHT2 (R15)
+	ADDQ $64, R15
+	DECQ R14
+	JNE  mxbag512INT8W_pf
+mxbag512INT8W_nopf:
+	MOVQ (SI), AX
+	MOVQ AX, DX
+	IMULQ rb+16(FP), AX
+	ADDQ R8, AX
+	IMULQ ns+24(FP), DX
+	ADDQ R9, DX
+	VBROADCASTSS (R10), Z12
+	ADDQ R11, R10
+	MOVQ R12, R13
+	MOVQ nfull+88(FP), R14
+	TESTQ R14, R14
+	JEQ  mxbag512INT8W_tail
+mxbag512INT8W_block:
+	MOVBLZX (DX), R15
+	VBROADCASTSS (BX)(R15*4), Z5
+	VPMOVSXBD 0(AX), Z2
+	VPMOVSXBD 16(AX), Z3
+	VCVTDQ2PS Z2, Z2
+	VCVTDQ2PS Z3, Z3
 	VMULPS Z5, Z2, Z2
 	VMULPS Z5, Z3, Z3
 	VMULPS Z12, Z2, Z2
@@ -494,21 +782,18 @@ mxbag512B8W_block:
 	INCQ DX
 	ADDQ $128, R13
 	DECQ R14
-	JNE  mxbag512B8W_block
-mxbag512B8W_tail:
+	JNE  mxbag512INT8W_block
+mxbag512INT8W_tail:
 	CMPQ tail+96(FP), $0
-	JEQ  mxbag512B8W_rowdone
+	JEQ  mxbag512INT8W_rowdone
 	VMOVDQU8.Z (AX), K1, Y0
 	MOVBLZX (DX), R15
 	VBROADCASTSS (BX)(R15*4), Z5
-	MOVQ lut+104(FP), R15
+	VPMOVSXBD X0, Z2
 	VEXTRACTI128 $1, Y0, X1
-	VPMOVZXBD X0, Z0
-	VPMOVZXBD X1, Z1
-	KXNORW K0, K0, K4
-	VGATHERDPS (R15)(Z0*4), K4, Z2
-	KXNORW K0, K0, K4
-	VGATHERDPS (R15)(Z1*4), K4, Z3
+	VPMOVSXBD X1, Z3
+	VCVTDQ2PS Z2, Z2
+	VCVTDQ2PS Z3, Z3
 	VMULPS Z5, Z2, Z2
 	VMULPS Z5, Z3, Z3
 	VMULPS Z12, Z2, Z2
@@ -519,15 +804,539 @@ mxbag512B8W_tail:
 	VADDPS Z9, Z3, Z3
 	VMOVUPS Z2, K2, (R13)
 	VMOVUPS Z3, K3, 64(R13)
-mxbag512B8W_rowdone:
+mxbag512INT8W_rowdone:
 	ADDQ $8, SI
 	DECQ CX
-	JNE  mxbag512B8W_row
-mxbag512B8W_next:
+	JNE  mxbag512INT8W_row
+mxbag512INT8W_next:
 	ADDQ $4, DI
 	MOVQ ldo+80(FP), AX
 	LEAQ (R12)(AX*4), R12
 	DECQ nbags+64(FP)
-	JNE  mxbag512B8W_bag
+	JNE  mxbag512INT8W_bag
+	VZEROUPPER
+	RET
+
+// func mxbag512E5M2(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
+TEXT ·mxbag512E5M2(SB), NOSPLIT, $0-152
+	MOVQ codes+0(FP), R8
+	MOVQ scales+8(FP), R9
+	MOVQ idx+32(FP), SI
+	MOVQ offs+40(FP), DI
+	MOVQ w+48(FP), R10
+	MOVQ wstep+56(FP), R11
+	MOVQ out+72(FP), R12
+	MOVQ slut+112(FP), BX
+	MOVQ masks+120(FP), AX
+	KMOVQ (AX), K1
+	KMOVQ 8(AX), K2
+	KMOVQ 16(AX), K3
+	VPXORD Z7, Z7, Z7
+mxbag512E5M2_bag:
+	MOVQ R12, R13
+	MOVQ nfull+88(FP), R14
+	TESTQ R14, R14
+	JEQ  mxbag512E5M2_ztail
+mxbag512E5M2_zero:
+	VMOVUPS Z7, (R13)
+	VMOVUPS Z7, 64(R13)
+	ADDQ $128, R13
+	DECQ R14
+	JNE  mxbag512E5M2_zero
+mxbag512E5M2_ztail:
+	VMOVUPS Z7, K2, (R13)
+	VMOVUPS Z7, K3, 64(R13)
+	MOVLQSX 4(DI), CX
+	MOVLQSX (DI), AX
+	SUBQ AX, CX
+	JEQ  mxbag512E5M2_next
+mxbag512E5M2_row:
+	MOVQ pfdist+128(FP), R15
+	TESTQ R15, R15
+	JEQ  mxbag512E5M2_nopf
+	LEAQ (SI)(R15*8), R15
+	CMPQ R15, pfend+136(FP)
+	JAE  mxbag512E5M2_nopf
+	MOVQ (R15), R15
+	MOVQ R15, R13
+	IMULQ ns+24(FP), R13
+	PREFETCHT2 (R9)(R13*1)
+	IMULQ rb+16(FP), R15
+	ADDQ R8, R15
+	MOVQ rb+16(FP), R13
+	PREFETCHT2 -1(R15)(R13*1)
+	MOVQ pflines+144(FP), R14
+mxbag512E5M2_pf:
+	PREFETCHT2 (R15)
+	ADDQ $64, R15
+	DECQ R14
+	JNE  mxbag512E5M2_pf
+mxbag512E5M2_nopf:
+	MOVQ (SI), AX
+	MOVQ AX, DX
+	IMULQ rb+16(FP), AX
+	ADDQ R8, AX
+	IMULQ ns+24(FP), DX
+	ADDQ R9, DX
+	ADDQ R11, R10
+	MOVQ R12, R13
+	MOVQ nfull+88(FP), R14
+	TESTQ R14, R14
+	JEQ  mxbag512E5M2_tail
+mxbag512E5M2_block:
+	MOVBLZX (DX), R15
+	VBROADCASTSS (BX)(R15*4), Z5
+	VPMOVZXBW 0(AX), Y2
+	VPMOVZXBW 16(AX), Y3
+	VPSLLW $8, Y2, Y2
+	VPSLLW $8, Y3, Y3
+	VCVTPH2PS Y2, Z2
+	VCVTPH2PS Y3, Z3
+	VMULPS Z5, Z2, Z2
+	VMULPS Z5, Z3, Z3
+	VADDPS (R13), Z2, Z2
+	VADDPS 64(R13), Z3, Z3
+	VMOVUPS Z2, (R13)
+	VMOVUPS Z3, 64(R13)
+	ADDQ $32, AX
+	INCQ DX
+	ADDQ $128, R13
+	DECQ R14
+	JNE  mxbag512E5M2_block
+mxbag512E5M2_tail:
+	CMPQ tail+96(FP), $0
+	JEQ  mxbag512E5M2_rowdone
+	VMOVDQU8.Z (AX), K1, Y0
+	MOVBLZX (DX), R15
+	VBROADCASTSS (BX)(R15*4), Z5
+	VPMOVZXBW X0, Y2
+	VEXTRACTI128 $1, Y0, X1
+	VPMOVZXBW X1, Y3
+	VPSLLW $8, Y2, Y2
+	VPSLLW $8, Y3, Y3
+	VCVTPH2PS Y2, Z2
+	VCVTPH2PS Y3, Z3
+	VMULPS Z5, Z2, Z2
+	VMULPS Z5, Z3, Z3
+	VMOVUPS.Z (R13), K2, Z8
+	VMOVUPS.Z 64(R13), K3, Z9
+	VADDPS Z8, Z2, Z2
+	VADDPS Z9, Z3, Z3
+	VMOVUPS Z2, K2, (R13)
+	VMOVUPS Z3, K3, 64(R13)
+mxbag512E5M2_rowdone:
+	ADDQ $8, SI
+	DECQ CX
+	JNE  mxbag512E5M2_row
+mxbag512E5M2_next:
+	ADDQ $4, DI
+	MOVQ ldo+80(FP), AX
+	LEAQ (R12)(AX*4), R12
+	DECQ nbags+64(FP)
+	JNE  mxbag512E5M2_bag
+	VZEROUPPER
+	RET
+
+// func mxbag512E5M2W(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
+TEXT ·mxbag512E5M2W(SB), NOSPLIT, $0-152
+	MOVQ codes+0(FP), R8
+	MOVQ scales+8(FP), R9
+	MOVQ idx+32(FP), SI
+	MOVQ offs+40(FP), DI
+	MOVQ w+48(FP), R10
+	MOVQ wstep+56(FP), R11
+	MOVQ out+72(FP), R12
+	MOVQ slut+112(FP), BX
+	MOVQ masks+120(FP), AX
+	KMOVQ (AX), K1
+	KMOVQ 8(AX), K2
+	KMOVQ 16(AX), K3
+	VPXORD Z7, Z7, Z7
+mxbag512E5M2W_bag:
+	MOVQ R12, R13
+	MOVQ nfull+88(FP), R14
+	TESTQ R14, R14
+	JEQ  mxbag512E5M2W_ztail
+mxbag512E5M2W_zero:
+	VMOVUPS Z7, (R13)
+	VMOVUPS Z7, 64(R13)
+	ADDQ $128, R13
+	DECQ R14
+	JNE  mxbag512E5M2W_zero
+mxbag512E5M2W_ztail:
+	VMOVUPS Z7, K2, (R13)
+	VMOVUPS Z7, K3, 64(R13)
+	MOVLQSX 4(DI), CX
+	MOVLQSX (DI), AX
+	SUBQ AX, CX
+	JEQ  mxbag512E5M2W_next
+mxbag512E5M2W_row:
+	MOVQ pfdist+128(FP), R15
+	TESTQ R15, R15
+	JEQ  mxbag512E5M2W_nopf
+	LEAQ (SI)(R15*8), R15
+	CMPQ R15, pfend+136(FP)
+	JAE  mxbag512E5M2W_nopf
+	MOVQ (R15), R15
+	MOVQ R15, R13
+	IMULQ ns+24(FP), R13
+	PREFETCHT2 (R9)(R13*1)
+	IMULQ rb+16(FP), R15
+	ADDQ R8, R15
+	MOVQ rb+16(FP), R13
+	PREFETCHT2 -1(R15)(R13*1)
+	MOVQ pflines+144(FP), R14
+mxbag512E5M2W_pf:
+	PREFETCHT2 (R15)
+	ADDQ $64, R15
+	DECQ R14
+	JNE  mxbag512E5M2W_pf
+mxbag512E5M2W_nopf:
+	MOVQ (SI), AX
+	MOVQ AX, DX
+	IMULQ rb+16(FP), AX
+	ADDQ R8, AX
+	IMULQ ns+24(FP), DX
+	ADDQ R9, DX
+	VBROADCASTSS (R10), Z12
+	ADDQ R11, R10
+	MOVQ R12, R13
+	MOVQ nfull+88(FP), R14
+	TESTQ R14, R14
+	JEQ  mxbag512E5M2W_tail
+mxbag512E5M2W_block:
+	MOVBLZX (DX), R15
+	VBROADCASTSS (BX)(R15*4), Z5
+	VPMOVZXBW 0(AX), Y2
+	VPMOVZXBW 16(AX), Y3
+	VPSLLW $8, Y2, Y2
+	VPSLLW $8, Y3, Y3
+	VCVTPH2PS Y2, Z2
+	VCVTPH2PS Y3, Z3
+	VMULPS Z5, Z2, Z2
+	VMULPS Z5, Z3, Z3
+	VMULPS Z12, Z2, Z2
+	VMULPS Z12, Z3, Z3
+	VADDPS (R13), Z2, Z2
+	VADDPS 64(R13), Z3, Z3
+	VMOVUPS Z2, (R13)
+	VMOVUPS Z3, 64(R13)
+	ADDQ $32, AX
+	INCQ DX
+	ADDQ $128, R13
+	DECQ R14
+	JNE  mxbag512E5M2W_block
+mxbag512E5M2W_tail:
+	CMPQ tail+96(FP), $0
+	JEQ  mxbag512E5M2W_rowdone
+	VMOVDQU8.Z (AX), K1, Y0
+	MOVBLZX (DX), R15
+	VBROADCASTSS (BX)(R15*4), Z5
+	VPMOVZXBW X0, Y2
+	VEXTRACTI128 $1, Y0, X1
+	VPMOVZXBW X1, Y3
+	VPSLLW $8, Y2, Y2
+	VPSLLW $8, Y3, Y3
+	VCVTPH2PS Y2, Z2
+	VCVTPH2PS Y3, Z3
+	VMULPS Z5, Z2, Z2
+	VMULPS Z5, Z3, Z3
+	VMULPS Z12, Z2, Z2
+	VMULPS Z12, Z3, Z3
+	VMOVUPS.Z (R13), K2, Z8
+	VMOVUPS.Z 64(R13), K3, Z9
+	VADDPS Z8, Z2, Z2
+	VADDPS Z9, Z3, Z3
+	VMOVUPS Z2, K2, (R13)
+	VMOVUPS Z3, K3, 64(R13)
+mxbag512E5M2W_rowdone:
+	ADDQ $8, SI
+	DECQ CX
+	JNE  mxbag512E5M2W_row
+mxbag512E5M2W_next:
+	ADDQ $4, DI
+	MOVQ ldo+80(FP), AX
+	LEAQ (R12)(AX*4), R12
+	DECQ nbags+64(FP)
+	JNE  mxbag512E5M2W_bag
+	VZEROUPPER
+	RET
+
+// func mxbag512E4M3(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
+TEXT ·mxbag512E4M3(SB), NOSPLIT, $0-152
+	MOVQ codes+0(FP), R8
+	MOVQ scales+8(FP), R9
+	MOVQ idx+32(FP), SI
+	MOVQ offs+40(FP), DI
+	MOVQ w+48(FP), R10
+	MOVQ wstep+56(FP), R11
+	MOVQ out+72(FP), R12
+	MOVL $0xbfffbfff, AX
+	VPBROADCASTD AX, Z15
+	MOVL $0x7f007f00, AX
+	VPBROADCASTD AX, Z16
+	MOVL $0x7e007e00, AX
+	VPBROADCASTD AX, Z17
+	MOVL $0x43800000, AX
+	VPBROADCASTD AX, Z18
+	MOVQ slut+112(FP), BX
+	MOVQ masks+120(FP), AX
+	KMOVQ (AX), K1
+	KMOVQ 8(AX), K2
+	KMOVQ 16(AX), K3
+	VPXORD Z7, Z7, Z7
+mxbag512E4M3_bag:
+	MOVQ R12, R13
+	MOVQ nfull+88(FP), R14
+	TESTQ R14, R14
+	JEQ  mxbag512E4M3_ztail
+mxbag512E4M3_zero:
+	VMOVUPS Z7, (R13)
+	VMOVUPS Z7, 64(R13)
+	ADDQ $128, R13
+	DECQ R14
+	JNE  mxbag512E4M3_zero
+mxbag512E4M3_ztail:
+	VMOVUPS Z7, K2, (R13)
+	VMOVUPS Z7, K3, 64(R13)
+	MOVLQSX 4(DI), CX
+	MOVLQSX (DI), AX
+	SUBQ AX, CX
+	JEQ  mxbag512E4M3_next
+mxbag512E4M3_row:
+	MOVQ pfdist+128(FP), R15
+	TESTQ R15, R15
+	JEQ  mxbag512E4M3_nopf
+	LEAQ (SI)(R15*8), R15
+	CMPQ R15, pfend+136(FP)
+	JAE  mxbag512E4M3_nopf
+	MOVQ (R15), R15
+	MOVQ R15, R13
+	IMULQ ns+24(FP), R13
+	PREFETCHT2 (R9)(R13*1)
+	IMULQ rb+16(FP), R15
+	ADDQ R8, R15
+	MOVQ rb+16(FP), R13
+	PREFETCHT2 -1(R15)(R13*1)
+	MOVQ pflines+144(FP), R14
+mxbag512E4M3_pf:
+	PREFETCHT2 (R15)
+	ADDQ $64, R15
+	DECQ R14
+	JNE  mxbag512E4M3_pf
+mxbag512E4M3_nopf:
+	MOVQ (SI), AX
+	MOVQ AX, DX
+	IMULQ rb+16(FP), AX
+	ADDQ R8, AX
+	IMULQ ns+24(FP), DX
+	ADDQ R9, DX
+	ADDQ R11, R10
+	MOVQ R12, R13
+	MOVQ nfull+88(FP), R14
+	TESTQ R14, R14
+	JEQ  mxbag512E4M3_tail
+mxbag512E4M3_block:
+	MOVBLZX (DX), R15
+	VBROADCASTSS (BX)(R15*4), Z5
+	VPMOVSXBW (AX), Z2
+	VPSLLW $7, Z2, Z2
+	VPANDD Z15, Z2, Z2
+	VPSLLW $1, Z2, Z4
+	VPCMPEQW Z16, Z4, K4
+	VMOVDQU16 Z17, K4, Z2
+	VEXTRACTI64X4 $1, Z2, Y3
+	VCVTPH2PS Y2, Z2
+	VCVTPH2PS Y3, Z3
+	VMULPS Z18, Z2, Z2
+	VMULPS Z18, Z3, Z3
+	VMULPS Z5, Z2, Z2
+	VMULPS Z5, Z3, Z3
+	VADDPS (R13), Z2, Z2
+	VADDPS 64(R13), Z3, Z3
+	VMOVUPS Z2, (R13)
+	VMOVUPS Z3, 64(R13)
+	ADDQ $32, AX
+	INCQ DX
+	ADDQ $128, R13
+	DECQ R14
+	JNE  mxbag512E4M3_block
+mxbag512E4M3_tail:
+	CMPQ tail+96(FP), $0
+	JEQ  mxbag512E4M3_rowdone
+	VMOVDQU8.Z (AX), K1, Y0
+	MOVBLZX (DX), R15
+	VBROADCASTSS (BX)(R15*4), Z5
+	VPMOVSXBW Y0, Z2
+	VPSLLW $7, Z2, Z2
+	VPANDD Z15, Z2, Z2
+	VPSLLW $1, Z2, Z4
+	VPCMPEQW Z16, Z4, K4
+	VMOVDQU16 Z17, K4, Z2
+	VEXTRACTI64X4 $1, Z2, Y3
+	VCVTPH2PS Y2, Z2
+	VCVTPH2PS Y3, Z3
+	VMULPS Z18, Z2, Z2
+	VMULPS Z18, Z3, Z3
+	VMULPS Z5, Z2, Z2
+	VMULPS Z5, Z3, Z3
+	VMOVUPS.Z (R13), K2, Z8
+	VMOVUPS.Z 64(R13), K3, Z9
+	VADDPS Z8, Z2, Z2
+	VADDPS Z9, Z3, Z3
+	VMOVUPS Z2, K2, (R13)
+	VMOVUPS Z3, K3, 64(R13)
+mxbag512E4M3_rowdone:
+	ADDQ $8, SI
+	DECQ CX
+	JNE  mxbag512E4M3_row
+mxbag512E4M3_next:
+	ADDQ $4, DI
+	MOVQ ldo+80(FP), AX
+	LEAQ (R12)(AX*4), R12
+	DECQ nbags+64(FP)
+	JNE  mxbag512E4M3_bag
+	VZEROUPPER
+	RET
+
+// func mxbag512E4M3W(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
+TEXT ·mxbag512E4M3W(SB), NOSPLIT, $0-152
+	MOVQ codes+0(FP), R8
+	MOVQ scales+8(FP), R9
+	MOVQ idx+32(FP), SI
+	MOVQ offs+40(FP), DI
+	MOVQ w+48(FP), R10
+	MOVQ wstep+56(FP), R11
+	MOVQ out+72(FP), R12
+	MOVL $0xbfffbfff, AX
+	VPBROADCASTD AX, Z15
+	MOVL $0x7f007f00, AX
+	VPBROADCASTD AX, Z16
+	MOVL $0x7e007e00, AX
+	VPBROADCASTD AX, Z17
+	MOVL $0x43800000, AX
+	VPBROADCASTD AX, Z18
+	MOVQ slut+112(FP), BX
+	MOVQ masks+120(FP), AX
+	KMOVQ (AX), K1
+	KMOVQ 8(AX), K2
+	KMOVQ 16(AX), K3
+	VPXORD Z7, Z7, Z7
+mxbag512E4M3W_bag:
+	MOVQ R12, R13
+	MOVQ nfull+88(FP), R14
+	TESTQ R14, R14
+	JEQ  mxbag512E4M3W_ztail
+mxbag512E4M3W_zero:
+	VMOVUPS Z7, (R13)
+	VMOVUPS Z7, 64(R13)
+	ADDQ $128, R13
+	DECQ R14
+	JNE  mxbag512E4M3W_zero
+mxbag512E4M3W_ztail:
+	VMOVUPS Z7, K2, (R13)
+	VMOVUPS Z7, K3, 64(R13)
+	MOVLQSX 4(DI), CX
+	MOVLQSX (DI), AX
+	SUBQ AX, CX
+	JEQ  mxbag512E4M3W_next
+mxbag512E4M3W_row:
+	MOVQ pfdist+128(FP), R15
+	TESTQ R15, R15
+	JEQ  mxbag512E4M3W_nopf
+	LEAQ (SI)(R15*8), R15
+	CMPQ R15, pfend+136(FP)
+	JAE  mxbag512E4M3W_nopf
+	MOVQ (R15), R15
+	MOVQ R15, R13
+	IMULQ ns+24(FP), R13
+	PREFETCHT2 (R9)(R13*1)
+	IMULQ rb+16(FP), R15
+	ADDQ R8, R15
+	MOVQ rb+16(FP), R13
+	PREFETCHT2 -1(R15)(R13*1)
+	MOVQ pflines+144(FP), R14
+mxbag512E4M3W_pf:
+	PREFETCHT2 (R15)
+	ADDQ $64, R15
+	DECQ R14
+	JNE  mxbag512E4M3W_pf
+mxbag512E4M3W_nopf:
+	MOVQ (SI), AX
+	MOVQ AX, DX
+	IMULQ rb+16(FP), AX
+	ADDQ R8, AX
+	IMULQ ns+24(FP), DX
+	ADDQ R9, DX
+	VBROADCASTSS (R10), Z12
+	ADDQ R11, R10
+	MOVQ R12, R13
+	MOVQ nfull+88(FP), R14
+	TESTQ R14, R14
+	JEQ  mxbag512E4M3W_tail
+mxbag512E4M3W_block:
+	MOVBLZX (DX), R15
+	VBROADCASTSS (BX)(R15*4), Z5
+	VPMOVSXBW (AX), Z2
+	VPSLLW $7, Z2, Z2
+	VPANDD Z15, Z2, Z2
+	VPSLLW $1, Z2, Z4
+	VPCMPEQW Z16, Z4, K4
+	VMOVDQU16 Z17, K4, Z2
+	VEXTRACTI64X4 $1, Z2, Y3
+	VCVTPH2PS Y2, Z2
+	VCVTPH2PS Y3, Z3
+	VMULPS Z18, Z2, Z2
+	VMULPS Z18, Z3, Z3
+	VMULPS Z5, Z2, Z2
+	VMULPS Z5, Z3, Z3
+	VMULPS Z12, Z2, Z2
+	VMULPS Z12, Z3, Z3
+	VADDPS (R13), Z2, Z2
+	VADDPS 64(R13), Z3, Z3
+	VMOVUPS Z2, (R13)
+	VMOVUPS Z3, 64(R13)
+	ADDQ $32, AX
+	INCQ DX
+	ADDQ $128, R13
+	DECQ R14
+	JNE  mxbag512E4M3W_block
+mxbag512E4M3W_tail:
+	CMPQ tail+96(FP), $0
+	JEQ  mxbag512E4M3W_rowdone
+	VMOVDQU8.Z (AX), K1, Y0
+	MOVBLZX (DX), R15
+	VBROADCASTSS (BX)(R15*4), Z5
+	VPMOVSXBW Y0, Z2
+	VPSLLW $7, Z2, Z2
+	VPANDD Z15, Z2, Z2
+	VPSLLW $1, Z2, Z4
+	VPCMPEQW Z16, Z4, K4
+	VMOVDQU16 Z17, K4, Z2
+	VEXTRACTI64X4 $1, Z2, Y3
+	VCVTPH2PS Y2, Z2
+	VCVTPH2PS Y3, Z3
+	VMULPS Z18, Z2, Z2
+	VMULPS Z18, Z3, Z3
+	VMULPS Z5, Z2, Z2
+	VMULPS Z5, Z3, Z3
+	VMULPS Z12, Z2, Z2
+	VMULPS Z12, Z3, Z3
+	VMOVUPS.Z (R13), K2, Z8
+	VMOVUPS.Z 64(R13), K3, Z9
+	VADDPS Z8, Z2, Z2
+	VADDPS Z9, Z3, Z3
+	VMOVUPS Z2, K2, (R13)
+	VMOVUPS Z3, K3, 64(R13)
+mxbag512E4M3W_rowdone:
+	ADDQ $8, SI
+	DECQ CX
+	JNE  mxbag512E4M3W_row
+mxbag512E4M3W_next:
+	ADDQ $4, DI
+	MOVQ ldo+80(FP), AX
+	LEAQ (R12)(AX*4), R12
+	DECQ nbags+64(FP)
+	JNE  mxbag512E4M3W_bag
 	VZEROUPPER
 	RET

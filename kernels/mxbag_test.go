@@ -244,8 +244,7 @@ func benchMXTable(f MXFormat, rows, dim int) ([]byte, []byte) {
 // DRAM access) and, with 20, from 2048-row tables that stay in L2 (the
 // decode's own cost), beside the row-wise int4 table with the best bag
 // implementation and with the pure-Go one, each MX format with every
-// implementation of the MX bag (the 6-bit ones only with Go: the others
-// fall back to it). bytes/s counts the table bytes
+// implementation of the MX bag. bytes/s counts the table bytes
 // (codes and scales) of the rows pooled. Run e.g.:
 //
 //	go test -run=^$ -bench='EmbeddingBagMX' ./kernels/
@@ -266,9 +265,6 @@ func BenchmarkEmbeddingBagMX(b *testing.B) {
 		})
 		for _, f := range MXFormats {
 			for _, impl := range mxBagPools.names() {
-				if impl != "go" && f.Bits() == 6 {
-					continue // the 6-bit formats have no SIMD kernel; they fall back to Go
-				}
 				b.Run(fmt.Sprintf("%s/%v/%s", pre, f, impl), func(b *testing.B) {
 					defer keepActive(mxBagPools)()
 					mustSet(b, mxBagPools, impl)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log"
 
 	"github.com/rqtools/rq/kernels/internal/asmgen"
@@ -16,9 +17,9 @@ const frameArgs = 152
 
 // Registers: R8 codes, R9 scales, R10 the weight pointer, R11 its step in
 // bytes (0 for unweighted calls), SI the current index, DI the bag's
-// offsets entry, R12 the bag's output row, BX the scale LUT (mxScaleLUT),
-// Z14 the 16-entry value LUT, X13 sixteen 0x0F bytes, Z7 zeros, Z12 the
-// broadcast weight, K1 the tail block's code-byte load mask, K2/K3 the
+// offsets entry, R12 the bag's output row, BX the scale LUT (mxScaleLUT,
+// or mxScaleLUT/64 for INT8), Z13-Z20 the format's constants (setup), Z7
+// zeros, Z12 the broadcast weight, K1 the tail block's code-byte load mask, K2/K3 the
 // tail's store masks for its first and second 16 elements. In the loops:
 // CX indices left in the bag, AX the row's codes, DX its scales, R13 the
 // output cursor, R14 blocks left, R15 scratch (R13-R15 also the prefetch's). nbags and ldo stay in the
@@ -36,18 +37,12 @@ func kernel(f format, weighted bool) {
 	p("\tMOVQ w+48(FP), R10")
 	p("\tMOVQ wstep+56(FP), R11")
 	p("\tMOVQ out+72(FP), R12")
-	if f.bits == 4 {
-		p("\tMOVQ lut+104(FP), AX")
-		p("\tVMOVUPS (AX), Z14")
-	}
+	setup(f)
 	p("\tMOVQ slut+112(FP), BX")
 	p("\tMOVQ masks+120(FP), AX")
 	p("\tKMOVQ (AX), K1")
 	p("\tKMOVQ 8(AX), K2")
 	p("\tKMOVQ 16(AX), K3")
-	p("\tMOVL $0x0f0f0f0f, AX")
-	p("\tVMOVD AX, X13")
-	p("\tVPBROADCASTD X13, X13")
 	p("\tVPXORD Z7, Z7, Z7")
 
 	p("%s_bag:", name)
@@ -88,12 +83,7 @@ func kernel(f format, weighted bool) {
 	p("\tTESTQ R14, R14")
 	p("\tJEQ  %s_tail", name)
 	p("%s_block:", name)
-	if f.bits == 4 {
-		p("\tVMOVDQU (AX), X0")
-	} else {
-		p("\tVMOVDQU (AX), Y0")
-	}
-	decode(f, weighted)
+	decode(f, weighted, true)
 	p("\tVADDPS (R13), Z2, Z2")
 	p("\tVADDPS 64(R13), Z3, Z3")
 	p("\tVMOVUPS Z2, (R13)")
@@ -114,7 +104,7 @@ func kernel(f format, weighted bool) {
 	} else {
 		p("\tVMOVDQU8.Z (AX), K1, Y0")
 	}
-	decode(f, weighted)
+	decode(f, weighted, false)
 	p("\tVMOVUPS.Z (R13), K2, Z8")
 	p("\tVMOVUPS.Z 64(R13), K3, Z9")
 	p("\tVADDPS Z8, Z2, Z2")
@@ -166,18 +156,82 @@ func prefetch(name string) {
 	p("%s_nopf:", name)
 }
 
-// decode turns the block's codes (X0: 16 bytes of 32 nibbles, element 2i
-// in the low nibble of byte i; Y0: 32 byte codes) into its 32 values in Z2
-// (elements 0..15) and Z3 (16..31), times the block's scale
-// (mxScaleLUT[scale byte], Z5), then times the weight when weighted: the
-// Go bag's float32(t[q]*s) and float32(w*v), one rounding each. Nibbles
-// are interleaved back into element order as bytes, widened to dwords and
-// looked up with VPERMPS in Z14; byte codes are widened and gathered from
-// the format's 256-entry table (lut).
-func decode(f format, weighted bool) {
+// setup loads the constants of f's decode into registers: FP4's 16-entry
+// table (Z14) and nibble mask (X13); E4M3's word masks (Z15, Z16), its NaN
+// word (Z17) and 2^8 (Z18); FP6's 32 magnitudes (Z14, Z15, from lut), its
+// byte shuffles (Z16, Z17), shift counts (Z18, Z19) and sign bit (Z20).
+func setup(f format) {
+	bcst := func(v uint32, z string) {
+		p("\tMOVL $0x%08x, AX", v)
+		p("\tVPBROADCASTD AX, %s", z)
+	}
+	switch f.name {
+	case "FP4":
+		p("\tMOVQ lut+104(FP), AX")
+		p("\tVMOVUPS (AX), Z14")
+		bcst(0x0f0f0f0f, "Z13")
+	case "E4M3":
+		bcst(0xbfffbfff, "Z15")
+		bcst(0x7f007f00, "Z16")
+		bcst(0x7e007e00, "Z17")
+		bcst(0x43800000, "Z18") // 2^8
+	case "FP6":
+		p("\tMOVQ lut+104(FP), AX")
+		p("\tVMOVUPS (AX), Z14")
+		p("\tVMOVUPS 64(AX), Z15")
+		p("\tVMOVDQU32 mxbagFP6<>+0(SB), Z16")
+		p("\tVMOVDQU32 mxbagFP6<>+64(SB), Z17")
+		p("\tVBROADCASTI32X4 mxbagFP6<>+128(SB), Z18")
+		p("\tVBROADCASTI32X4 mxbagFP6<>+144(SB), Z19")
+		bcst(0x80000000, "Z20")
+	}
+}
+
+// decode turns the block's codes into its 32 values in Z2 (elements
+// 0..15) and Z3 (16..31), times the block's scale (Z5, from the scale
+// table: mxScaleLUT, or for INT8 mxScaleLUT/64), then times the weight when
+// weighted: the Go bag's float32(t[q]*s) and float32(w*v), one rounding
+// each, t[q] formed exactly. Whole blocks (mem) are read from (AX), only
+// their own bytes; the short block is in X0 (FP4) or Y0, loaded under the
+// byte mask.
+//
+//   - FP4: nibbles are interleaved back into element order as bytes,
+//     widened to dwords and looked up with VPERMPS in Z14.
+//   - INT8: bytes sign-extended to dwords and converted (exact); the scale
+//     table carries the 2^-6 of the element (q/64·s = q·(s/64), both exact
+//     products of the same real number, rounded once).
+//   - E5M2: a code is the high byte of the IEEE half of the same value,
+//     Inf and NaN included: VCVTPH2PS is exact.
+//   - E4M3: the half S.0EEEE.MMM0000000 (the code's magnitude shifted into
+//     the half's exponent and mantissa) is the value times 2^-8, normal or
+//     subnormal alike; VCVTPH2PS and the multiply by 2^8 are exact. The
+//     codes S.1111.111 are NaN: their halves are replaced by a NaN half.
+//   - FP6: each group of three bytes holds four codes (a little-endian bit
+//     stream); the group is shuffled into the four dwords of a 128-bit lane
+//     (groups 0..3 from bytes 0..15 broadcast to every lane, groups 4..7
+//     from bytes 8..23), shifted right by 0, 6, 12, 18 so each dword's low
+//     5 bits index the magnitude table (VPERMI2PS of Z14:Z15) and shifted
+//     left by 26, 20, 14, 8 so that bit 31 is the code's sign bit (bit 5),
+//     which VPTERNLOGD puts on the magnitude: the table's value, -0 too.
+func decode(f format, weighted, mem bool) {
 	p("\tMOVBLZX (DX), R15")
 	p("\tVBROADCASTSS (BX)(R15*4), Z5")
-	if f.bits == 4 {
+	// src16 is a source operand of the first or second 16 byte codes.
+	src16 := func(half int) string {
+		if mem {
+			return fmt.Sprintf("%d(AX)", 16*half)
+		}
+		if half == 1 {
+			p("\tVEXTRACTI128 $1, Y0, X1")
+			return "X1"
+		}
+		return "X0"
+	}
+	switch f.name {
+	case "FP4":
+		if mem {
+			p("\tVMOVDQU (AX), X0")
+		}
 		p("\tVPSRLW $4, X0, X1")
 		p("\tVPAND X13, X0, X0")
 		p("\tVPAND X13, X1, X1")
@@ -187,15 +241,55 @@ func decode(f format, weighted bool) {
 		p("\tVPMOVZXBD X3, Z3")
 		p("\tVPERMPS Z14, Z2, Z2")
 		p("\tVPERMPS Z14, Z3, Z3")
-	} else {
-		p("\tMOVQ lut+104(FP), R15")
-		p("\tVEXTRACTI128 $1, Y0, X1")
-		p("\tVPMOVZXBD X0, Z0")
-		p("\tVPMOVZXBD X1, Z1")
-		p("\tKXNORW K0, K0, K4")
-		p("\tVGATHERDPS (R15)(Z0*4), K4, Z2")
-		p("\tKXNORW K0, K0, K4")
-		p("\tVGATHERDPS (R15)(Z1*4), K4, Z3")
+	case "INT8":
+		p("\tVPMOVSXBD %s, Z2", src16(0))
+		p("\tVPMOVSXBD %s, Z3", src16(1))
+		p("\tVCVTDQ2PS Z2, Z2")
+		p("\tVCVTDQ2PS Z3, Z3")
+	case "E5M2":
+		p("\tVPMOVZXBW %s, Y2", src16(0))
+		p("\tVPMOVZXBW %s, Y3", src16(1))
+		p("\tVPSLLW $8, Y2, Y2")
+		p("\tVPSLLW $8, Y3, Y3")
+		p("\tVCVTPH2PS Y2, Z2")
+		p("\tVCVTPH2PS Y3, Z3")
+	case "E4M3":
+		if mem {
+			p("\tVPMOVSXBW (AX), Z2")
+		} else {
+			p("\tVPMOVSXBW Y0, Z2")
+		}
+		// Sign-extended and shifted by 7, a word is S.S.MMMMMMM.0000000;
+		// clearing bit 14 leaves the half.
+		p("\tVPSLLW $7, Z2, Z2")
+		p("\tVPANDD Z15, Z2, Z2")
+		p("\tVPSLLW $1, Z2, Z4")
+		p("\tVPCMPEQW Z16, Z4, K4")
+		p("\tVMOVDQU16 Z17, K4, Z2")
+		p("\tVEXTRACTI64X4 $1, Z2, Y3")
+		p("\tVCVTPH2PS Y2, Z2")
+		p("\tVCVTPH2PS Y3, Z3")
+		p("\tVMULPS Z18, Z2, Z2")
+		p("\tVMULPS Z18, Z3, Z3")
+	case "FP6":
+		if mem {
+			p("\tVBROADCASTI32X4 (AX), Z0")
+			p("\tVBROADCASTI32X4 8(AX), Z1")
+		} else {
+			p("\tVALIGNQ $1, Z0, Z0, Z1")
+			p("\tVSHUFI32X4 $0, Z0, Z0, Z0")
+			p("\tVSHUFI32X4 $0, Z1, Z1, Z1")
+		}
+		p("\tVPSHUFB Z16, Z0, Z0")
+		p("\tVPSHUFB Z17, Z1, Z1")
+		p("\tVPSRLVD Z18, Z0, Z2")
+		p("\tVPSRLVD Z18, Z1, Z3")
+		p("\tVPSLLVD Z19, Z0, Z4")
+		p("\tVPSLLVD Z19, Z1, Z6")
+		p("\tVPERMI2PS Z15, Z14, Z2")
+		p("\tVPERMI2PS Z15, Z14, Z3")
+		p("\tVPTERNLOGD $0xf8, Z20, Z4, Z2") // Z2 | Z4&Z20
+		p("\tVPTERNLOGD $0xf8, Z20, Z6, Z3")
 	}
 	p("\tVMULPS Z5, Z2, Z2")
 	p("\tVMULPS Z5, Z3, Z3")
@@ -205,17 +299,55 @@ func decode(f format, weighted bool) {
 	}
 }
 
-// format is a kernel's code layout: FP4 (mxfp4's nibbles) or B8 (the byte
-// codes of mxfp8 e4m3/e5m2 and mxint8, which differ only in their table).
+// format is a kernel's code layout: FP4 (mxfp4's nibbles), FP6 (the 6-bit
+// formats, which differ only in their table), and one per byte format:
+// INT8 (mxint8), E5M2 and E4M3 (mxfp8).
 type format struct {
 	name string
 	bits int
 }
 
+var formats = []format{{"FP4", 4}, {"FP6", 6}, {"INT8", 8}, {"E5M2", 8}, {"E4M3", 8}}
+
+// fp6Const writes FP6's constants (mxbagFP6<>): the byte shuffles of the
+// first and second 16 codes, 64 bytes each, then the right and left shift
+// counts, 16 bytes each (every 128-bit lane the same). Lane L's four
+// dwords are the three bytes of group L, taken from bytes 0..15 of the
+// block (broadcast to every lane), or of group 4+L, from bytes 8..23 (where
+// it starts at 4+3L); their fourth byte is zero. The codes at bits 0, 6,
+// 12, 18 of a group are shifted right to bit 0, their sign bits (5, 11,
+// 17, 23) left to bit 31.
+func fp6Const() {
+	var b []byte
+	for _, first := range []int{0, 4} {
+		for l := range 4 {
+			for range 4 {
+				g := first + 3*l
+				b = append(b, byte(g), byte(g+1), byte(g+2), 0x80)
+			}
+		}
+	}
+	for _, c := range [][4]byte{{0, 6, 12, 18}, {26, 20, 14, 8}} {
+		for _, n := range c {
+			b = append(b, n, 0, 0, 0)
+		}
+	}
+	p("")
+	for i := 0; i < len(b); i += 8 {
+		var q uint64
+		for j := 7; j >= 0; j-- {
+			q = q<<8 | uint64(b[i+j])
+		}
+		p("DATA mxbagFP6<>+%d(SB)/8, $0x%016x", i, q)
+	}
+	p("GLOBL mxbagFP6<>(SB), RODATA|NOPTR, $%d", len(b))
+}
+
 func main() {
 	out.Header("go run ./internal/gen/mxbag")
 	p("// The fused MX bag's AVX-512 kernels; see internal/gen/mxbag.")
-	for _, f := range []format{{"FP4", 4}, {"B8", 8}} {
+	fp6Const()
+	for _, f := range formats {
 		kernel(f, false)
 		kernel(f, true)
 	}
