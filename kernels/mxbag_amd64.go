@@ -21,7 +21,10 @@ import "unsafe"
 // pfdist indices ahead (pflines cache lines of codes, their last byte and
 // the row's scales) while that index's address is below pfend, as the
 // row-wise bags do. Bags are written whole, zeros for empty ones; mean
-// pooling is left to the caller.
+// pooling is left to the caller. The kernels without R add each row into
+// the bag's output row in memory, for any nfull; the R kernels, for nfull
+// <= mxRegBlocks, keep the bag's sums in registers and store them once
+// (the same additions in the same order, so the same bits).
 
 //go:noescape
 func mxbag512FP4(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
@@ -53,12 +56,46 @@ func mxbag512E4M3(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *i
 //go:noescape
 func mxbag512E4M3W(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
 
+//go:noescape
+func mxbag512FP4R(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
+
+//go:noescape
+func mxbag512FP4RW(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
+
+//go:noescape
+func mxbag512FP6R(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
+
+//go:noescape
+func mxbag512FP6RW(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
+
+//go:noescape
+func mxbag512INT8R(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
+
+//go:noescape
+func mxbag512INT8RW(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
+
+//go:noescape
+func mxbag512E5M2R(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
+
+//go:noescape
+func mxbag512E5M2RW(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
+
+//go:noescape
+func mxbag512E4M3R(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
+
+//go:noescape
+func mxbag512E4M3RW(codes *byte, scales *byte, rb int, ns int, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int, nfull int, tail int, lut *float32, slut *float32, masks *uint64, pfdist int, pfend uintptr, pflines int)
+
 var mxBagArchImpls = []impl[mxBagFn]{
 	{name: "avx512", available: hasAVX512, fn: mxBagAVX512},
 }
 
 // mxScaleLUT64 is mxScaleLUT/64 (exact: 2^-133 is still a float32), the
 // INT8 kernel's scale table: an MXINT8 element q is q/64.
+// mxRegBlocks is the most whole blocks of the rows the register kernels
+// (mxbag512*R) take: maxRegBlocks in internal/gen/mxbag.
+const mxRegBlocks = 4
+
 var mxScaleLUT64 = func() (t [256]float32) {
 	for b, s := range mxScaleLUT {
 		t[b] = s / 64
@@ -102,39 +139,51 @@ func mxBagAVX512(f MXFormat, codes, scales []byte, rb, ns, dim int, indices []in
 		wp, wstep = &weights[p0], 4
 	}
 	// Direct calls (a table of func values would make every argument
-	// escape, masks included).
+	// escape, masks included). Rows of up to mxRegBlocks whole blocks
+	// go to the kernels that keep a bag's sums in registers.
 	o, m := &out[lo*ldo], &masks[0]
-	switch w := weights != nil; f {
-	case MXFP4E2M1:
-		if w {
-			mxbag512FP4W(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
-		} else {
-			mxbag512FP4(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
-		}
-	case MXFP6E3M2, MXFP6E2M3:
-		if w {
-			mxbag512FP6W(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
-		} else {
-			mxbag512FP6(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
-		}
-	case MXINT8:
-		if w {
-			mxbag512INT8W(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
-		} else {
-			mxbag512INT8(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
-		}
-	case MXFP8E5M2:
-		if w {
-			mxbag512E5M2W(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
-		} else {
-			mxbag512E5M2(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
-		}
-	case MXFP8E4M3:
-		if w {
-			mxbag512E4M3W(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
-		} else {
-			mxbag512E4M3(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
-		}
+	reg := nfull <= mxRegBlocks
+	switch w := weights != nil; {
+	case f == MXFP4E2M1 && reg && w:
+		mxbag512FP4RW(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
+	case f == MXFP4E2M1 && reg && !w:
+		mxbag512FP4R(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
+	case f == MXFP4E2M1 && !reg && w:
+		mxbag512FP4W(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
+	case f == MXFP4E2M1 && !reg && !w:
+		mxbag512FP4(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
+	case (f == MXFP6E3M2 || f == MXFP6E2M3) && reg && w:
+		mxbag512FP6RW(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
+	case (f == MXFP6E3M2 || f == MXFP6E2M3) && reg && !w:
+		mxbag512FP6R(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
+	case (f == MXFP6E3M2 || f == MXFP6E2M3) && !reg && w:
+		mxbag512FP6W(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
+	case (f == MXFP6E3M2 || f == MXFP6E2M3) && !reg && !w:
+		mxbag512FP6(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
+	case f == MXINT8 && reg && w:
+		mxbag512INT8RW(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
+	case f == MXINT8 && reg && !w:
+		mxbag512INT8R(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
+	case f == MXINT8 && !reg && w:
+		mxbag512INT8W(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
+	case f == MXINT8 && !reg && !w:
+		mxbag512INT8(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
+	case f == MXFP8E5M2 && reg && w:
+		mxbag512E5M2RW(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
+	case f == MXFP8E5M2 && reg && !w:
+		mxbag512E5M2R(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
+	case f == MXFP8E5M2 && !reg && w:
+		mxbag512E5M2W(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
+	case f == MXFP8E5M2 && !reg && !w:
+		mxbag512E5M2(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
+	case f == MXFP8E4M3 && reg && w:
+		mxbag512E4M3RW(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
+	case f == MXFP8E4M3 && reg && !w:
+		mxbag512E4M3R(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
+	case f == MXFP8E4M3 && !reg && w:
+		mxbag512E4M3W(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
+	case f == MXFP8E4M3 && !reg && !w:
+		mxbag512E4M3(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
 	}
 	if mean {
 		mxBagMean(dim, offsets, out, ldo, lo, hi)

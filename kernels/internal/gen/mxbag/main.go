@@ -83,7 +83,7 @@ func kernel(f format, weighted bool) {
 	p("\tTESTQ R14, R14")
 	p("\tJEQ  %s_tail", name)
 	p("%s_block:", name)
-	decode(f, weighted, true)
+	decode(f, weighted, true, 0)
 	p("\tVADDPS (R13), Z2, Z2")
 	p("\tVADDPS 64(R13), Z3, Z3")
 	p("\tVMOVUPS Z2, (R13)")
@@ -104,7 +104,7 @@ func kernel(f format, weighted bool) {
 	} else {
 		p("\tVMOVDQU8.Z (AX), K1, Y0")
 	}
-	decode(f, weighted, false)
+	decode(f, weighted, false, 0)
 	p("\tVMOVUPS.Z (R13), K2, Z8")
 	p("\tVMOVUPS.Z 64(R13), K3, Z9")
 	p("\tVADDPS Z8, Z2, Z2")
@@ -125,6 +125,104 @@ func kernel(f format, weighted bool) {
 	p("\tJNE  %s_bag", name)
 	p("\tVZEROUPPER")
 	p("\tRET")
+}
+
+// maxRegBlocks is the most whole blocks a row may have for the
+// register-accumulating kernels (regKernel): with the short block, up to
+// 2·(maxRegBlocks+1) accumulators, Z21 on.
+const maxRegBlocks = 4
+
+// regKernel writes the register-accumulating kernel of f, for rows of at
+// most maxRegBlocks whole blocks (dim < 160): it takes the generic
+// kernel's arguments and the same decode, but keeps each bag's sums in
+// Z21.. (zeroed per bag, as the Go bag clears its output row) and stores
+// them once per bag, where the generic kernel adds each row into the
+// output row in memory. One body per whole-block count (nfull, chosen on
+// entry), the blocks unrolled; the short block, when tail > 0, is
+// accumulated whole (its masked-off lanes hold the decode of zero codes)
+// and stored under K2/K3.
+func regKernel(f format, weighted bool) {
+	name := "mxbag512" + f.name + "R"
+	if weighted {
+		name += "W"
+	}
+	out.Text(name, sig, frameArgs)
+	p("\tMOVQ codes+0(FP), R8")
+	p("\tMOVQ scales+8(FP), R9")
+	p("\tMOVQ idx+32(FP), SI")
+	p("\tMOVQ offs+40(FP), DI")
+	p("\tMOVQ w+48(FP), R10")
+	p("\tMOVQ wstep+56(FP), R11")
+	p("\tMOVQ out+72(FP), R12")
+	setup(f)
+	p("\tMOVQ slut+112(FP), BX")
+	p("\tMOVQ masks+120(FP), AX")
+	p("\tKMOVQ (AX), K1")
+	p("\tKMOVQ 8(AX), K2")
+	p("\tKMOVQ 16(AX), K3")
+	p("\tMOVQ nfull+88(FP), AX")
+	for nb := range maxRegBlocks {
+		p("\tCMPQ AX, $%d", nb)
+		p("\tJEQ  %s_b%d_bag", name, nb)
+	}
+	p("\tJMP  %s_b%d_bag", name, maxRegBlocks)
+	acc := func(i int) string { return fmt.Sprintf("Z%d", 21+i) }
+	for nb := 0; nb <= maxRegBlocks; nb++ {
+		l := fmt.Sprintf("%s_b%d", name, nb)
+		p("%s_bag:", l)
+		for i := range 2*nb + 2 {
+			p("\tVPXORD %s, %s, %s", acc(i), acc(i), acc(i))
+		}
+		p("\tMOVLQSX 4(DI), CX")
+		p("\tMOVLQSX (DI), AX")
+		p("\tSUBQ AX, CX")
+		p("\tJEQ  %s_store", l)
+		p("%s_row:", l)
+		prefetch(l)
+		p("\tMOVQ (SI), AX")
+		p("\tMOVQ AX, DX")
+		p("\tIMULQ rb+16(FP), AX")
+		p("\tADDQ R8, AX")
+		p("\tIMULQ ns+24(FP), DX")
+		p("\tADDQ R9, DX")
+		if weighted {
+			p("\tVBROADCASTSS (R10), Z12")
+		}
+		p("\tADDQ R11, R10")
+		for b := range nb {
+			decode(f, weighted, true, b)
+			p("\tVADDPS Z2, %s, %s", acc(2*b), acc(2*b))
+			p("\tVADDPS Z3, %s, %s", acc(2*b+1), acc(2*b+1))
+		}
+		p("\tCMPQ tail+96(FP), $0")
+		p("\tJEQ  %s_rowdone", l)
+		if f.bits == 4 {
+			p("\tVMOVDQU8.Z %d(AX), K1, X0", nb*4*f.bits)
+		} else {
+			p("\tVMOVDQU8.Z %d(AX), K1, Y0", nb*4*f.bits)
+		}
+		decode(f, weighted, false, nb)
+		p("\tVADDPS Z2, %s, %s", acc(2*nb), acc(2*nb))
+		p("\tVADDPS Z3, %s, %s", acc(2*nb+1), acc(2*nb+1))
+		p("%s_rowdone:", l)
+		p("\tADDQ $8, SI")
+		p("\tDECQ CX")
+		p("\tJNE  %s_row", l)
+		p("%s_store:", l)
+		for b := range nb {
+			p("\tVMOVUPS %s, %d(R12)", acc(2*b), 128*b)
+			p("\tVMOVUPS %s, %d(R12)", acc(2*b+1), 128*b+64)
+		}
+		p("\tVMOVUPS %s, K2, %d(R12)", acc(2*nb), 128*nb)
+		p("\tVMOVUPS %s, K3, %d(R12)", acc(2*nb+1), 128*nb+64)
+		p("\tADDQ $4, DI")
+		p("\tMOVQ ldo+80(FP), AX")
+		p("\tLEAQ (R12)(AX*4), R12")
+		p("\tDECQ nbags+64(FP)")
+		p("\tJNE  %s_bag", l)
+		p("\tVZEROUPPER")
+		p("\tRET")
+	}
 }
 
 // prefetch requests the code row pfdist indices ahead (pflines cache lines
@@ -213,13 +311,14 @@ func setup(f format) {
 //     5 bits index the magnitude table (VPERMI2PS of Z14:Z15) and shifted
 //     left by 26, 20, 14, 8 so that bit 31 is the code's sign bit (bit 5),
 //     which VPTERNLOGD puts on the magnitude: the table's value, -0 too.
-func decode(f format, weighted, mem bool) {
-	p("\tMOVBLZX (DX), R15")
+func decode(f format, weighted, mem bool, blk int) {
+	off := blk * 4 * f.bits // the block's first code byte, from AX
+	p("\tMOVBLZX %d(DX), R15", blk)
 	p("\tVBROADCASTSS (BX)(R15*4), Z5")
 	// src16 is a source operand of the first or second 16 byte codes.
 	src16 := func(half int) string {
 		if mem {
-			return fmt.Sprintf("%d(AX)", 16*half)
+			return fmt.Sprintf("%d(AX)", off+16*half)
 		}
 		if half == 1 {
 			p("\tVEXTRACTI128 $1, Y0, X1")
@@ -230,7 +329,7 @@ func decode(f format, weighted, mem bool) {
 	switch f.name {
 	case "FP4":
 		if mem {
-			p("\tVMOVDQU (AX), X0")
+			p("\tVMOVDQU %d(AX), X0", off)
 		}
 		p("\tVPSRLW $4, X0, X1")
 		p("\tVPAND X13, X0, X0")
@@ -255,7 +354,7 @@ func decode(f format, weighted, mem bool) {
 		p("\tVCVTPH2PS Y3, Z3")
 	case "E4M3":
 		if mem {
-			p("\tVPMOVSXBW (AX), Z2")
+			p("\tVPMOVSXBW %d(AX), Z2", off)
 		} else {
 			p("\tVPMOVSXBW Y0, Z2")
 		}
@@ -273,8 +372,8 @@ func decode(f format, weighted, mem bool) {
 		p("\tVMULPS Z18, Z3, Z3")
 	case "FP6":
 		if mem {
-			p("\tVBROADCASTI32X4 (AX), Z0")
-			p("\tVBROADCASTI32X4 8(AX), Z1")
+			p("\tVBROADCASTI32X4 %d(AX), Z0", off)
+			p("\tVBROADCASTI32X4 %d(AX), Z1", off+8)
 		} else {
 			p("\tVALIGNQ $1, Z0, Z0, Z1")
 			p("\tVSHUFI32X4 $0, Z0, Z0, Z0")
@@ -350,6 +449,8 @@ func main() {
 	for _, f := range formats {
 		kernel(f, false)
 		kernel(f, true)
+		regKernel(f, false)
+		regKernel(f, true)
 	}
 	if err := out.Write("mxbag_amd64.s"); err != nil {
 		log.Fatal(err)
