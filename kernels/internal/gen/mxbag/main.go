@@ -255,9 +255,9 @@ func prefetch(name string) {
 }
 
 // setup loads the constants of f's decode into registers: FP4's 16-entry
-// table (Z14) and nibble mask (X13); E4M3's word masks (Z15, Z16), its NaN
-// word (Z17) and 2^8 (Z18); FP6's 32 magnitudes (Z14, Z15, from lut), its
-// byte shuffles (Z16, Z17), shift counts (Z18, Z19) and sign bit (Z20).
+// table (Z14) and nibble mask (X13); E4M3's word masks (Z15, Z16) and its
+// NaN word (Z17); the 6-bit formats' byte shuffles (Z16, Z17), shift
+// counts (Z18) and sign-and-magnitude mask (Z19).
 func setup(f format) {
 	bcst := func(v uint32, z string) {
 		p("\tMOVL $0x%08x, AX", v)
@@ -272,24 +272,22 @@ func setup(f format) {
 		bcst(0xbfffbfff, "Z15")
 		bcst(0x7f007f00, "Z16")
 		bcst(0x7e007e00, "Z17")
-		bcst(0x43800000, "Z18") // 2^8
-	case "FP6":
-		p("\tMOVQ lut+104(FP), AX")
-		p("\tVMOVUPS (AX), Z14")
-		p("\tVMOVUPS 64(AX), Z15")
+	case "E3M2", "E2M3":
 		p("\tVMOVDQU32 mxbagFP6<>+0(SB), Z16")
 		p("\tVMOVDQU32 mxbagFP6<>+64(SB), Z17")
 		p("\tVBROADCASTI32X4 mxbagFP6<>+128(SB), Z18")
-		p("\tVBROADCASTI32X4 mxbagFP6<>+144(SB), Z19")
-		bcst(0x80000000, "Z20")
+		bcst(f.mask, "Z19")
 	}
 }
 
 // decode turns the block's codes into its 32 values in Z2 (elements
 // 0..15) and Z3 (16..31), times the block's scale (Z5, from the scale
-// table: mxScaleLUT, or for INT8 mxScaleLUT/64), then times the weight when
-// weighted: the Go bag's float32(t[q]*s) and float32(w*v), one rounding
-// each, t[q] formed exactly. Whole blocks (mem) are read from (AX), only
+// table: mxScaleLUT, for INT8 mxScaleLUT/64, and for the expScale formats
+// an exponent for VSCALEFPS, which multiplies by its power of two with one
+// rounding), then times the weight when weighted: the Go bag's
+// float32(t[q]*s) and float32(w*v), one rounding each, t[q] formed
+// exactly or as t[q]·2^-k with the 2^k in the exponent (t[q]·2^-k·2^(e+k)
+// is the real number t[q]·2^e, rounded once as the Go bag rounds it). Whole blocks (mem) are read from (AX), only
 // their own bytes; the short block is in X0 (FP4) or Y0, loaded under the
 // byte mask.
 //
@@ -302,15 +300,16 @@ func setup(f format) {
 //     Inf and NaN included: VCVTPH2PS is exact.
 //   - E4M3: the half S.0EEEE.MMM0000000 (the code's magnitude shifted into
 //     the half's exponent and mantissa) is the value times 2^-8, normal or
-//     subnormal alike; VCVTPH2PS and the multiply by 2^8 are exact. The
-//     codes S.1111.111 are NaN: their halves are replaced by a NaN half.
-//   - FP6: each group of three bytes holds four codes (a little-endian bit
-//     stream); the group is shuffled into the four dwords of a 128-bit lane
-//     (groups 0..3 from bytes 0..15 broadcast to every lane, groups 4..7
-//     from bytes 8..23), shifted right by 0, 6, 12, 18 so each dword's low
-//     5 bits index the magnitude table (VPERMI2PS of Z14:Z15) and shifted
-//     left by 26, 20, 14, 8 so that bit 31 is the code's sign bit (bit 5),
-//     which VPTERNLOGD puts on the magnitude: the table's value, -0 too.
+//     subnormal alike (VCVTPH2PS is exact; k = 8). The codes S.1111.111
+//     are NaN: their halves are replaced by a NaN half.
+//   - E3M2 and E2M3: each group of three bytes holds four codes (a
+//     little-endian bit stream); the group is shuffled into the four dwords
+//     of a 128-bit lane (groups 0..3 from bytes 0..15 broadcast to every
+//     lane, groups 4..7 from bytes 8..23) and shifted left by 26, 20, 14, 8
+//     so that a dword's code is at bits 26..31; an arithmetic shift right
+//     by sra and the mask leave the float32 S.0000EEE.MM000... (E3M2, k =
+//     124) or S.00000EE.MMM000... (E2M3, k = 126): the value times 2^-k,
+//     normal, subnormal (a float32 subnormal) or -0.
 func decode(f format, weighted, mem bool, blk int) {
 	off := blk * 4 * f.bits // the block's first code byte, from AX
 	p("\tMOVBLZX %d(DX), R15", blk)
@@ -368,9 +367,7 @@ func decode(f format, weighted, mem bool, blk int) {
 		p("\tVEXTRACTI64X4 $1, Z2, Y3")
 		p("\tVCVTPH2PS Y2, Z2")
 		p("\tVCVTPH2PS Y3, Z3")
-		p("\tVMULPS Z18, Z2, Z2")
-		p("\tVMULPS Z18, Z3, Z3")
-	case "FP6":
+	case "E3M2", "E2M3":
 		if mem {
 			p("\tVBROADCASTI32X4 %d(AX), Z0", off)
 			p("\tVBROADCASTI32X4 %d(AX), Z1", off+8)
@@ -381,41 +378,55 @@ func decode(f format, weighted, mem bool, blk int) {
 		}
 		p("\tVPSHUFB Z16, Z0, Z0")
 		p("\tVPSHUFB Z17, Z1, Z1")
-		p("\tVPSRLVD Z18, Z0, Z2")
-		p("\tVPSRLVD Z18, Z1, Z3")
-		p("\tVPSLLVD Z19, Z0, Z4")
-		p("\tVPSLLVD Z19, Z1, Z6")
-		p("\tVPERMI2PS Z15, Z14, Z2")
-		p("\tVPERMI2PS Z15, Z14, Z3")
-		p("\tVPTERNLOGD $0xf8, Z20, Z4, Z2") // Z2 | Z4&Z20
-		p("\tVPTERNLOGD $0xf8, Z20, Z6, Z3")
+		p("\tVPSLLVD Z18, Z0, Z2")
+		p("\tVPSLLVD Z18, Z1, Z3")
+		p("\tVPSRAD $%d, Z2, Z2", f.sra)
+		p("\tVPSRAD $%d, Z3, Z3", f.sra)
+		p("\tVPANDD Z19, Z2, Z2")
+		p("\tVPANDD Z19, Z3, Z3")
 	}
-	p("\tVMULPS Z5, Z2, Z2")
-	p("\tVMULPS Z5, Z3, Z3")
+	if f.expScale {
+		p("\tVSCALEFPS Z5, Z2, Z2")
+		p("\tVSCALEFPS Z5, Z3, Z3")
+	} else {
+		p("\tVMULPS Z5, Z2, Z2")
+		p("\tVMULPS Z5, Z3, Z3")
+	}
 	if weighted {
 		p("\tVMULPS Z12, Z2, Z2")
 		p("\tVMULPS Z12, Z3, Z3")
 	}
 }
 
-// format is a kernel's code layout: FP4 (mxfp4's nibbles), FP6 (the 6-bit
-// formats, which differ only in their table), and one per byte format:
-// INT8 (mxint8), E5M2 and E4M3 (mxfp8).
+// format is a kernel's code layout and decode: FP4 (mxfp4's nibbles), E3M2
+// and E2M3 (mxfp6), INT8 (mxint8), E5M2 and E4M3 (mxfp8).
 type format struct {
 	name string
 	bits int
+	// expScale: Z5 is an exponent (VSCALEFPS) rather than a factor.
+	expScale bool
+	// sra and mask: the 6-bit formats' shift and mask of a code at bits
+	// 26..31 into a float32's sign, exponent and mantissa.
+	sra  int
+	mask uint32
 }
 
-var formats = []format{{"FP4", 4}, {"FP6", 6}, {"INT8", 8}, {"E5M2", 8}, {"E4M3", 8}}
+var formats = []format{
+	{name: "FP4", bits: 4},
+	{name: "E3M2", bits: 6, expScale: true, sra: 5, mask: 0x83e00000},
+	{name: "E2M3", bits: 6, expScale: true, sra: 6, mask: 0x81f00000},
+	{name: "INT8", bits: 8},
+	{name: "E5M2", bits: 8},
+	{name: "E4M3", bits: 8, expScale: true},
+}
 
-// fp6Const writes FP6's constants (mxbagFP6<>): the byte shuffles of the
-// first and second 16 codes, 64 bytes each, then the right and left shift
-// counts, 16 bytes each (every 128-bit lane the same). Lane L's four
+// fp6Const writes the 6-bit formats' constants (mxbagFP6<>): the byte
+// shuffles of the first and second 16 codes, 64 bytes each, then the left
+// shift counts, 16 bytes (every 128-bit lane the same). Lane L's four
 // dwords are the three bytes of group L, taken from bytes 0..15 of the
 // block (broadcast to every lane), or of group 4+L, from bytes 8..23 (where
 // it starts at 4+3L); their fourth byte is zero. The codes at bits 0, 6,
-// 12, 18 of a group are shifted right to bit 0, their sign bits (5, 11,
-// 17, 23) left to bit 31.
+// 12, 18 of a group are shifted left to bits 26..31.
 func fp6Const() {
 	var b []byte
 	for _, first := range []int{0, 4} {
@@ -426,10 +437,8 @@ func fp6Const() {
 			}
 		}
 	}
-	for _, c := range [][4]byte{{0, 6, 12, 18}, {26, 20, 14, 8}} {
-		for _, n := range c {
-			b = append(b, n, 0, 0, 0)
-		}
+	for _, n := range []byte{26, 20, 14, 8} {
+		b = append(b, n, 0, 0, 0)
 	}
 	p("")
 	for i := 0; i < len(b); i += 8 {
