@@ -131,9 +131,9 @@ func mxScaleExp(k int) (t [256]float32) {
 
 // mxScaleSlut is each format's scale table: mxScaleLUT for the kernels that
 // multiply by the scale, mxScaleLUT64 for INT8, an exponent table
-// (mxScaleExp) for E4M3 (k 8), E3M2 (124) and E2M3 (126).
+// (mxScaleExp) for E4M3 (k 120), E3M2 (124) and E2M3 (126).
 var mxScaleSlut = [MXINT8 + 1]*[256]float32{
-	MXFP8E4M3: ptr(mxScaleExp(8)),
+	MXFP8E4M3: ptr(mxScaleExp(120)),
 	MXFP8E5M2: &mxScaleLUT,
 	MXFP6E3M2: ptr(mxScaleExp(124)),
 	MXFP6E2M3: ptr(mxScaleExp(126)),

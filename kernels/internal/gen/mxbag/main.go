@@ -255,9 +255,10 @@ func prefetch(name string) {
 }
 
 // setup loads the constants of f's decode into registers: FP4's 16-entry
-// table (Z14) and nibble mask (X13); E4M3's word masks (Z15, Z16) and its
-// NaN word (Z17); the 6-bit formats' byte shuffles (Z16, Z17), shift
-// counts (Z18) and sign-and-magnitude mask (Z19).
+// table (Z14) and nibble mask (X13); E4M3's sign-and-magnitude mask
+// (Z15), its NaN-test bytes (Z16, Z17) and a NaN (Z18); the 6-bit formats'
+// byte shuffles (Z16, Z17), shift counts (Z18) and sign-and-magnitude mask
+// (Z19).
 func setup(f format) {
 	bcst := func(v uint32, z string) {
 		p("\tMOVL $0x%08x, AX", v)
@@ -269,9 +270,10 @@ func setup(f format) {
 		p("\tVMOVUPS (AX), Z14")
 		bcst(0x0f0f0f0f, "Z13")
 	case "E4M3":
-		bcst(0xbfffbfff, "Z15")
-		bcst(0x7f007f00, "Z16")
-		bcst(0x7e007e00, "Z17")
+		bcst(0x87f00000, "Z15")
+		bcst(0x01010101, "Z16")
+		bcst(0x7f7f7f7f, "Z17")
+		bcst(0x7fc00000, "Z18")
 	case "E3M2", "E2M3":
 		p("\tVMOVDQU32 mxbagFP6<>+0(SB), Z16")
 		p("\tVMOVDQU32 mxbagFP6<>+64(SB), Z17")
@@ -287,9 +289,9 @@ func setup(f format) {
 // rounding), then times the weight when weighted: the Go bag's
 // float32(t[q]*s) and float32(w*v), one rounding each, t[q] formed
 // exactly or as t[q]·2^-k with the 2^k in the exponent (t[q]·2^-k·2^(e+k)
-// is the real number t[q]·2^e, rounded once as the Go bag rounds it). Whole blocks (mem) are read from (AX), only
-// their own bytes; the short block is in X0 (FP4) or Y0, loaded under the
-// byte mask.
+// is the real number t[q]·2^e, rounded once as the Go bag rounds it).
+// Whole blocks (mem) are read from (AX), only their own bytes; the short
+// block is in X0 (FP4) or Y0, loaded under the byte mask.
 //
 //   - FP4: nibbles are interleaved back into element order as bytes,
 //     widened to dwords and looked up with VPERMPS in Z14.
@@ -298,10 +300,12 @@ func setup(f format) {
 //     products of the same real number, rounded once).
 //   - E5M2: a code is the high byte of the IEEE half of the same value,
 //     Inf and NaN included: VCVTPH2PS is exact.
-//   - E4M3: the half S.0EEEE.MMM0000000 (the code's magnitude shifted into
-//     the half's exponent and mantissa) is the value times 2^-8, normal or
-//     subnormal alike (VCVTPH2PS is exact; k = 8). The codes S.1111.111
-//     are NaN: their halves are replaced by a NaN half.
+//   - E4M3: the code sign-extended to a dword, shifted left by 20 and
+//     masked is the float32 S.0000EEEE.MMM000... (the code's magnitude in
+//     the low bits of the exponent and the mantissa's top): the value
+//     times 2^-120, normal or subnormal (a float32 subnormal) alike (k =
+//     120). The codes S.1111.111 are NaN: those whose code+1 has no bit of
+//     0x7F set get a NaN instead (VPTESTNMB, a blend under the mask).
 //   - E3M2 and E2M3: each group of three bytes holds four codes (a
 //     little-endian bit stream); the group is shuffled into the four dwords
 //     of a 128-bit lane (groups 0..3 from bytes 0..15 broadcast to every
@@ -352,21 +356,21 @@ func decode(f format, weighted, mem bool, blk int) {
 		p("\tVCVTPH2PS Y2, Z2")
 		p("\tVCVTPH2PS Y3, Z3")
 	case "E4M3":
+		p("\tVPMOVSXBD %s, Z2", src16(0))
+		p("\tVPMOVSXBD %s, Z3", src16(1))
 		if mem {
-			p("\tVPMOVSXBW %d(AX), Z2", off)
+			p("\tVPADDB %d(AX), Y16, Y4", off)
 		} else {
-			p("\tVPMOVSXBW Y0, Z2")
+			p("\tVPADDB Y0, Y16, Y4")
 		}
-		// Sign-extended and shifted by 7, a word is S.S.MMMMMMM.0000000;
-		// clearing bit 14 leaves the half.
-		p("\tVPSLLW $7, Z2, Z2")
+		p("\tVPTESTNMB Y17, Y4, K4")
+		p("\tVPSLLD $20, Z2, Z2")
+		p("\tVPSLLD $20, Z3, Z3")
 		p("\tVPANDD Z15, Z2, Z2")
-		p("\tVPSLLW $1, Z2, Z4")
-		p("\tVPCMPEQW Z16, Z4, K4")
-		p("\tVMOVDQU16 Z17, K4, Z2")
-		p("\tVEXTRACTI64X4 $1, Z2, Y3")
-		p("\tVCVTPH2PS Y2, Z2")
-		p("\tVCVTPH2PS Y3, Z3")
+		p("\tVPANDD Z15, Z3, Z3")
+		p("\tKSHIFTRD $16, K4, K5")
+		p("\tVMOVAPS Z18, K4, Z2")
+		p("\tVMOVAPS Z18, K5, Z3")
 	case "E3M2", "E2M3":
 		if mem {
 			p("\tVBROADCASTI32X4 %d(AX), Z0", off)
