@@ -143,25 +143,11 @@ func init() {
 			bi := newBagIndices(rows, s.M, s.K)
 			out := make([]float32, s.M*s.N)
 			return &runner{
-				rows: s.M, align: 1, ops: float64(s.M * s.K), bytes: float64(s.M*s.K) * float64(rb+ns), impl: mxBagImpl(f), next: bi.next,
+				rows: s.M, align: 1, ops: float64(s.M * s.K), bytes: float64(s.M*s.K) * float64(rb+ns), impl: kernels.MXBagImpl(), next: bi.next,
 				run: func(lo, hi int) {
 					kernels.EmbeddingBagMX(f, codes, scales, rows, s.N, bi.cur(), bi.off, nil, false, out, s.N, lo, hi)
 				},
 			}, nil
 		}})
 	}
-}
-
-// mxBagImpl names the implementation that pools format f. kernels.MXBagImpl
-// names the MX bag family's choice, but its AVX-512 implementation has
-// kernels for the 4- and 8-bit codes only and hands the 6-bit formats to
-// the Go bag (mxBagAVX512 in kernels/mxbag_amd64.go): labelling the Go
-// loop's figure avx512 would credit the assembly with it. Revisit when a
-// 6-bit AVX-512 kernel lands.
-func mxBagImpl(f kernels.MXFormat) string {
-	impl := kernels.MXBagImpl()
-	if impl == "avx512" && f.Bits() == 6 {
-		return "go"
-	}
-	return impl
 }

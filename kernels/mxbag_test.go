@@ -102,7 +102,7 @@ func testEmbeddingBagMX(t *testing.T, rng *rand.Rand) {
 	const guard = float32(-12345)
 	{
 		for _, f := range MXFormats {
-			for _, dim := range []int{1, 5, 16, 31, 32, 33, 64, 100, 128} {
+			for _, dim := range []int{1, 2, 5, 13, 16, 31, 32, 33, 48, 64, 100, 128, 129} {
 				for _, randomBytes := range []bool{false, true} {
 					const rows, nb = 37, 23
 					_, codes, scales := mxTestTable(t, f, rng, rows, dim)
@@ -244,8 +244,7 @@ func benchMXTable(f MXFormat, rows, dim int) ([]byte, []byte) {
 // DRAM access) and, with 20, from 2048-row tables that stay in L2 (the
 // decode's own cost), beside the row-wise int4 table with the best bag
 // implementation and with the pure-Go one, each MX format with every
-// implementation of the MX bag (the 6-bit ones only with Go: the others
-// fall back to it). bytes/s counts the table bytes
+// implementation of the MX bag. bytes/s counts the table bytes
 // (codes and scales) of the rows pooled. Run e.g.:
 //
 //	go test -run=^$ -bench='EmbeddingBagMX' ./kernels/
@@ -266,9 +265,6 @@ func BenchmarkEmbeddingBagMX(b *testing.B) {
 		})
 		for _, f := range MXFormats {
 			for _, impl := range mxBagPools.names() {
-				if impl != "go" && f.Bits() == 6 {
-					continue // the 6-bit formats have no SIMD kernel; they fall back to Go
-				}
 				b.Run(fmt.Sprintf("%s/%v/%s", pre, f, impl), func(b *testing.B) {
 					defer keepActive(mxBagPools)()
 					mustSet(b, mxBagPools, impl)
@@ -357,7 +353,7 @@ func TestMXBagTableRows(t *testing.T) {
 
 // TestEmbeddingBagMXImpls checks every implementation of the MX bag
 // against the pure-Go one, bit for bit, on every row length 1..130 (each
-// count of whole blocks and every short last block): sum and mean, with
+// count of whole blocks and every short last block) and some longer ones: sum and mean, with
 // and without weights, empty bags (first, inside and last), random bytes
 // (NaN and Inf scales and codes), and guard floats around and between the
 // output rows that must stay untouched. An index out of range must be
@@ -371,12 +367,22 @@ func TestEmbeddingBagMXImpls(t *testing.T) {
 	}
 }
 
+// mxImplsDims are the row lengths of TestEmbeddingBagMXImpls: every one
+// up to 130, and around 160, where the kernels that keep sums in
+// registers hand over to the ones that add into the output row.
+var mxImplsDims = func() (d []int) {
+	for dim := 1; dim <= 130; dim++ {
+		d = append(d, dim)
+	}
+	return append(d, 158, 159, 160, 161, 191, 192, 193, 257)
+}()
+
 func testEmbeddingBagMXImpls(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	const guard = float32(-4321)
 	forEachImplOf(t, mxBagPools, func(t *testing.T) {
 		for _, f := range MXFormats {
-			for dim := 1; dim <= 130; dim++ {
+			for _, dim := range mxImplsDims {
 				const rows, nb = 11, 9
 				codes := make([]byte, rows*MXCodeBytes(f, dim))
 				scales := make([]byte, rows*MXScales(dim))
@@ -470,5 +476,73 @@ func TestMXBagImpl(t *testing.T) {
 	mustSet(t, mxBagPools, "go")
 	if got := MXBagImpl(); got != "go" {
 		t.Errorf("after set(go): MXBagImpl() = %q", got)
+	}
+}
+
+// TestEmbeddingBagMXEveryCode pools, for every format and every scale
+// byte 0..255 (2^-127, a subnormal, through 2^127 and the NaN 0xFF), rows
+// that hold every code of the format in whole blocks and, rotating from
+// row to row, every code in the short last block too, at a row length
+// below 160 (the kernels that keep sums in registers) and one above:
+// E4M3's and E5M2's NaN and Inf codes, -0, subnormal elements, and
+// products lut·s that are float32 subnormals or overflow, whose rounding
+// must be the Go bag's. Each implementation must give mxBagGo's bits,
+// unweighted and weighted, bags of one row and of two.
+func TestEmbeddingBagMXEveryCode(t *testing.T) {
+	forEachImplOf(t, mxBagPools, func(t *testing.T) {
+		for _, f := range MXFormats {
+			n := 1 << f.Bits()
+			for _, dim := range []int{min(n, 128) + 13, n + 13 + 160} {
+				testMXEveryCode(t, f, n, dim)
+			}
+		}
+	})
+}
+
+// testMXEveryCode is TestEmbeddingBagMXEveryCode at one row length: row r
+// holds codes (j+8r) mod n, so that over the rows both the whole blocks
+// and the short block (13 values) see every code.
+func testMXEveryCode(t *testing.T, f MXFormat, n, dim int) {
+	rows := max(2, n/8)
+	rb, ns := MXCodeBytes(f, dim), MXScales(dim)
+	codes := make([]byte, rows*rb)
+	for r := range rows {
+		for j := range dim {
+			putMXCode(codes[r*rb:r*rb+rb], f.Bits(), j, uint32((j+8*r)%n))
+		}
+	}
+	scales := make([]byte, rows*ns)
+	var indices []int64
+	offsets := []int32{0}
+	for r := range rows {
+		indices = append(indices, int64(r))
+		offsets = append(offsets, int32(len(indices)))
+		indices = append(indices, int64(r), int64((r+1)%rows))
+		offsets = append(offsets, int32(len(indices)))
+	}
+	nb := len(offsets) - 1
+	weights := make([]float32, len(indices))
+	for i := range weights {
+		weights[i] = []float32{0.3, -7, 1e30, 2.5e-3, 1e-30, -1}[i%6]
+	}
+	got, want := make([]float32, nb*dim), make([]float32, nb*dim)
+	for s := range 256 {
+		for i := range scales {
+			scales[i] = byte(s)
+		}
+		for _, ws := range [][]float32{nil, weights} {
+			mxBagGo(f, codes, scales, rb, ns, dim, indices, offsets, ws, false, want, dim, 0, nb)
+			if p := EmbeddingBagMX(f, codes, scales, int64(rows), dim, indices, offsets, ws, false, got, dim, 0, nb); p >= 0 {
+				t.Fatalf("bad index at %d", p)
+			}
+			for i := range got {
+				if !sameF32(got[i], want[i]) {
+					b, j := i/dim, i%dim
+					r := indices[offsets[b]]
+					t.Fatalf("%v dim %d scale byte %d weights %v: bag %d (row %d) out[%d] = %g (%#x), Go bag %g (%#x); code %#x",
+						f, dim, s, ws != nil, b, r, j, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]), (j+8*int(r))%n)
+				}
+			}
+		}
 	}
 }
