@@ -306,6 +306,12 @@ func (t *MixedBagTable) Pool(indices []int64, offsets []int32, weights []float32
 			return p0 + p
 		}
 	}
+	if t.poolSIMD(indices, offsets, weights, out, ldo, lo, hi) {
+		if t.Mean {
+			t.divide(offsets, out, ldo, lo, hi)
+		}
+		return -1
+	}
 	// Each lookup is resolved (part and index) mixedAhead lookups before
 	// it is pooled, and its row prefetched then, so that up to mixedAhead
 	// rows are on their way from memory while rows are decoded: one at a
@@ -350,6 +356,19 @@ func (t *MixedBagTable) Pool(indices []int64, offsets []int32, weights []float32
 		}
 	}
 	return -1
+}
+
+// divide divides each non-empty bag of [lo, hi) by its length (mean
+// pooling after the sums).
+func (t *MixedBagTable) divide(offsets []int32, out []float32, ldo int, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		if n := offsets[i+1] - offsets[i]; n > 0 {
+			o := out[i*ldo : i*ldo+t.Dim]
+			for j := range o {
+				o[j] /= float32(n)
+			}
+		}
+	}
 }
 
 // poolNear is Pool for a table that stays in cache: each lookup resolved

@@ -406,3 +406,93 @@ func BenchmarkEmbeddingBagMixed(b *testing.B) {
 		}
 	}
 }
+
+// TestMixedBagPoolShapes: every row-wise part pair and a few MX ones, at
+// dims 1 to 129 (every count of 16-column units the kernels unroll, full
+// and partial last units, the wide-row path past 128), hot shares 0, 1%,
+// 50% and 100%, pool bit for bit as the plain loop on the dequantized rows
+// does, with the assembly and without, prefetching or not; bags include
+// empty ones and the table's last row, and the output's guard columns
+// and rows stay untouched.
+func TestMixedBagPoolShapes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 5))
+	rw := []precision.Precision{precision.Int8, precision.Int4, precision.Int2, precision.FP16, precision.FP32}
+	var pairs [][2]precision.Precision
+	for _, h := range rw {
+		for _, c := range rw {
+			pairs = append(pairs, [2]precision.Precision{h, c})
+		}
+	}
+	pairs = append(pairs, [2]precision.Precision{precision.Int8, precision.MXFP4}, [2]precision.Precision{precision.MXFP8E4M3, precision.Int2})
+	dims := []int{1, 2, 3, 4, 5, 7, 8, 9, 13, 15, 16, 17, 24, 31, 32, 33, 47, 48, 49, 63, 64, 65, 80, 95, 96, 100, 112, 113, 127, 128, 129}
+	for _, pair := range pairs {
+		for _, dim := range dims {
+			share := []float64{0, 0.01, 0.5, 1}[rng.IntN(4)]
+			rows := 64 + rng.IntN(200)
+			mt, _ := mixedTestTable(t, rng, rows, dim, share, pair[0], pair[1])
+			deq := make([]float32, rows*dim)
+			mt.DequantizeRows(0, rows, deq)
+			const nb = 12
+			offsets := make([]int32, nb+1)
+			var indices []int64
+			for i := range nb {
+				n := rng.IntN(5)
+				if i%5 == 2 {
+					n = 0
+				}
+				for k := range n {
+					id := rng.Int64N(int64(rows))
+					if k == 0 && i%3 == 0 {
+						id = int64(rows - 1)
+					}
+					indices = append(indices, id)
+				}
+				offsets[i+1] = int32(len(indices))
+			}
+			weights := make([]float32, len(indices))
+			for i := range weights {
+				weights[i] = float32(rng.NormFloat64())
+			}
+			mean := rng.IntN(2) == 1
+			for _, ws := range [][]float32{nil, weights} {
+				what := fmt.Sprintf("%v/%v dim %d hot %v mean %v weighted %v", pair[0], pair[1], dim, share, mean, ws != nil)
+				ldo, lo, hi := dim+5, 1, nb
+				plain := guarded(nb * ldo)
+				for i := lo; i < hi; i++ {
+					o := plain[i*ldo : i*ldo+dim]
+					clear(o)
+					for p := offsets[i]; p < offsets[i+1]; p++ {
+						w := float32(1)
+						if ws != nil {
+							w = ws[p]
+						}
+						v := deq[indices[p]*int64(dim) : (indices[p]+1)*int64(dim)]
+						for j := range o {
+							o[j] = o[j] + float32(w*v[j])
+						}
+					}
+					if n := offsets[i+1] - offsets[i]; mean && n > 0 {
+						for j := range o {
+							o[j] /= float32(n)
+						}
+					}
+				}
+				mt.Mean = mean
+				simd := mixedSIMD
+				for _, asm := range []bool{true, false} {
+					for _, far := range []bool{false, true} {
+						mixedSIMD = asm && simd
+						mt.prefetch = far
+						got := guarded(nb * ldo)
+						p := mt.Pool(indices, offsets, ws, got, ldo, lo, hi)
+						mixedSIMD = simd
+						if p != -1 || !sameBits(got, plain) {
+							t.Fatalf("%s (assembly %v, prefetching %v): Pool = %d, differs from the plain loop", what, asm && simd, far, p)
+						}
+					}
+				}
+				mt.prefetch = false
+			}
+		}
+	}
+}

@@ -1,0 +1,363 @@
+package main
+
+import (
+	"fmt"
+	"log"
+
+	"github.com/rqtools/rq/kernels/internal/asmgen"
+)
+
+var out = asmgen.New()
+
+var p = out.P
+
+// maxUnits is the most 16-column units a row may have (128 columns).
+const maxUnits = 8
+
+// The offsets in kernels.mixedArgs and kernels.mixedPartArgs (checked by
+// TestMixedArgsLayout in kernels).
+const (
+	argBitmap  = 0
+	argRank    = 8
+	argHot     = 16
+	argCold    = 72
+	argNUnits  = 128
+	argColMask = 136
+	argPFDist  = 144
+	argPFEnd   = 152
+	argConsts  = 160
+
+	partData  = 0
+	partRB    = 8
+	partSBOff = 24
+	partLines = 32
+	partKind  = 48
+)
+
+// kernels.TableFormat values.
+const (
+	fmtF32 = 1
+	fmtF16 = 2
+	fmtQ8  = 3
+	fmtQ4  = 4
+	fmtQ2  = 5
+	// the int8 and int4 kinds whose last unit has at most 8 columns (its
+	// codes read with a narrower load: see q8 and q4)
+	kindQ8n = 6
+	kindQ4n = 7
+)
+
+// resolve maps the row id in AX to its part (R9: the hot or cold part's
+// arguments) and its index there (AX); clobbers BX, DX, R15. Row id is
+// hot when its bit is set; its index is then the hot rows before it (the
+// word's rank plus the bits below it), else the id less those.
+func resolve() {
+	p("\tMOVQ AX, BX")
+	p("\tSHRQ $6, BX")
+	p("\tMOVQ %d(R8), DX", argBitmap)
+	p("\tMOVQ (DX)(BX*8), DX")
+	p("\tMOVQ %d(R8), R9", argRank)
+	p("\tMOVL (R9)(BX*4), R9")
+	p("\tMOVQ AX, BX")
+	p("\tANDQ $63, BX")
+	p("\tBZHIQ BX, DX, R15")
+	p("\tPOPCNTQ R15, R15")
+	p("\tADDQ R15, R9")
+	p("\tSUBQ R9, AX")
+	p("\tBTQ BX, DX")
+	p("\tCMOVQCS R9, AX")
+	p("\tLEAQ %d(R8), R9", argCold)
+	p("\tLEAQ %d(R8), DX", argHot)
+	p("\tCMOVQCS DX, R9")
+}
+
+// prefetch resolves the lookup pfdist ahead (when within this call's
+// lookups) and prefetches its row into L2 (PREFETCHT2, as the row-wise
+// bags: its last byte's line, then its lines from the start), and the id
+// map entries of the lookup twice as far into L1, so that resolving that
+// one does not wait either.
+func prefetch(l string) {
+	p("\tMOVQ %d(R8), AX", argPFDist)
+	p("\tTESTQ AX, AX")
+	p("\tJEQ  %s_nopf", l)
+	p("\tLEAQ (SI)(AX*8), AX")
+	p("\tCMPQ AX, %d(R8)", argPFEnd)
+	p("\tJAE  %s_nopf", l)
+	p("\tMOVQ %d(R8), BX", argPFDist)
+	p("\tLEAQ (AX)(BX*8), BX")
+	p("\tCMPQ BX, %d(R8)", argPFEnd)
+	p("\tJAE  %s_nomap", l)
+	p("\tMOVQ (BX), BX")
+	p("\tSHRQ $6, BX")
+	p("\tMOVQ %d(R8), DX", argBitmap)
+	p("\tPREFETCHT0 (DX)(BX*8)")
+	p("\tMOVQ %d(R8), DX", argRank)
+	p("\tPREFETCHT0 (DX)(BX*4)")
+	p("%s_nomap:", l)
+	p("\tMOVQ (AX), AX")
+	resolve()
+	p("\tIMULQ %d(R9), AX", partRB)
+	p("\tADDQ %d(R9), AX", partData)
+	p("\tMOVQ %d(R9), BX", partRB)
+	p("\tPREFETCHT2 -1(AX)(BX*1)")
+	p("\tMOVQ %d(R9), BX", partLines)
+	p("%s_pf:", l)
+	p("\tPREFETCHT2 (AX)")
+	p("\tADDQ $64, AX")
+	p("\tDECQ BX")
+	p("\tJNE  %s_pf", l)
+	p("%s_nopf:", l)
+}
+
+// scaleBias loads the row's scale and bias as doubles: Z1 the scale, Z2
+// 0 + the bias (a -0 bias made +0, as DequantizeRows' 0 + bias does).
+// half: fp16 scale and bias (int4, int2), else float32 (int8).
+func scaleBias(half bool) {
+	p("\tMOVQ %d(R9), R15", partSBOff)
+	if half {
+		p("\tVMOVD (DX)(R15*1), X0")
+		p("\tVCVTPH2PS X0, X0")
+	} else {
+		p("\tVMOVQ (DX)(R15*1), X0")
+	}
+	p("\tVCVTPS2PD X0, X0")
+	p("\tVBROADCASTSD X0, Z1")
+	p("\tVPERMILPD $1, X0, X2")
+	p("\tVBROADCASTSD X2, Z2")
+	p("\tVADDPD Z15, Z2, Z2")
+}
+
+// acc is the accumulator of unit k.
+func acc(k int) string { return fmt.Sprintf("Z%d", 16+k) }
+
+// The codes of a row's last unit are read with plain loads that stay
+// within the row (its scale and bias follow the codes: 8 bytes for int8,
+// 4 for int4 and int2), never past it, and never masked: on Zen 4 a masked
+// load that reaches a line the row does not touch waited for that line
+// from memory, which made a prefetched table twice as slow. The columns
+// beyond the row decode to garbage that only the masked store drops. So
+// the last int2 unit is a 4-byte load as the others; the last int8 unit
+// (16 codes) is 16 bytes when it has 9 to 16 columns and 8 (narrow) up to
+// 8, the last int4 unit 8 bytes or 4: each ends at most 6 bytes past the
+// codes. fp32 and fp16 rows have nothing after their values and keep the
+// masked load (K1).
+
+// q8 is the int8 rows' code of variant l (n units): narrow for a last
+// unit of at most 8 columns.
+func q8(l string, n int, narrow bool) {
+	lab := l + "_q8"
+	if narrow {
+		lab += "n"
+	}
+	p("%s:", lab)
+	scaleBias(false)
+	for k := 0; k < n; k++ {
+		if k == n-1 && narrow {
+			p("\tVPMOVZXBD %d(DX), Y0", 16*k)
+		} else {
+			p("\tVPMOVZXBD %d(DX), Z0", 16*k)
+		}
+		p("\tVEXTRACTI32X8 $1, Z0, Y3")
+		p("\tVCVTDQ2PD Y0, Z0")
+		p("\tVCVTDQ2PD Y3, Z3")
+		p("\tVFMADD213PD Z2, Z1, Z0")
+		p("\tVFMADD213PD Z2, Z1, Z3")
+		p("\tVCVTPD2PS Z0, Y0")
+		p("\tVCVTPD2PS Z3, Y3")
+		p("\tVINSERTF32X8 $1, Y3, Z0, Z0")
+		p("\tVMULPS Z31, Z0, Z0")
+		p("\tVADDPS Z0, %s, %s", acc(k), acc(k))
+	}
+	p("\tJMP  %s_next", l)
+}
+
+// q4 is the int4 rows' code of variant l (n units): narrow for a last
+// unit of at most 8 columns.
+func q4(l string, n int, narrow bool) {
+	lab := l + "_q4"
+	if narrow {
+		lab += "n"
+	}
+	p("%s:", lab)
+	scaleBias(true)
+	p("\tVMOVAPD Z2, Z3")
+	p("\tVFMADD231PD Z13, Z1, Z2")
+	p("\tVFMADD231PD Z14, Z1, Z3")
+	p("\tVCVTPD2PS Z2, Y5")
+	p("\tVCVTPD2PS Z3, Y3")
+	p("\tVINSERTF32X8 $1, Y3, Z5, Z5")
+	p("\tVMULPS Z31, Z5, Z5")
+	for k := 0; k < n; k++ {
+		if k == n-1 && narrow {
+			p("\tVMOVD %d(DX), X0", 8*k)
+		} else {
+			p("\tVMOVQ %d(DX), X0", 8*k)
+		}
+		p("\tVPERMD Z0, Z6, Z0")
+		p("\tVPSRLVD Z9, Z0, Z0")
+		p("\tVPANDD Z10, Z0, Z0")
+		p("\tVPERMPS Z5, Z0, Z0")
+		p("\tVADDPS Z0, %s, %s", acc(k), acc(k))
+	}
+	p("\tJMP  %s_next", l)
+}
+
+// variant is the kernel for rows of n units.
+func variant(n int) {
+	l := fmt.Sprintf("mp_u%d", n)
+	p("%s_bag:", l)
+	p("\tTESTQ R14, R14")
+	p("\tJEQ  mp_done")
+	p("\tMOVLQSX (DI), AX")
+	p("\tMOVLQSX 4(DI), CX")
+	p("\tSUBQ AX, CX")
+	for k := 0; k < n; k++ {
+		p("\tVPXORD %s, %s, %s", acc(k), acc(k), acc(k))
+	}
+	p("\tTESTQ CX, CX")
+	p("\tJEQ  %s_store", l)
+	p("%s_row:", l)
+	prefetch(l)
+	p("\tMOVQ (SI), AX")
+	resolve()
+	p("\tIMULQ %d(R9), AX", partRB)
+	p("\tMOVQ %d(R9), DX", partData)
+	p("\tADDQ AX, DX")
+	p("\tVBROADCASTSS (R10), Z31")
+	p("\tMOVQ %d(R9), R15", partKind)
+	p("\tCMPQ R15, $%d", fmtQ2)
+	p("\tJEQ  %s_q2", l)
+	p("\tCMPQ R15, $%d", fmtQ8)
+	p("\tJEQ  %s_q8", l)
+	p("\tCMPQ R15, $%d", kindQ8n)
+	p("\tJEQ  %s_q8n", l)
+	p("\tCMPQ R15, $%d", fmtQ4)
+	p("\tJEQ  %s_q4", l)
+	p("\tCMPQ R15, $%d", kindQ4n)
+	p("\tJEQ  %s_q4n", l)
+	p("\tCMPQ R15, $%d", fmtF16)
+	p("\tJEQ  %s_f16", l)
+
+	// fp32: acc + float32(w·v) (w = 1 unweighted: w·v is v)
+	for k := 0; k < n; k++ {
+		if k < n-1 {
+			p("\tVMULPS %d(DX), Z31, Z0", 64*k)
+		} else {
+			p("\tVMOVUPS.Z %d(DX), K1, Z0", 64*k)
+			p("\tVMULPS Z31, Z0, Z0")
+		}
+		p("\tVADDPS Z0, %s, %s", acc(k), acc(k))
+	}
+	p("\tJMP  %s_next", l)
+
+	// fp16: the same on the exactly widened values
+	p("%s_f16:", l)
+	for k := 0; k < n; k++ {
+		if k < n-1 {
+			p("\tVCVTPH2PS %d(DX), Z0", 32*k)
+		} else {
+			p("\tVMOVDQU16.Z %d(DX), K1, Y0", 32*k)
+			p("\tVCVTPH2PS Y0, Z0")
+		}
+		p("\tVMULPS Z31, Z0, Z0")
+		p("\tVADDPS Z0, %s, %s", acc(k), acc(k))
+	}
+	p("\tJMP  %s_next", l)
+
+	// int8: float32(w · float32(s·q + b)) in double (s·q is exact, so the
+	// FMA rounds once as s*q + b does), 16 codes a unit
+	for _, narrow := range []bool{false, true} {
+		q8(l, n, narrow)
+	}
+	// int4: the row's 16 values float32(w · float32(s·q + b)) (Z5), then
+	// each unit's 16 nibbles (8 bytes) through them
+	for _, narrow := range []bool{false, true} {
+		q4(l, n, narrow)
+	}
+
+	// int2: the row's 4 values (Z5), each unit's 16 codes (4 bytes)
+	p("%s_q2:", l)
+	scaleBias(true)
+	p("\tVFMADD231PD Z13, Z1, Z2")
+	p("\tVCVTPD2PS Z2, Y5")
+	p("\tVMULPS Z31, Z5, Z5")
+	for k := 0; k < n; k++ {
+		p("\tVPBROADCASTD %d(DX), Z0", 4*k)
+		p("\tVPSRLVD Z8, Z0, Z0")
+		p("\tVPANDD Z7, Z0, Z0")
+		p("\tVPERMPS Z5, Z0, Z0")
+		p("\tVADDPS Z0, %s, %s", acc(k), acc(k))
+	}
+
+	p("%s_next:", l)
+	p("\tADDQ $8, SI")
+	p("\tADDQ R11, R10")
+	p("\tDECQ CX")
+	p("\tJNE  %s_row", l)
+	p("%s_store:", l)
+	for k := 0; k < n; k++ {
+		if k < n-1 {
+			p("\tVMOVUPS %s, %d(R12)", acc(k), 64*k)
+		} else {
+			p("\tVMOVUPS %s, K1, %d(R12)", acc(k), 64*k)
+		}
+	}
+	p("\tADDQ $4, DI")
+	p("\tADDQ R13, R12")
+	p("\tDECQ R14")
+	p("\tJMP  %s_bag", l)
+}
+
+func main() {
+	out.Header("kernels/internal/gen/mixedbag")
+	p("// func mixedPool(a *mixedArgs, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int)")
+	p("//")
+	p("// Pools nbags bags of a mixed table whose parts are both row-wise and whose rows")
+	p("// are a.nunits <= %d units of 16 columns (the last one's columns K1, its code", maxUnits)
+	p("// bytes the part's tail mask), each bag's sums in Z16.. from zero to the store:")
+	p("// per lookup in bag order, acc + float32(w·v) with v the row's value as")
+	p("// DequantizeRows decodes it (see kernels.MixedBagTable). Mean is the caller's.")
+	p("//")
+	p("// Registers: R8 a, SI next lookup, DI the bag's offsets, R10 its weight (R11")
+	p("// the weight stride, 0 unweighted), R12 its output row (R13 ldo bytes), R14")
+	p("// bags left, CX lookups left in the bag, DX the row, R9 its part's arguments,")
+	p("// AX BX R15 scratch. Z31 the weight, Z1/Z2 scale and bias (double), Z5 a")
+	p("// sub-byte row's decoded values, Z13/Z14 the codes 0..15 as doubles, Z15")
+	p("// zero, Z6/Z9/Z10 the nibble select, shifts and mask, Z8/Z7 the 2-bit shifts")
+	p("// and mask, Z0/Z3 temporaries.")
+	p("TEXT ·mixedPool(SB), NOSPLIT, $0-64")
+	p("\tMOVQ a+0(FP), R8")
+	p("\tMOVQ idx+8(FP), SI")
+	p("\tMOVQ offs+16(FP), DI")
+	p("\tMOVQ w+24(FP), R10")
+	p("\tMOVQ wstep+32(FP), R11")
+	p("\tMOVQ nbags+40(FP), R14")
+	p("\tMOVQ out+48(FP), R12")
+	p("\tMOVQ ldo+56(FP), R13")
+	p("\tSHLQ $2, R13")
+	p("\tKMOVQ %d(R8), K1", argColMask)
+	p("\tMOVQ %d(R8), AX", argConsts)
+	p("\tVMOVUPD 0(AX), Z13")
+	p("\tVMOVUPD 64(AX), Z14")
+	p("\tVMOVDQU32 128(AX), Z6")
+	p("\tVMOVDQU32 192(AX), Z9")
+	p("\tVMOVDQU32 256(AX), Z8")
+	p("\tVPBROADCASTD 320(AX), Z10")
+	p("\tVPBROADCASTD 324(AX), Z7")
+	p("\tVPXORD Z15, Z15, Z15")
+	p("\tMOVQ %d(R8), AX", argNUnits)
+	for u := 1; u < maxUnits; u++ {
+		p("\tCMPQ AX, $%d", u)
+		p("\tJEQ  mp_u%d_bag", u)
+	}
+	p("\tJMP  mp_u%d_bag", maxUnits)
+	for u := 1; u <= maxUnits; u++ {
+		variant(u)
+	}
+	p("mp_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	if err := out.Write("mixedpool_amd64.s"); err != nil {
+		log.Fatal(err)
+	}
+}
