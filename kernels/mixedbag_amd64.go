@@ -66,14 +66,13 @@ func mixedBag(a *mixedArgs, idx *int64, offs *int32, w *float32, wstep int, nbag
 // mixedArgs is mixedBag's view of the table (the offsets are the
 // assembly's).
 type mixedArgs struct {
-	bitmap    *uint64       // 0
-	rank      *uint32       // 8
-	hot, cold mixedPartArgs // 16, 72
-	nunits    int           // 128: 16-column units of a row, the last partial
-	colMask   uint64        // 136: the last unit's columns
-	pfdist    int           // 144: lookups ahead to prefetch (0: none)
-	pfend     uintptr       // 152: end of this call's lookups
-	consts    *mixedKConsts // 160
+	idmap     *mixedWord    // 0
+	hot, cold mixedPartArgs // 8, 64
+	nunits    int           // 120: 16-column units of a row, the last partial
+	colMask   uint64        // 128: the last unit's columns
+	pfdist    int           // 136: lookups ahead to prefetch (0: none)
+	pfend     uintptr       // 144: end of this call's lookups
+	consts    *mixedKConsts // 152
 }
 
 // mixedPartArgs is a row-wise part for mixedBag.
@@ -94,13 +93,17 @@ const (
 	mixedKindQ4n = 7
 )
 
-// mixedKConsts are mixedBag's constants: the codes 0..15 as doubles, the
-// nibble and 2-bit code selectors of mixedConsts, the masks 15 and 3.
+// mixedKConsts are mixedPool's and mixedBag's constants: the codes 0..15
+// as doubles, the nibble and 2-bit code selectors of mixedConsts, the
+// masks 15 and 3, the codes 0..15 as float32, and the 2-bit codes four
+// times over (0..3, 0..3, ...) as float32.
 type mixedKConsts struct {
 	q     [16]float64
 	lut   [48]uint32
 	masks [2]uint32
 	_     [14]uint32
+	qf    [16]float32
+	q2f   [16]float32
 }
 
 var mixedKC = func() (c mixedKConsts) {
@@ -109,6 +112,10 @@ var mixedKC = func() (c mixedKConsts) {
 	}
 	copy(c.lut[:], mixedConsts[:48])
 	c.masks = [2]uint32{15, 3}
+	for q := range c.qf {
+		c.qf[q] = float32(q)
+		c.q2f[q] = float32(q & 3)
+	}
 	return c
 }()
 
@@ -127,8 +134,7 @@ func (t *MixedBagTable) poolSIMD(indices []int64, offsets []int32, weights []flo
 	dim := t.Dim
 	rem := dim - (dim-1)/16*16 // columns in the last unit, 1..16
 	a := mixedArgs{
-		bitmap:  unsafe.SliceData(t.bitmap),
-		rank:    unsafe.SliceData(t.rank),
+		idmap:   unsafe.SliceData(t.idmap),
 		hot:     mixedPartFor(&t.hot, dim, rem),
 		cold:    mixedPartFor(&t.cold, dim, rem),
 		nunits:  (dim + 15) / 16,

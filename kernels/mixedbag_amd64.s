@@ -164,10 +164,10 @@ fp4_done:
 #define MIXED_RESOLVE \
 	MOVQ AX, BX; \
 	SHRQ $6, BX; \
-	MOVQ 0(R8), DX; \
-	MOVQ (DX)(BX*8), DX; \
-	MOVQ 8(R8), R9; \
-	MOVL (R9)(BX*4), R9; \
+	SHLQ $4, BX; \
+	ADDQ 0(R8), BX; \
+	MOVQ (BX), DX; \
+	MOVL 8(BX), R9; \
 	MOVQ AX, BX; \
 	ANDQ $63, BX; \
 	BZHIQ BX, DX, R15; \
@@ -176,8 +176,8 @@ fp4_done:
 	SUBQ R9, AX; \
 	BTQ BX, DX; \
 	CMOVQCS R9, AX; \
-	LEAQ 72(R8), R9; \
-	LEAQ 16(R8), DX; \
+	LEAQ 64(R8), R9; \
+	LEAQ 8(R8), DX; \
 	CMOVQCS DX, R9
 
 TEXT ·mixedBag(SB), NOSPLIT, $0-64
@@ -190,8 +190,8 @@ TEXT ·mixedBag(SB), NOSPLIT, $0-64
 	MOVQ out+48(FP), R12
 	MOVQ ldo+56(FP), R13
 	SHLQ $2, R13
-	KMOVQ 136(R8), K1
-	MOVQ 160(R8), AX
+	KMOVQ 128(R8), K1
+	MOVQ 152(R8), AX
 	VMOVUPD 0(AX), Z13       // 0..7 as doubles
 	VMOVUPD 64(AX), Z14      // 8..15
 	VMOVDQU32 128(AX), Z6    // dword k reads the code word's dword k/8
@@ -209,7 +209,7 @@ mb_bag:
 	SUBQ AX, CX
 	// clear the output row
 	MOVQ R12, AX
-	MOVQ 128(R8), BX
+	MOVQ 120(R8), BX
 mb_clear:
 	DECQ BX
 	JEQ  mb_clear_last
@@ -223,22 +223,21 @@ mb_clear_last:
 
 mb_row:
 	// resolve and prefetch the lookup pfdist ahead (within this call's)
-	MOVQ 144(R8), AX
+	MOVQ 136(R8), AX
 	TESTQ AX, AX
 	JEQ  mb_nopf
 	LEAQ (SI)(AX*8), AX
-	CMPQ AX, 152(R8)
+	CMPQ AX, 144(R8)
 	JAE  mb_nopf
-	MOVQ 144(R8), BX
+	MOVQ 136(R8), BX
 	LEAQ (AX)(BX*8), BX      // and the id map entries of the lookup twice as far
-	CMPQ BX, 152(R8)
+	CMPQ BX, 144(R8)
 	JAE  mb_nomap
 	MOVQ (BX), BX
 	SHRQ $6, BX
-	MOVQ 0(R8), DX
-	PREFETCHT0 (DX)(BX*8)
-	MOVQ 8(R8), DX
-	PREFETCHT0 (DX)(BX*4)
+	SHLQ $4, BX
+	ADDQ 0(R8), BX
+	PREFETCHT0 (BX)
 mb_nomap:
 	MOVQ (AX), AX
 	MIXED_RESOLVE
@@ -260,7 +259,7 @@ mb_nopf:
 	ADDQ AX, DX              // the row
 	VBROADCASTSS (R10), Z31
 	MOVQ R12, AX
-	MOVQ 128(R8), BX
+	MOVQ 120(R8), BX
 	DECQ BX                  // whole units before the last
 	KMOVQ 40(R9), K2         // the last unit's code bytes
 	MOVQ 16(R9), R15

@@ -18,15 +18,14 @@ func TestMixedArgsLayout(t *testing.T) {
 		name      string
 		got, want uintptr
 	}{
-		{"bitmap", unsafe.Offsetof(a.bitmap), 0},
-		{"rank", unsafe.Offsetof(a.rank), 8},
-		{"hot", unsafe.Offsetof(a.hot), 16},
-		{"cold", unsafe.Offsetof(a.cold), 72},
-		{"nunits", unsafe.Offsetof(a.nunits), 128},
-		{"colMask", unsafe.Offsetof(a.colMask), 136},
-		{"pfdist", unsafe.Offsetof(a.pfdist), 144},
-		{"pfend", unsafe.Offsetof(a.pfend), 152},
-		{"consts", unsafe.Offsetof(a.consts), 160},
+		{"idmap", unsafe.Offsetof(a.idmap), 0},
+		{"hot", unsafe.Offsetof(a.hot), 8},
+		{"cold", unsafe.Offsetof(a.cold), 64},
+		{"nunits", unsafe.Offsetof(a.nunits), 120},
+		{"colMask", unsafe.Offsetof(a.colMask), 128},
+		{"pfdist", unsafe.Offsetof(a.pfdist), 136},
+		{"pfend", unsafe.Offsetof(a.pfend), 144},
+		{"consts", unsafe.Offsetof(a.consts), 152},
 		{"part.data", unsafe.Offsetof(pa.data), 0},
 		{"part.rb", unsafe.Offsetof(pa.rb), 8},
 		{"part.fmt", unsafe.Offsetof(pa.fmt), 16},
@@ -37,6 +36,10 @@ func TestMixedArgsLayout(t *testing.T) {
 		{"part size", unsafe.Sizeof(pa), 56},
 		{"consts.lut", unsafe.Offsetof(c.lut), 128},
 		{"consts.masks", unsafe.Offsetof(c.masks), 320},
+		{"consts.qf", unsafe.Offsetof(c.qf), 384},
+		{"consts.q2f", unsafe.Offsetof(c.q2f), 448},
+		{"map word", unsafe.Sizeof(mixedWord{}), 16},
+		{"map rank", unsafe.Offsetof(mixedWord{}.rank), 8},
 	} {
 		if f.got != f.want {
 			t.Errorf("%s at %d, the assembly reads %d", f.name, f.got, f.want)

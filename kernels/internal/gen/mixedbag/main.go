@@ -17,15 +17,14 @@ const maxUnits = 8
 // The offsets in kernels.mixedArgs and kernels.mixedPartArgs (checked by
 // TestMixedArgsLayout in kernels).
 const (
-	argBitmap  = 0
-	argRank    = 8
-	argHot     = 16
-	argCold    = 72
-	argNUnits  = 128
-	argColMask = 136
-	argPFDist  = 144
-	argPFEnd   = 152
-	argConsts  = 160
+	argMap     = 0
+	argHot     = 8
+	argCold    = 64
+	argNUnits  = 120
+	argColMask = 128
+	argPFDist  = 136
+	argPFEnd   = 144
+	argConsts  = 152
 
 	partData  = 0
 	partRB    = 8
@@ -50,14 +49,15 @@ const (
 // resolve maps the row id in AX to its part (R9: the hot or cold part's
 // arguments) and its index there (AX); clobbers BX, DX, R15. Row id is
 // hot when its bit is set; its index is then the hot rows before it (the
-// word's rank plus the bits below it), else the id less those.
+// word's rank plus the bits below it), else the id less those. The id
+// map's words are 16 bytes: the bits, then the rank (a uint32).
 func resolve() {
 	p("\tMOVQ AX, BX")
 	p("\tSHRQ $6, BX")
-	p("\tMOVQ %d(R8), DX", argBitmap)
-	p("\tMOVQ (DX)(BX*8), DX")
-	p("\tMOVQ %d(R8), R9", argRank)
-	p("\tMOVL (R9)(BX*4), R9")
+	p("\tSHLQ $4, BX")
+	p("\tADDQ %d(R8), BX", argMap)
+	p("\tMOVQ (BX), DX")
+	p("\tMOVL 8(BX), R9")
 	p("\tMOVQ AX, BX")
 	p("\tANDQ $63, BX")
 	p("\tBZHIQ BX, DX, R15")
@@ -74,7 +74,7 @@ func resolve() {
 // prefetch resolves the lookup pfdist ahead (when within this call's
 // lookups) and prefetches its row into L2 (PREFETCHT2, as the row-wise
 // bags: its last byte's line, then its lines from the start), and the id
-// map entries of the lookup twice as far into L1, so that resolving that
+// map word of the lookup twice as far into L1, so that resolving that
 // one does not wait either.
 func prefetch(l string) {
 	p("\tMOVQ %d(R8), AX", argPFDist)
@@ -89,10 +89,9 @@ func prefetch(l string) {
 	p("\tJAE  %s_nomap", l)
 	p("\tMOVQ (BX), BX")
 	p("\tSHRQ $6, BX")
-	p("\tMOVQ %d(R8), DX", argBitmap)
-	p("\tPREFETCHT0 (DX)(BX*8)")
-	p("\tMOVQ %d(R8), DX", argRank)
-	p("\tPREFETCHT0 (DX)(BX*4)")
+	p("\tSHLQ $4, BX")
+	p("\tADDQ %d(R8), BX", argMap)
+	p("\tPREFETCHT0 (BX)")
 	p("%s_nomap:", l)
 	p("\tMOVQ (AX), AX")
 	resolve()
@@ -109,17 +108,32 @@ func prefetch(l string) {
 	p("%s_nopf:", l)
 }
 
-// scaleBias loads the row's scale and bias as doubles: Z1 the scale, Z2
-// 0 + the bias (a -0 bias made +0, as DequantizeRows' 0 + bias does).
-// half: fp16 scale and bias (int4, int2), else float32 (int8).
-func scaleBias(half bool) {
+// subByteTable makes Z5 the 16 values of an int4 or int2 row's codes q
+// (the float32 codes in register qs: 0..15, or 0..3 four times over),
+// float32(w · float32(s·q + (0 + b))) with s and b the row's fp16 scale
+// and bias. The Go code evaluates s·q + b in double and rounds it to
+// float32; here one float32 FMA rounds the exact s·q + b once, the same
+// value: fp16 values are multiples of 2^-24 below 2^16 and q < 16, so
+// s·q + b is a multiple of 2^-24 below 2^21, 45 bits, exact in double.
+// (0 + b makes a -0 bias +0, as DequantizeRows' 0 + bias does.)
+func subByteTable(qs string) {
 	p("\tMOVQ %d(R9), R15", partSBOff)
-	if half {
-		p("\tVMOVD (DX)(R15*1), X0")
-		p("\tVCVTPH2PS X0, X0")
-	} else {
-		p("\tVMOVQ (DX)(R15*1), X0")
-	}
+	p("\tVMOVD (DX)(R15*1), X0")
+	p("\tVCVTPH2PS X0, X0")
+	p("\tVBROADCASTSS X0, Z1")
+	p("\tVMOVSHDUP X0, X2")
+	p("\tVBROADCASTSS X2, Z2")
+	p("\tVADDPS Z15, Z2, Z2")
+	p("\tVFMADD231PS %s, Z1, Z2", qs)
+	p("\tVMULPS Z31, Z2, Z5")
+}
+
+// scaleBias loads an int8 row's float32 scale and bias as doubles: Z1 the
+// scale, Z2 0 + the bias (a -0 bias made +0, as DequantizeRows' 0 + bias
+// does).
+func scaleBias() {
+	p("\tMOVQ %d(R9), R15", partSBOff)
+	p("\tVMOVQ (DX)(R15*1), X0")
 	p("\tVCVTPS2PD X0, X0")
 	p("\tVBROADCASTSD X0, Z1")
 	p("\tVPERMILPD $1, X0, X2")
@@ -150,7 +164,7 @@ func q8(l string, n int, narrow bool) {
 		lab += "n"
 	}
 	p("%s:", lab)
-	scaleBias(false)
+	scaleBias()
 	for k := 0; k < n; k++ {
 		if k == n-1 && narrow {
 			p("\tVPMOVZXBD %d(DX), Y0", 16*k)
@@ -179,14 +193,7 @@ func q4(l string, n int, narrow bool) {
 		lab += "n"
 	}
 	p("%s:", lab)
-	scaleBias(true)
-	p("\tVMOVAPD Z2, Z3")
-	p("\tVFMADD231PD Z13, Z1, Z2")
-	p("\tVFMADD231PD Z14, Z1, Z3")
-	p("\tVCVTPD2PS Z2, Y5")
-	p("\tVCVTPD2PS Z3, Y3")
-	p("\tVINSERTF32X8 $1, Y3, Z5, Z5")
-	p("\tVMULPS Z31, Z5, Z5")
+	subByteTable("Z13")
 	for k := 0; k < n; k++ {
 		if k == n-1 && narrow {
 			p("\tVMOVD %d(DX), X0", 8*k)
@@ -195,7 +202,6 @@ func q4(l string, n int, narrow bool) {
 		}
 		p("\tVPERMD Z0, Z6, Z0")
 		p("\tVPSRLVD Z9, Z0, Z0")
-		p("\tVPANDD Z10, Z0, Z0")
 		p("\tVPERMPS Z5, Z0, Z0")
 		p("\tVADDPS Z0, %s, %s", acc(k), acc(k))
 	}
@@ -270,21 +276,20 @@ func variant(n int) {
 		q8(l, n, narrow)
 	}
 	// int4: the row's 16 values float32(w · float32(s·q + b)) (Z5), then
-	// each unit's 16 nibbles (8 bytes) through them
+	// each unit's 16 nibbles (8 bytes) through them (an index's bits above
+	// its nibble, the next nibbles, are not read)
 	for _, narrow := range []bool{false, true} {
 		q4(l, n, narrow)
 	}
 
-	// int2: the row's 4 values (Z5), each unit's 16 codes (4 bytes)
+	// int2: the row's 4 values four times over (Z5: value i&3 at i, so
+	// that the table needs no mask: VPERMPS reads 4 bits of an index,
+	// the code and the next one's), each unit's 16 codes (4 bytes)
 	p("%s_q2:", l)
-	scaleBias(true)
-	p("\tVFMADD231PD Z13, Z1, Z2")
-	p("\tVCVTPD2PS Z2, Y5")
-	p("\tVMULPS Z31, Z5, Z5")
+	subByteTable("Z12")
 	for k := 0; k < n; k++ {
 		p("\tVPBROADCASTD %d(DX), Z0", 4*k)
 		p("\tVPSRLVD Z8, Z0, Z0")
-		p("\tVPANDD Z7, Z0, Z0")
 		p("\tVPERMPS Z5, Z0, Z0")
 		p("\tVADDPS Z0, %s, %s", acc(k), acc(k))
 	}
@@ -321,10 +326,11 @@ func main() {
 	p("// Registers: R8 a, SI next lookup, DI the bag's offsets, R10 its weight (R11")
 	p("// the weight stride, 0 unweighted), R12 its output row (R13 ldo bytes), R14")
 	p("// bags left, CX lookups left in the bag, DX the row, R9 its part's arguments,")
-	p("// AX BX R15 scratch. Z31 the weight, Z1/Z2 scale and bias (double), Z5 a")
-	p("// sub-byte row's decoded values, Z13/Z14 the codes 0..15 as doubles, Z15")
-	p("// zero, Z6/Z9/Z10 the nibble select, shifts and mask, Z8/Z7 the 2-bit shifts")
-	p("// and mask, Z0/Z3 temporaries.")
+	p("// AX BX R15 scratch. Z31 the weight, Z1/Z2 scale and bias, Z5 a sub-byte row's")
+	p("// decoded values, Z13 the codes 0..15 and Z12 the 2-bit codes four times over")
+	p("// as float32, Z15 zero, Z6/Z9 the nibble select and shifts, Z8 the 2-bit")
+	p("// shifts, Z0/Z3 temporaries (the sub-byte codes are not masked: VPERMPS reads")
+	p("// the low 4 bits of an index).")
 	p("TEXT ·mixedPool(SB), NOSPLIT, $0-64")
 	p("\tMOVQ a+0(FP), R8")
 	p("\tMOVQ idx+8(FP), SI")
@@ -337,13 +343,11 @@ func main() {
 	p("\tSHLQ $2, R13")
 	p("\tKMOVQ %d(R8), K1", argColMask)
 	p("\tMOVQ %d(R8), AX", argConsts)
-	p("\tVMOVUPD 0(AX), Z13")
-	p("\tVMOVUPD 64(AX), Z14")
+	p("\tVMOVUPS 384(AX), Z13")
+	p("\tVMOVUPS 448(AX), Z12")
 	p("\tVMOVDQU32 128(AX), Z6")
 	p("\tVMOVDQU32 192(AX), Z9")
 	p("\tVMOVDQU32 256(AX), Z8")
-	p("\tVPBROADCASTD 320(AX), Z10")
-	p("\tVPBROADCASTD 324(AX), Z7")
 	p("\tVPXORD Z15, Z15, Z15")
 	p("\tMOVQ %d(R8), AX", argNUnits)
 	for u := 1; u < maxUnits; u++ {
