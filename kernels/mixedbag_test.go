@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -492,6 +493,104 @@ func TestMixedBagPoolShapes(t *testing.T) {
 					}
 				}
 				mt.prefetch = false
+			}
+		}
+	}
+}
+
+// TestMixedBagInt8Rows: int8 rows whose scale and bias are far apart in
+// magnitude (exponents 0 to 40 apart either way, zero and -0 biases,
+// subnormal scales) pool bit for bit as the Go code's double-precision
+// decode, with the assembly (which takes float32 arithmetic only where it
+// is provably the same) and without.
+func TestMixedBagInt8Rows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 6))
+	for _, dim := range []int{5, 16, 29, 64, 128} {
+		const rows = 300
+		rb := TableQ8.RowBytes(dim)
+		var hot []int64
+		for r := 0; r < rows; r += 2 {
+			hot = append(hot, int64(r))
+		}
+		data := make([]byte, len(hot)*rb)
+		for i := range hot {
+			row := data[i*rb : (i+1)*rb]
+			for j := range dim {
+				row[j] = byte(rng.IntN(256))
+			}
+			se := rng.IntN(60) - 30
+			s := float32(math.Ldexp(1+rng.Float64(), se))
+			b := float32(math.Ldexp(rng.Float64()*2-1, se+rng.IntN(81)-40))
+			switch i % 13 {
+			case 3:
+				b = 0
+			case 4:
+				b = float32(math.Copysign(0, -1))
+			case 5:
+				s = math.Float32frombits(uint32(1 + rng.IntN(1<<20))) // subnormal
+			case 6:
+				s = float32(math.Ldexp(1, -20))
+				b = float32(math.Ldexp(1+rng.Float64(), 1+rng.IntN(12))) // 21..32 apart
+			case 7:
+				// s·205 + 1 = 1 + 2^-24 + 2^-54 exactly: double rounds it to
+				// the float32 midpoint 1 + 2^-24, then to 1 (ties to even),
+				// where one float32 FMA gives 1 + 2^-23.
+				s, b = float32(math.Ldexp(10475530, -55)), 1
+				for j := range dim {
+					row[j] = 205
+				}
+			}
+			binary.LittleEndian.PutUint32(row[dim:], math.Float32bits(s))
+			binary.LittleEndian.PutUint32(row[dim+4:], math.Float32bits(b))
+		}
+		ht, err := NewBagTable(TableQ8, int64(len(hot)), dim, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cw := make([]float32, (rows-len(hot))*dim)
+		for i := range cw {
+			cw[i] = float32(rng.NormFloat64())
+		}
+		mt, err := NewMixedBagTable(rows, dim, hot, ht, mixedPartTable(t, precision.Int2, cw, rows-len(hot), dim))
+		if err != nil {
+			t.Fatal(err)
+		}
+		deq := make([]float32, rows*dim)
+		mt.DequantizeRows(0, rows, deq)
+		indices := make([]int64, 3*rows)
+		offsets := make([]int32, rows+1)
+		weights := make([]float32, len(indices))
+		for i := range indices {
+			indices[i] = int64(i % rows)
+			weights[i] = float32(rng.NormFloat64())
+		}
+		for i := range offsets {
+			offsets[i] = int32(3 * i)
+		}
+		for _, ws := range [][]float32{nil, weights} {
+			plain := make([]float32, rows*dim)
+			for i := range rows {
+				o := plain[i*dim : (i+1)*dim]
+				for p := offsets[i]; p < offsets[i+1]; p++ {
+					w := float32(1)
+					if ws != nil {
+						w = ws[p]
+					}
+					v := deq[indices[p]*int64(dim):]
+					for j := range o {
+						o[j] = o[j] + float32(w*v[j])
+					}
+				}
+			}
+			simd := mixedSIMD
+			for _, asm := range []bool{true, false} {
+				mixedSIMD = asm && simd
+				got := make([]float32, rows*dim)
+				mt.Pool(indices, offsets, ws, got, dim, 0, rows)
+				mixedSIMD = simd
+				if !sameBits(got, plain) {
+					t.Fatalf("dim %d weighted %v assembly %v: differs from the plain loop", dim, ws != nil, asm && simd)
+				}
 			}
 		}
 	}

@@ -130,9 +130,8 @@ func subByteTable(qs string) {
 
 // scaleBias loads an int8 row's float32 scale and bias as doubles: Z1 the
 // scale, Z2 0 + the bias (a -0 bias made +0, as DequantizeRows' 0 + bias
-// does).
+// does). R15 holds the offset of scale and bias in the row.
 func scaleBias() {
-	p("\tMOVQ %d(R9), R15", partSBOff)
 	p("\tVMOVQ (DX)(R15*1), X0")
 	p("\tVCVTPS2PD X0, X0")
 	p("\tVBROADCASTSD X0, Z1")
@@ -158,19 +157,60 @@ func acc(k int) string { return fmt.Sprintf("Z%d", 16+k) }
 
 // q8 is the int8 rows' code of variant l (n units): narrow for a last
 // unit of at most 8 columns.
+//
+// The Go code decodes a code q as float32(s·q + b), s and b the row's
+// float32 scale and bias, in double: s·q is exact (24 + 8 bits), and when
+// the exact s·q + b fits in double's 53 bits the double sum is exact too
+// and its rounding to float32 the only one, which is what one float32 FMA
+// gives. s·q and b are multiples of 2^(Es-150) and 2^(Eb-150) (E the
+// exponent fields, subnormals and zeros at E = 0 taken as their multiples
+// of 2^-149 or any), below 2^(Es-118) and 2^(Eb-126); with Es - Eb at
+// most 20 and Eb - Es at most 28 the sum spans at most 53 bits. So a row
+// whose fields are at most 20 apart (as a row's scale and bias are: the
+// scale is about a 255th of the row's range, the bias its minimum) takes
+// the float32 FMA, 16 codes in 5 instructions, and any other row the
+// double decode.
 func q8(l string, n int, narrow bool) {
-	lab := l + "_q8"
-	if narrow {
-		lab += "n"
-	}
-	p("%s:", lab)
-	scaleBias()
-	for k := 0; k < n; k++ {
+	load := func(k, n int, narrow bool) {
 		if k == n-1 && narrow {
 			p("\tVPMOVZXBD %d(DX), Y0", 16*k)
 		} else {
 			p("\tVPMOVZXBD %d(DX), Z0", 16*k)
 		}
+	}
+	lab := l + "_q8"
+	if narrow {
+		lab += "n"
+	}
+	p("%s:", lab)
+	// The float32 path when the exponent fields of scale and bias are at
+	// most 20 apart (see q8Float), else the double one.
+	p("\tMOVQ %d(R9), R15", partSBOff)
+	p("\tMOVL (DX)(R15*1), AX")
+	p("\tMOVL 4(DX)(R15*1), BX")
+	p("\tSHRL $23, AX")
+	p("\tANDL $255, AX")
+	p("\tSHRL $23, BX")
+	p("\tANDL $255, BX")
+	p("\tSUBL BX, AX")
+	p("\tADDL $20, AX")
+	p("\tCMPL AX, $40")
+	p("\tJA   %s_double", lab)
+	p("\tVBROADCASTSS (DX)(R15*1), Z1")
+	p("\tVBROADCASTSS 4(DX)(R15*1), Z2")
+	p("\tVADDPS Z15, Z2, Z2")
+	for k := 0; k < n; k++ {
+		load(k, n, narrow)
+		p("\tVCVTDQ2PS Z0, Z0")
+		p("\tVFMADD213PS Z2, Z1, Z0")
+		p("\tVMULPS Z31, Z0, Z0")
+		p("\tVADDPS Z0, %s, %s", acc(k), acc(k))
+	}
+	p("\tJMP  %s_next", l)
+	p("%s_double:", lab)
+	scaleBias()
+	for k := 0; k < n; k++ {
+		load(k, n, narrow)
 		p("\tVEXTRACTI32X8 $1, Z0, Y3")
 		p("\tVCVTDQ2PD Y0, Z0")
 		p("\tVCVTDQ2PD Y3, Z3")
@@ -270,8 +310,8 @@ func variant(n int) {
 	}
 	p("\tJMP  %s_next", l)
 
-	// int8: float32(w · float32(s·q + b)) in double (s·q is exact, so the
-	// FMA rounds once as s*q + b does), 16 codes a unit
+	// int8: float32(w · float32(s·q + b)), in float32 or in double (s·q is
+	// exact, so the FMA rounds once as s*q + b does), 16 codes a unit
 	for _, narrow := range []bool{false, true} {
 		q8(l, n, narrow)
 	}
