@@ -28,7 +28,10 @@ import (
 // KiB), whatever the hot share; a table of 2^32 hot rows or more is
 // refused (calibration lists at most 65,536 a table).
 
-// mixedAhead is how many lookups ahead Pool resolves and prefetches rows.
+// mixedAhead is how many lookups ahead Pool's Go loop (a table with an MX
+// part, or no assembly) resolves and prefetches rows; the assembly that
+// pools tables of two row-wise parts goes as far as the row-wise bags
+// (mixedPrefetchLines).
 const mixedAhead = 16
 
 // mixedPrefetchBytes is the table size from which rows are prefetched (by

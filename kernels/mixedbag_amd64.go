@@ -119,10 +119,10 @@ var mixedKC = func() (c mixedKConsts) {
 	return c
 }()
 
-// mixedPrefetchLines is how many cache lines of rows mixedBag requests
-// ahead of the row it pools, as the row-wise bags' bagPrefetchLines (the
-// distance in lookups is this over the larger part's lines a row, 2 to
-// 64). A variable so benchmarks can tune it.
+// mixedPrefetchLines is how many cache lines of rows mixedPool and
+// mixedBag request ahead of the row they pool, as the row-wise bags'
+// bagPrefetchLines (the distance in lookups is this over the larger part's
+// lines a row, 2 to 64). A variable so benchmarks can tune it.
 var mixedPrefetchLines = 192
 
 // poolSIMD pools bags [lo, hi) (lookups checked, lo < hi) with mixedBag
