@@ -587,8 +587,8 @@ func accumFP4(codes, scales []byte, w float32, weighted bool, o []float32) {
 }
 
 // MixedBagImpl names the mixed bag's implementation in use ("avx512-bags":
-// whole bags in one assembly call when both parts are row-wise, a row at a
-// time in Go with AVX-512 accumulators otherwise; or "go"), for
+// whole bags in one assembly call when both parts are row-wise or mxfp4,
+// a row at a time in Go with AVX-512 accumulators otherwise; or "go"), for
 // diagnostics and for keying measurements of its speed (so a cost model
 // measured with the earlier row-at-a-time "avx512" is measured again).
 func MixedBagImpl() string {

@@ -176,7 +176,7 @@ fp4_done:
 	SUBQ R9, AX; \
 	BTQ BX, DX; \
 	CMOVQCS R9, AX; \
-	LEAQ 64(R8), R9; \
+	LEAQ 80(R8), R9; \
 	LEAQ 8(R8), DX; \
 	CMOVQCS DX, R9
 
@@ -190,8 +190,8 @@ TEXT ·mixedBag(SB), NOSPLIT, $0-64
 	MOVQ out+48(FP), R12
 	MOVQ ldo+56(FP), R13
 	SHLQ $2, R13
-	KMOVQ 128(R8), K1
-	MOVQ 152(R8), AX
+	KMOVQ 160(R8), K1
+	MOVQ 184(R8), AX
 	VMOVUPD 0(AX), Z13       // 0..7 as doubles
 	VMOVUPD 64(AX), Z14      // 8..15
 	VMOVDQU32 128(AX), Z6    // dword k reads the code word's dword k/8
@@ -209,7 +209,7 @@ mb_bag:
 	SUBQ AX, CX
 	// clear the output row
 	MOVQ R12, AX
-	MOVQ 120(R8), BX
+	MOVQ 152(R8), BX
 mb_clear:
 	DECQ BX
 	JEQ  mb_clear_last
@@ -223,15 +223,15 @@ mb_clear_last:
 
 mb_row:
 	// resolve and prefetch the lookup pfdist ahead (within this call's)
-	MOVQ 136(R8), AX
+	MOVQ 168(R8), AX
 	TESTQ AX, AX
 	JEQ  mb_nopf
 	LEAQ (SI)(AX*8), AX
-	CMPQ AX, 144(R8)
+	CMPQ AX, 176(R8)
 	JAE  mb_nopf
-	MOVQ 136(R8), BX
+	MOVQ 168(R8), BX
 	LEAQ (AX)(BX*8), BX      // and the id map entries of the lookup twice as far
-	CMPQ BX, 144(R8)
+	CMPQ BX, 176(R8)
 	JAE  mb_nomap
 	MOVQ (BX), BX
 	SHRQ $6, BX
@@ -259,7 +259,7 @@ mb_nopf:
 	ADDQ AX, DX              // the row
 	VBROADCASTSS (R10), Z31
 	MOVQ R12, AX
-	MOVQ 120(R8), BX
+	MOVQ 152(R8), BX
 	DECQ BX                  // whole units before the last
 	KMOVQ 40(R9), K2         // the last unit's code bytes
 	MOVQ 16(R9), R15

@@ -19,18 +19,21 @@ const maxUnits = 8
 const (
 	argMap     = 0
 	argHot     = 8
-	argCold    = 64
-	argNUnits  = 120
-	argColMask = 128
-	argPFDist  = 136
-	argPFEnd   = 144
-	argConsts  = 152
+	argCold    = 80
+	argNUnits  = 152
+	argColMask = 160
+	argPFDist  = 168
+	argPFEnd   = 176
+	argConsts  = 184
 
-	partData  = 0
-	partRB    = 8
-	partSBOff = 24
-	partLines = 32
-	partKind  = 48
+	partData   = 0
+	partRB     = 8
+	partSBOff  = 24
+	partLines  = 32
+	partTail   = 40
+	partKind   = 48
+	partScales = 56
+	partNS     = 64
 )
 
 // kernels.TableFormat values.
@@ -44,6 +47,9 @@ const (
 	// codes read with a narrower load: see q8 and q4)
 	kindQ8n = 6
 	kindQ4n = 7
+	// mxfp4 rows: the last unit whole, or not (read masked)
+	kindFP4  = 8
+	kindFP4m = 9
 )
 
 // resolve maps the row id in AX to its part (R9: the hot or cold part's
@@ -95,6 +101,7 @@ func prefetch(l string) {
 	p("%s_nomap:", l)
 	p("\tMOVQ (AX), AX")
 	resolve()
+	p("\tMOVQ AX, DX")
 	p("\tIMULQ %d(R9), AX", partRB)
 	p("\tADDQ %d(R9), AX", partData)
 	p("\tMOVQ %d(R9), BX", partRB)
@@ -105,6 +112,13 @@ func prefetch(l string) {
 	p("\tADDQ $64, AX")
 	p("\tDECQ BX")
 	p("\tJNE  %s_pf", l)
+	// an MX row's scales
+	p("\tMOVQ %d(R9), BX", partNS)
+	p("\tTESTQ BX, BX")
+	p("\tJEQ  %s_nopf", l)
+	p("\tIMULQ BX, DX")
+	p("\tADDQ %d(R9), DX", partScales)
+	p("\tPREFETCHT2 (DX)")
 	p("%s_nopf:", l)
 }
 
@@ -248,6 +262,44 @@ func q4(l string, n int, narrow bool) {
 	p("\tJMP  %s_next", l)
 }
 
+// fp4 is the mxfp4 rows' code of variant l (n units), masked for a last
+// unit of fewer than 16 columns. Per block of 32 columns (two units) the
+// table of its 16 values float32(w · float32(t[q] · 2^e)) (as the Go
+// code's mxAccumRow), t the element values (Z4), 2^e the block's E8M0
+// scale (a.consts.slut), then each unit's nibbles through it as int4's.
+// BX holds the row's index: its scales are at index·ns in the part's.
+func fp4(l string, n int, masked bool) {
+	lab := l + "_fp4"
+	if masked {
+		lab += "m"
+		p("%s:", lab)
+		p("\tKMOVQ %d(R9), K2", partTail)
+	} else {
+		p("%s:", lab)
+	}
+	p("\tIMULQ %d(R9), BX", partNS)
+	p("\tADDQ %d(R9), BX", partScales)
+	p("\tMOVQ %d(R8), R15", argConsts)
+	for k := 0; k < n; k++ {
+		if k%2 == 0 {
+			p("\tMOVBLZX %d(BX), AX", k/2)
+			p("\tVBROADCASTSS 576(R15)(AX*4), Z1")
+			p("\tVMULPS Z4, Z1, Z5")
+			p("\tVMULPS Z31, Z5, Z5")
+		}
+		if k == n-1 && masked {
+			p("\tVMOVDQU8.Z %d(DX), K2, X0", 8*k)
+		} else {
+			p("\tVMOVQ %d(DX), X0", 8*k)
+		}
+		p("\tVPERMD Z0, Z6, Z0")
+		p("\tVPSRLVD Z9, Z0, Z0")
+		p("\tVPERMPS Z5, Z0, Z0")
+		p("\tVADDPS Z0, %s, %s", acc(k), acc(k))
+	}
+	p("\tJMP  %s_next", l)
+}
+
 // variant is the kernel for rows of n units.
 func variant(n int) {
 	l := fmt.Sprintf("mp_u%d", n)
@@ -266,6 +318,7 @@ func variant(n int) {
 	prefetch(l)
 	p("\tMOVQ (SI), AX")
 	resolve()
+	p("\tMOVQ AX, BX") // the index, for an MX row's scales
 	p("\tIMULQ %d(R9), AX", partRB)
 	p("\tMOVQ %d(R9), DX", partData)
 	p("\tADDQ AX, DX")
@@ -281,6 +334,10 @@ func variant(n int) {
 	p("\tJEQ  %s_q4", l)
 	p("\tCMPQ R15, $%d", kindQ4n)
 	p("\tJEQ  %s_q4n", l)
+	p("\tCMPQ R15, $%d", kindFP4)
+	p("\tJEQ  %s_fp4", l)
+	p("\tCMPQ R15, $%d", kindFP4m)
+	p("\tJEQ  %s_fp4m", l)
 	p("\tCMPQ R15, $%d", fmtF16)
 	p("\tJEQ  %s_f16", l)
 
@@ -321,6 +378,9 @@ func variant(n int) {
 	for _, narrow := range []bool{false, true} {
 		q4(l, n, narrow)
 	}
+	for _, masked := range []bool{false, true} {
+		fp4(l, n, masked)
+	}
 
 	// int2: the row's 4 values four times over (Z5: value i&3 at i, so
 	// that the table needs no mask: VPERMPS reads 4 bits of an index,
@@ -357,7 +417,7 @@ func main() {
 	out.Header("kernels/internal/gen/mixedbag")
 	p("// func mixedPool(a *mixedArgs, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int)")
 	p("//")
-	p("// Pools nbags bags of a mixed table whose parts are both row-wise and whose rows")
+	p("// Pools nbags bags of a mixed table whose parts are row-wise or mxfp4 and whose rows")
 	p("// are a.nunits <= %d units of 16 columns (the last one's columns K1, its code", maxUnits)
 	p("// bytes the part's tail mask), each bag's sums in Z16.. from zero to the store:")
 	p("// per lookup in bag order, acc + float32(w·v) with v the row's value as")
@@ -385,6 +445,7 @@ func main() {
 	p("\tMOVQ %d(R8), AX", argConsts)
 	p("\tVMOVUPS 384(AX), Z13")
 	p("\tVMOVUPS 448(AX), Z12")
+	p("\tVMOVUPS 512(AX), Z4")
 	p("\tVMOVDQU32 128(AX), Z6")
 	p("\tVMOVDQU32 192(AX), Z9")
 	p("\tVMOVDQU32 256(AX), Z8")
