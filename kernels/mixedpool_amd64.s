@@ -7,8 +7,9 @@
 // func mixedPool(a *mixedArgs, idx *int64, offs *int32, w *float32, wstep int, nbags int, out *float32, ldo int)
 //
 // Pools nbags bags of a mixed table whose parts are row-wise or mxfp4 and whose rows
-// are a.nunits <= 8 units of 16 columns (the last one's columns K1, its code
-// bytes the part's tail mask), each bag's sums in Z16.. from zero to the store:
+// are a.nunits <= 8 units of 16 columns (the last one's columns K1; its codes
+// read with plain loads that stay within the row, an mxfp4 row's under the part's
+// tail mask), each bag's sums in Z16.. from zero to the store:
 // per lookup in bag order, acc + float32(w·v) with v the row's value as
 // DequantizeRows decodes it (see kernels.MixedBagTable). Mean is the caller's.
 //
