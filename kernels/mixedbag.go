@@ -19,14 +19,19 @@ import (
 // Row id goes to the hot part at index rank(id) (the hot rows before it)
 // when it is hot, else to the cold part at index id - rank(id). The hot
 // set is a bitmap with a rank directory, built when the table is made:
-// one bit a row in 64-bit words, and the count of hot rows before each
-// word (a uint32). A lookup reads one word and its count and popcounts
-// the word's bits below the row. In-use memory beyond the two parts is
-// therefore 3/16 byte a row (2^20 rows: 192 KiB), whatever the hot share;
-// a table of 2^32 hot rows or more is refused (calibration lists at most
-// 65,536 a table).
+// one bit a row in 64-bit words, each beside the count of hot rows before
+// it (a uint32, padded: 16 bytes a word, so one lookup reads one cache
+// line, where separate arrays of words and counts took two; in a table
+// beyond the caches those lines come from memory too). A lookup reads a
+// word and its count and popcounts the word's bits below the row. In-use
+// memory beyond the two parts is therefore 1/4 byte a row (2^20 rows: 256
+// KiB), whatever the hot share; a table of 2^32 hot rows or more is
+// refused (calibration lists at most 65,536 a table).
 
-// mixedAhead is how many lookups ahead Pool resolves and prefetches rows.
+// mixedAhead is how many lookups ahead Pool's Go loop (a table with an MX
+// part, or no assembly) resolves and prefetches rows; the assembly that
+// pools tables of two row-wise parts goes as far as the row-wise bags
+// (mixedPrefetchLines).
 const mixedAhead = 16
 
 // mixedPrefetchBytes is the table size from which rows are prefetched (by
@@ -59,10 +64,17 @@ type MixedBagTable struct {
 	Mean bool
 
 	nHot      int64
-	bitmap    []uint64 // bit id%64 of word id/64: row id is hot
-	rank      []uint32 // hot rows before each word
+	idmap     []mixedWord // word id/64 of the bitmap and its rank
 	hot, cold mixedPart
 	prefetch  bool // the parts are large enough to prefetch from
+}
+
+// mixedWord is 64 rows of a mixed table's id map: bit id%64 of bits is
+// set when row id is hot, and rank hot rows come before the word's first.
+type mixedWord struct {
+	bits uint64
+	rank uint32
+	_    uint32
 }
 
 // mixedPart is a part digested for the pooling loop: its storage and
@@ -143,15 +155,14 @@ func NewMixedBagTable(rows int64, dim int, hotRows []int64, hot, cold RowTable) 
 	}
 	t.prefetch = hot.Bytes()+cold.Bytes() >= mixedPrefetchBytes
 	words := (rows + 63) / 64
-	t.bitmap = make([]uint64, words)
-	t.rank = make([]uint32, words)
+	t.idmap = make([]mixedWord, words)
 	for _, id := range hotRows {
-		t.bitmap[id>>6] |= 1 << (uint(id) & 63)
+		t.idmap[id>>6].bits |= 1 << (uint(id) & 63)
 	}
 	var n uint32
-	for w, x := range t.bitmap {
-		t.rank[w] = n
-		n += uint32(bits.OnesCount64(x))
+	for w := range t.idmap {
+		t.idmap[w].rank = n
+		n += uint32(bits.OnesCount64(t.idmap[w].bits))
 	}
 	return t, nil
 }
@@ -180,10 +191,10 @@ func (t *MixedBagTable) Refresh() {
 
 // locate maps a row id (in range) to its part and index there.
 func (t *MixedBagTable) locate(id int64) (*mixedPart, int) {
-	w := id >> 6
-	x := t.bitmap[w]
+	e := &t.idmap[id>>6]
+	x := e.bits
 	bit := uint(id) & 63
-	r := int64(t.rank[w]) + int64(bits.OnesCount64(x&(1<<bit-1)))
+	r := int64(e.rank) + int64(bits.OnesCount64(x&(1<<bit-1)))
 	if x>>bit&1 != 0 {
 		return &t.hot, int(r)
 	}
@@ -191,7 +202,7 @@ func (t *MixedBagTable) locate(id int64) (*mixedPart, int) {
 }
 
 // IsHot reports whether row id (in range) is in the hot part.
-func (t *MixedBagTable) IsHot(id int64) bool { return t.bitmap[id>>6]>>(uint(id)&63)&1 != 0 }
+func (t *MixedBagTable) IsHot(id int64) bool { return t.idmap[id>>6].bits>>(uint(id)&63)&1 != 0 }
 
 // HotCount is the number of hot rows.
 func (t *MixedBagTable) HotCount() int64 { return t.nHot }
@@ -199,8 +210,8 @@ func (t *MixedBagTable) HotCount() int64 { return t.nHot }
 // HotRows lists the hot rows' ids, ascending (rebuilt from the bitmap).
 func (t *MixedBagTable) HotRows() []int64 {
 	out := make([]int64, 0, t.nHot)
-	for w, x := range t.bitmap {
-		for x != 0 {
+	for w, e := range t.idmap {
+		for x := e.bits; x != 0; {
 			b := bits.TrailingZeros64(x)
 			out = append(out, int64(w)*64+int64(b))
 			x &= x - 1
@@ -242,21 +253,21 @@ func (t *MixedBagTable) TableLabel() string {
 // Bytes is the table as stored: both parts and the hot row ids
 // (MixedHotIDBytes each). The bitmap and rank directory are not stored
 // (they are rebuilt from the ids when the table is made) and are not
-// counted; they take 3/16 byte a row of memory in use (MapBytes).
+// counted; they take 1/4 byte a row of memory in use (MapBytes).
 func (t *MixedBagTable) Bytes() int64 {
 	return t.Hot.Bytes() + t.Cold.Bytes() + t.nHot*int64(MixedHotIDBytes(t.Rows))
 }
 
 // MapBytes is the memory of the id map (bitmap and rank directory), in
 // use but not stored.
-func (t *MixedBagTable) MapBytes() int64 { return 8*int64(len(t.bitmap)) + 4*int64(len(t.rank)) }
+func (t *MixedBagTable) MapBytes() int64 { return 16 * int64(len(t.idmap)) }
 
 // Shape is the table's rows and dimension.
 func (t *MixedBagTable) Shape() (int64, int) { return t.Rows, t.Dim }
 
 // Whole reports whether both parts hold all their rows.
 func (t *MixedBagTable) Whole() bool {
-	if t.Dim < 1 || t.Hot == nil || t.Cold == nil || t.bitmap == nil && t.Rows > 0 {
+	if t.Dim < 1 || t.Hot == nil || t.Cold == nil || t.idmap == nil && t.Rows > 0 {
 		return false
 	}
 	hr, hd := t.Hot.Shape()
@@ -306,6 +317,12 @@ func (t *MixedBagTable) Pool(indices []int64, offsets []int32, weights []float32
 			return p0 + p
 		}
 	}
+	if t.poolSIMD(indices, offsets, weights, out, ldo, lo, hi) {
+		if t.Mean {
+			t.divide(offsets, out, ldo, lo, hi)
+		}
+		return -1
+	}
 	// Each lookup is resolved (part and index) mixedAhead lookups before
 	// it is pooled, and its row prefetched then, so that up to mixedAhead
 	// rows are on their way from memory while rows are decoded: one at a
@@ -352,6 +369,19 @@ func (t *MixedBagTable) Pool(indices []int64, offsets []int32, weights []float32
 	return -1
 }
 
+// divide divides each non-empty bag of [lo, hi) by its length (mean
+// pooling after the sums).
+func (t *MixedBagTable) divide(offsets []int32, out []float32, ldo int, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		if n := offsets[i+1] - offsets[i]; n > 0 {
+			o := out[i*ldo : i*ldo+t.Dim]
+			for j := range o {
+				o[j] /= float32(n)
+			}
+		}
+	}
+}
+
 // poolNear is Pool for a table that stays in cache: each lookup resolved
 // as it is pooled, nothing prefetched.
 func (t *MixedBagTable) poolNear(indices []int64, offsets []int32, weights []float32, out []float32, ldo int, lo, hi int) {
@@ -392,7 +422,7 @@ func (t *MixedBagTable) resolve(id int64) int64 {
 // core, each from its part (see PrefetchBags); a hint, harmless on any
 // arguments.
 func (t *MixedBagTable) Prefetch(indices []int64, offsets []int32, lo, hi int) {
-	if !t.prefetch || t.Dim < 1 || lo < 0 || lo >= hi || hi >= len(offsets) || t.bitmap == nil {
+	if !t.prefetch || t.Dim < 1 || lo < 0 || lo >= hi || hi >= len(offsets) || t.idmap == nil {
 		return
 	}
 	p0, p1 := int(offsets[lo]), int(offsets[hi])
@@ -556,11 +586,14 @@ func accumFP4(codes, scales []byte, w float32, weighted bool, o []float32) {
 	}
 }
 
-// MixedBagImpl names the mixed bag's row accumulation in use ("avx512" or
-// "go"), for diagnostics and for keying measurements of its speed.
+// MixedBagImpl names the mixed bag's implementation in use ("avx512-bags":
+// whole bags in one assembly call when both parts are row-wise or mxfp4,
+// a row at a time in Go with AVX-512 accumulators otherwise; or "go"), for
+// diagnostics and for keying measurements of its speed (so a cost model
+// measured with the earlier row-at-a-time "avx512" is measured again).
 func MixedBagImpl() string {
 	if mixedSIMD {
-		return "avx512"
+		return "avx512-bags"
 	}
 	return "go"
 }

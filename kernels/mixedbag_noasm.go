@@ -22,3 +22,8 @@ func mixedQ8(o *float32, codes *byte, n int, s float64, b float64, w float32) {
 func mixedFP4(o *float32, codes *byte, n int, t *[16]float32, scales *byte, slut *[256]float32, w float32, c *[64]uint32) {
 	panic("kernels: mixedFP4 without assembly")
 }
+
+// poolSIMD: no assembly, so never.
+func (t *MixedBagTable) poolSIMD(indices []int64, offsets []int32, weights []float32, out []float32, ldo int, lo, hi int) bool {
+	return false
+}

@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -403,6 +404,194 @@ func BenchmarkEmbeddingBagMixed(b *testing.B) {
 					return mt.Pool(idx, offsets, nil, out, c.dim, 0, nb)
 				})
 			})
+		}
+	}
+}
+
+// TestMixedBagPoolShapes: every row-wise part pair and a few MX ones, at
+// dims 1 to 129 (every count of 16-column units the kernels unroll, full
+// and partial last units, the wide-row path past 128), hot shares 0, 1%,
+// 50% and 100%, pool bit for bit as the plain loop on the dequantized rows
+// does, with the assembly and without, prefetching or not; bags include
+// empty ones and the table's last row, and the output's guard columns
+// and rows stay untouched.
+func TestMixedBagPoolShapes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 5))
+	rw := []precision.Precision{precision.Int8, precision.Int4, precision.Int2, precision.FP16, precision.FP32}
+	var pairs [][2]precision.Precision
+	for _, h := range rw {
+		for _, c := range rw {
+			pairs = append(pairs, [2]precision.Precision{h, c})
+		}
+	}
+	pairs = append(pairs, [2]precision.Precision{precision.Int8, precision.MXFP4}, [2]precision.Precision{precision.MXFP8E4M3, precision.Int2})
+	dims := []int{1, 2, 3, 4, 5, 7, 8, 9, 13, 15, 16, 17, 24, 31, 32, 33, 47, 48, 49, 63, 64, 65, 80, 95, 96, 100, 112, 113, 127, 128, 129}
+	for _, pair := range pairs {
+		for _, dim := range dims {
+			share := []float64{0, 0.01, 0.5, 1}[rng.IntN(4)]
+			rows := 64 + rng.IntN(200)
+			mt, _ := mixedTestTable(t, rng, rows, dim, share, pair[0], pair[1])
+			deq := make([]float32, rows*dim)
+			mt.DequantizeRows(0, rows, deq)
+			const nb = 12
+			offsets := make([]int32, nb+1)
+			var indices []int64
+			for i := range nb {
+				n := rng.IntN(5)
+				if i%5 == 2 {
+					n = 0
+				}
+				for k := range n {
+					id := rng.Int64N(int64(rows))
+					if k == 0 && i%3 == 0 {
+						id = int64(rows - 1)
+					}
+					indices = append(indices, id)
+				}
+				offsets[i+1] = int32(len(indices))
+			}
+			weights := make([]float32, len(indices))
+			for i := range weights {
+				weights[i] = float32(rng.NormFloat64())
+			}
+			mean := rng.IntN(2) == 1
+			for _, ws := range [][]float32{nil, weights} {
+				what := fmt.Sprintf("%v/%v dim %d hot %v mean %v weighted %v", pair[0], pair[1], dim, share, mean, ws != nil)
+				ldo, lo, hi := dim+5, 1, nb
+				plain := guarded(nb * ldo)
+				for i := lo; i < hi; i++ {
+					o := plain[i*ldo : i*ldo+dim]
+					clear(o)
+					for p := offsets[i]; p < offsets[i+1]; p++ {
+						w := float32(1)
+						if ws != nil {
+							w = ws[p]
+						}
+						v := deq[indices[p]*int64(dim) : (indices[p]+1)*int64(dim)]
+						for j := range o {
+							o[j] = o[j] + float32(w*v[j])
+						}
+					}
+					if n := offsets[i+1] - offsets[i]; mean && n > 0 {
+						for j := range o {
+							o[j] /= float32(n)
+						}
+					}
+				}
+				mt.Mean = mean
+				simd := mixedSIMD
+				for _, asm := range []bool{true, false} {
+					for _, far := range []bool{false, true} {
+						mixedSIMD = asm && simd
+						mt.prefetch = far
+						got := guarded(nb * ldo)
+						p := mt.Pool(indices, offsets, ws, got, ldo, lo, hi)
+						mixedSIMD = simd
+						if p != -1 || !sameBits(got, plain) {
+							t.Fatalf("%s (assembly %v, prefetching %v): Pool = %d, differs from the plain loop", what, asm && simd, far, p)
+						}
+					}
+				}
+				mt.prefetch = false
+			}
+		}
+	}
+}
+
+// TestMixedBagInt8Rows: int8 rows whose scale and bias are far apart in
+// magnitude (exponents 0 to 40 apart either way, zero and -0 biases,
+// subnormal scales) pool bit for bit as the Go code's double-precision
+// decode, with the assembly (which takes float32 arithmetic only where it
+// is provably the same) and without.
+func TestMixedBagInt8Rows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 6))
+	for _, dim := range []int{5, 16, 29, 64, 128} {
+		const rows = 300
+		rb := TableQ8.RowBytes(dim)
+		var hot []int64
+		for r := 0; r < rows; r += 2 {
+			hot = append(hot, int64(r))
+		}
+		data := make([]byte, len(hot)*rb)
+		for i := range hot {
+			row := data[i*rb : (i+1)*rb]
+			for j := range dim {
+				row[j] = byte(rng.IntN(256))
+			}
+			se := rng.IntN(60) - 30
+			s := float32(math.Ldexp(1+rng.Float64(), se))
+			b := float32(math.Ldexp(rng.Float64()*2-1, se+rng.IntN(81)-40))
+			switch i % 13 {
+			case 3:
+				b = 0
+			case 4:
+				b = float32(math.Copysign(0, -1))
+			case 5:
+				s = math.Float32frombits(uint32(1 + rng.IntN(1<<20))) // subnormal
+			case 6:
+				s = float32(math.Ldexp(1, -20))
+				b = float32(math.Ldexp(1+rng.Float64(), 1+rng.IntN(12))) // 21..32 apart
+			case 7:
+				// s·205 + 1 = 1 + 2^-24 + 2^-54 exactly: double rounds it to
+				// the float32 midpoint 1 + 2^-24, then to 1 (ties to even),
+				// where one float32 FMA gives 1 + 2^-23.
+				s, b = float32(math.Ldexp(10475530, -55)), 1
+				for j := range dim {
+					row[j] = 205
+				}
+			}
+			binary.LittleEndian.PutUint32(row[dim:], math.Float32bits(s))
+			binary.LittleEndian.PutUint32(row[dim+4:], math.Float32bits(b))
+		}
+		ht, err := NewBagTable(TableQ8, int64(len(hot)), dim, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cw := make([]float32, (rows-len(hot))*dim)
+		for i := range cw {
+			cw[i] = float32(rng.NormFloat64())
+		}
+		mt, err := NewMixedBagTable(rows, dim, hot, ht, mixedPartTable(t, precision.Int2, cw, rows-len(hot), dim))
+		if err != nil {
+			t.Fatal(err)
+		}
+		deq := make([]float32, rows*dim)
+		mt.DequantizeRows(0, rows, deq)
+		indices := make([]int64, 3*rows)
+		offsets := make([]int32, rows+1)
+		weights := make([]float32, len(indices))
+		for i := range indices {
+			indices[i] = int64(i % rows)
+			weights[i] = float32(rng.NormFloat64())
+		}
+		for i := range offsets {
+			offsets[i] = int32(3 * i)
+		}
+		for _, ws := range [][]float32{nil, weights} {
+			plain := make([]float32, rows*dim)
+			for i := range rows {
+				o := plain[i*dim : (i+1)*dim]
+				for p := offsets[i]; p < offsets[i+1]; p++ {
+					w := float32(1)
+					if ws != nil {
+						w = ws[p]
+					}
+					v := deq[indices[p]*int64(dim):]
+					for j := range o {
+						o[j] = o[j] + float32(w*v[j])
+					}
+				}
+			}
+			simd := mixedSIMD
+			for _, asm := range []bool{true, false} {
+				mixedSIMD = asm && simd
+				got := make([]float32, rows*dim)
+				mt.Pool(indices, offsets, ws, got, dim, 0, rows)
+				mixedSIMD = simd
+				if !sameBits(got, plain) {
+					t.Fatalf("dim %d weighted %v assembly %v: differs from the plain loop", dim, ws != nil, asm && simd)
+				}
+			}
 		}
 	}
 }
