@@ -91,13 +91,13 @@ func Open(ctx context.Context, path string) (*Reader, error) {
 	}
 	r, err := openObject(ctx, b, l)
 	if err != nil {
-		b.Close()
 		return nil, err
 	}
 	return r, nil
 }
 
-// openObject opens the object at l in b, which the Reader then owns.
+// openObject opens the object at l in b (a bucket of the process's, see
+// openBucket).
 func openObject(ctx context.Context, b *blob.Bucket, l location) (*Reader, error) {
 	wd := newWatchdog(ctx)
 	defer wd.cancel(nil)
@@ -149,18 +149,15 @@ func (r *Reader) Stats() Stats {
 	return Stats{Requests: r.stats.requests.Load(), Bytes: r.stats.bytes.Load()}
 }
 
-// Close releases the file or the bucket and drops the cache.
+// Close releases the file, or drops the cache of an object (its bucket
+// stays open for the process, see openBucket).
 func (r *Reader) Close() error {
 	if r.file != nil {
 		return r.file.Close()
 	}
 	r.cache.drop()
-	if r.bucket == nil {
-		return nil
-	}
-	b := r.bucket
 	r.bucket = nil
-	return b.Close()
+	return nil
 }
 
 // Read reads from the current offset, as io.Reader.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
@@ -160,13 +161,53 @@ func filePath(path string) (string, error) {
 	return filepath.FromSlash(u.Path), nil
 }
 
+// Buckets are opened once per process and kept open (their Close is never
+// called): opening one runs the cloud's configuration and credential chain
+// (for S3 the AWS SDK's LoadDefaultConfig, which among other things parses
+// AWS_CA_BUNDLE's certificates: 20 ms each time on a machine that sets it),
+// and one run opens many objects of a bucket: a model and its baseline, a
+// log, an MLPerf day's three files, a directory of Parquet parts, the
+// states of a merge. The key is the bucket URL and the environment the
+// drivers read their credentials and settings from, so a process whose
+// credentials change opens the bucket again.
+var buckets struct {
+	sync.Mutex
+	m map[string]*blob.Bucket
+}
+
+// driverEnv is the part of the environment the cloud drivers read:
+// variables of AWS, Google Cloud and Azure, sorted as os.Environ gives them.
+func driverEnv() string {
+	var b strings.Builder
+	for _, kv := range os.Environ() {
+		for _, p := range [...]string{"AWS_", "GOOGLE_", "GCE_", "CLOUDSDK_", "AZURE_"} {
+			if strings.HasPrefix(kv, p) {
+				b.WriteString(kv)
+				b.WriteByte(0)
+				break
+			}
+		}
+	}
+	return b.String()
+}
+
 // openBucket opens the bucket of a URL location, naming the URL if that
 // fails (an unknown query parameter, say).
 func openBucket(ctx context.Context, l location) (*blob.Bucket, error) {
+	key := l.bucketURL + "\x00" + driverEnv()
+	buckets.Lock()
+	defer buckets.Unlock()
+	if b := buckets.m[key]; b != nil {
+		return b, nil
+	}
 	b, err := blob.OpenBucket(ctx, l.bucketURL)
 	if err != nil {
 		return nil, fmt.Errorf("%s: opening bucket %q: %v", l.name, l.bucket, err)
 	}
+	if buckets.m == nil {
+		buckets.m = map[string]*blob.Bucket{}
+	}
+	buckets.m[key] = b
 	return b, nil
 }
 
@@ -299,7 +340,6 @@ func ReadFile(ctx context.Context, path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer b.Close()
 	r, err := b.NewReader(ctx, l.key, &blob.ReaderOptions{BeforeRead: quiet})
 	if err != nil {
 		return nil, wrap("read", l, err)
@@ -351,7 +391,6 @@ func List(ctx context.Context, prefix string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer b.Close()
 	names, dirs, err := listKeys(ctx, b, l.key)
 	if err != nil {
 		return nil, wrap("list", l, err)

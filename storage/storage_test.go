@@ -518,3 +518,49 @@ func TestCacheBound(t *testing.T) {
 		t.Errorf("cache holds %d blocks, bound %d", n, CacheBlocks)
 	}
 }
+
+// TestBucketsOpenedOnce: a bucket is opened once per process and
+// credentials (the drivers' environment), so a run's many objects of one
+// bucket pay the SDK's configuration once, and changed credentials open it
+// again. Opening an S3 bucket connects to nothing, so no server is needed.
+func TestBucketsOpenedOnce(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "one")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	loc := func(p string) location {
+		l, err := locate(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	q := "?endpoint=http%3A%2F%2F127.0.0.1%3A9&region=us-east-1&use_path_style=true"
+	a, b := loc("s3://bkt/model.safetensors"+q), loc("s3://bkt/run/clicks.parquet"+q)
+	ctx := context.Background()
+	b1, err := openBucket(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, err := openBucket(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b1 != b2 {
+		t.Error("two objects of one bucket opened the bucket twice")
+	}
+	other, err := openBucket(ctx, loc("s3://other/x"+q))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other == b1 {
+		t.Error("another bucket shares the first one's handle")
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "two")
+	b3, err := openBucket(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b3 == b1 {
+		t.Error("changed credentials reuse the bucket opened with the old ones")
+	}
+}

@@ -63,7 +63,6 @@ type Writer struct {
 	// that closing it cannot complete the upload.
 	cancel context.CancelCauseFunc
 	wd     *watchdog // the upload's stall watchdog (objects only)
-	bucket *blob.Bucket
 	bw     *blob.Writer
 
 	cleanup runtime.Cleanup
@@ -144,11 +143,10 @@ func Create(ctx context.Context, p string) (*Writer, error) {
 	})
 	if err != nil {
 		cancel(nil)
-		b.Close()
 		return nil, wrap("create", l, err)
 	}
-	w.ctx, w.cancel, w.bucket, w.bw, w.wd = wctx, cancel, b, bw, wd
-	w.cleanup = runtime.AddCleanup(w, abandon, abandoned{cancel, bw, b})
+	w.ctx, w.cancel, w.bw, w.wd = wctx, cancel, bw, wd
+	w.cleanup = runtime.AddCleanup(w, abandon, abandoned{cancel, bw})
 	return w, nil
 }
 
@@ -158,13 +156,11 @@ func Create(ctx context.Context, p string) (*Writer, error) {
 type abandoned struct {
 	cancel context.CancelCauseFunc
 	bw     *blob.Writer
-	bucket *blob.Bucket
 }
 
 func abandon(a abandoned) {
 	a.cancel(errAbandoned)
 	a.bw.Close()
-	a.bucket.Close()
 }
 
 // Name is the path or URL being written.
@@ -220,7 +216,6 @@ func (w *Writer) Commit() error {
 		w.result = <-w.finished
 		return w.result
 	}
-	defer w.bucket.Close()
 	if atomicfile.Frozen() {
 		// rq is stopping on a signal: like local outputs, no object is
 		// put in place from now on.
@@ -269,7 +264,6 @@ func (w *Writer) Abort() {
 	// completing the upload (S3 then aborts its multipart upload).
 	w.cancel(errAborted)
 	w.bw.Close()
-	w.bucket.Close()
 }
 
 func (w *Writer) writeError(err error) error {
