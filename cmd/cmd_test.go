@@ -269,6 +269,12 @@ func TestDemo(t *testing.T) {
 		NE, AUC    float64
 		NEDeltaPct float64 `json:"ne_delta_pct"`
 		Bytes      int64
+		Holdout    *struct {
+			Rows    int
+			DeltaNE struct{ Point, Lo, Hi float64 } `json:"delta_ne_pct"`
+			Verdict string
+			Bytes   int64
+		}
 	}
 	if err := json.Unmarshal([]byte(out), &rows); err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -284,6 +290,26 @@ func TestDemo(t *testing.T) {
 	for _, r := range rows[1:] {
 		if r.NEDeltaPct > 0.2 || r.NEDeltaPct < -1 || r.Bytes >= rows[0].Bytes {
 			t.Errorf("demo %s: ΔNE %+.4f%%, %d bytes (fp32 %d)", r.Model, r.NEDeltaPct, r.Bytes, rows[0].Bytes)
+		}
+	}
+	// The searched plan, and only it, is judged on the 1,285 validation
+	// rows, with a verdict that follows its interval.
+	for i, r := range rows {
+		h := r.Holdout
+		if (h != nil) != (i == len(rows)-1) {
+			t.Errorf("demo %s: holdout %+v", r.Model, h)
+			continue
+		}
+		if h == nil {
+			continue
+		}
+		d := h.DeltaNE
+		want := map[bool]string{true: "pass", false: "fail"}[d.Point <= demoBudget]
+		if d.Hi > demoBudget && d.Point <= demoBudget {
+			want = "inconclusive"
+		}
+		if h.Rows != 1285 || h.Bytes != r.Bytes || d.Lo > d.Point || d.Hi < d.Point || h.Verdict != want {
+			t.Errorf("demo holdout %+v, want 1285 rows, %d bytes, verdict %s", h, r.Bytes, want)
 		}
 	}
 }

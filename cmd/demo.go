@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"github.com/rqtools/rq/calibrate"
 	"github.com/rqtools/rq/dataset"
@@ -22,9 +23,9 @@ import (
 )
 
 // The demo's model and rows: the criteo-18k reference model, its training
-// rows (for calibration) and its 1,286 test rows (see
-// testdata/demo/README.md), embedded so rq demo needs no files and no
-// network.
+// rows (for calibration), its 1,286 test rows and its 1,285 validation rows
+// (held out from the search; see testdata/demo/README.md), embedded so rq
+// demo needs no files and no network.
 var (
 	//go:embed testdata/demo/model.safetensors
 	demoModel []byte
@@ -32,6 +33,8 @@ var (
 	demoTrain []byte
 	//go:embed testdata/demo/criteo-test.npz
 	demoTest []byte
+	//go:embed testdata/demo/criteo-validation.npz
+	demoValidation []byte
 )
 
 // demoPresets are the plans the demo quantizes with, smallest error first.
@@ -56,12 +59,14 @@ func newDemoCmd(g *globalOptions, runF func(context.Context, *demoOptions) error
 		Short: "Run the whole pipeline on an embedded real model and data (no files or network needed)",
 		Long: `Run rq on the model and rows embedded in the binary: a facebookresearch/dlrm model trained
 on real Criteo rows (13-512-256-64-16 bottom MLP, 26 tables of width 16, dot interaction,
-367-512-256-1 top MLP), its 15,429 training rows and 1,286 held-out test rows.
+367-512-256-1 top MLP), its 15,429 training rows, 1,286 test rows and 1,285 validation rows.
 
 It evaluates the fp32 model on rq's native kernels (PyTorch gives NE 0.91134 and AUC 0.70535
 on these rows), calibrates on the training rows, quantizes with the presets ` + fmt.Sprint(demoPresets) + `,
 then searches the smallest per-layer plan within +0.05% NE; it writes and reads back each
-quantized file and evaluates each against fp32 on the test rows.`,
+quantized file and evaluates each against fp32 on the test rows. Last, it judges the searched
+plan on the validation rows, which the search never saw (rq search --holdout): the search picks
+among many plans on the test rows, so only rows it did not see say whether its plan holds.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error { return runF(c.Context(), opts) },
 	}
@@ -80,6 +85,9 @@ type demoRow struct {
 	AUC         report.Float `json:"auc"`
 	AUCDelta    report.Float `json:"auc_delta"`
 	ExPerSec    report.Float `json:"examples_per_sec"`
+	// Holdout, on the searched plan's row: its judgement on the validation
+	// rows.
+	Holdout *search.Holdout `json:"holdout,omitempty"`
 }
 
 func runDemo(ctx context.Context, opts *demoOptions) error {
@@ -88,7 +96,7 @@ func runDemo(ctx context.Context, opts *demoOptions) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	files := map[string][]byte{"criteo-dlrm.safetensors": demoModel, "train.npz": demoTrain, "test.npz": demoTest}
+	files := map[string][]byte{"criteo-dlrm.safetensors": demoModel, "train.npz": demoTrain, "test.npz": demoTest, "validation.npz": demoValidation}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 			return err
@@ -200,16 +208,38 @@ func runDemo(ctx context.Context, opts *demoOptions) error {
 	if err != nil {
 		return err
 	}
-	res, err := search.Run(ctx, ev, search.Options{Budget: search.Budget{MaxNEDelta: demoBudget, MaxAUCDrop: math.NaN()}, Objective: search.ObjectiveSize})
+	so := search.Options{Budget: search.Budget{MaxNEDelta: demoBudget, MaxAUCDrop: math.NaN()}, Objective: search.ObjectiveSize}
+	res, err := search.Run(ctx, ev, so)
 	if err != nil {
 		return err
 	}
 	if err := quantized(fmt.Sprintf("search (ΔNE <= %g%%)", demoBudget), res.Plan); err != nil {
 		return err
 	}
+	// 5. The searched plan on rows the search never saw.
+	rd, err = open("validation.npz")
+	if err != nil {
+		return err
+	}
+	held, err := search.ReadBatches(ctx, rd)
+	rd.Close()
+	if err != nil {
+		return err
+	}
+	hev, err := search.NewNetEvaluator(m.Net, ranges, held, opts.threads)
+	if err != nil {
+		return err
+	}
+	h, err := search.Verify(ctx, hev, res.Plan, so)
+	if err != nil {
+		return err
+	}
+	rows[len(rows)-1].Holdout = h
 	say("3. quantized with %d presets, each written, read back and run on rq's low-precision kernels\n", len(demoPresets))
-	say("4. searched the per-layer plan within ΔNE <= %g%% (upper 95%% bound %+.4f%%): %d evaluations, %.1f s\n\n",
+	say("4. searched the per-layer plan within ΔNE <= %g%% (upper 95%% bound %+.4f%%): %d evaluations, %.1f s\n",
 		demoBudget, res.Summary.DeltaNE.Hi, res.Summary.Evaluations, res.Summary.Seconds)
+	say("5. that plan on the %s validation rows the search never saw: ΔNE %s, ΔAUC %s: %s\n\n",
+		report.Count(int64(h.Rows)), ci(h.DeltaNE, 4, "%"), ci(h.DeltaAUC, 5, ""), strings.ToUpper(string(h.Verdict)))
 	if opts.json {
 		return report.JSON(opts.stdout, rows)
 	}
