@@ -199,12 +199,7 @@ func runDemo(ctx context.Context, opts *demoOptions) error {
 	if err != nil {
 		return err
 	}
-	batches, err := search.ReadBatches(ctx, rd)
-	rd.Close()
-	if err != nil {
-		return err
-	}
-	ev, err := search.NewNetEvaluator(m.Net, ranges, batches, opts.threads)
+	ev, err := search.ReadNetEvaluator(ctx, rd, m.Net, ranges, opts.threads)
 	if err != nil {
 		return err
 	}
@@ -221,12 +216,7 @@ func runDemo(ctx context.Context, opts *demoOptions) error {
 	if err != nil {
 		return err
 	}
-	held, err := search.ReadBatches(ctx, rd)
-	rd.Close()
-	if err != nil {
-		return err
-	}
-	hev, err := search.NewNetEvaluator(m.Net, ranges, held, opts.threads)
+	hev, err := search.ReadNetEvaluator(ctx, rd, m.Net, ranges, opts.threads)
 	if err != nil {
 		return err
 	}

@@ -164,12 +164,7 @@ func runSearch(ctx context.Context, opts *searchOptions) error {
 	if err != nil {
 		return err
 	}
-	batches, err := search.ReadBatches(ctx, rd)
-	rd.Close()
-	if err != nil {
-		return err
-	}
-	ev, err := search.NewNetEvaluator(m.Net, ranges, batches, opts.data.threads)
+	ev, err := search.ReadNetEvaluator(ctx, rd, m.Net, ranges, opts.data.threads)
 	if err != nil {
 		return err
 	}
@@ -336,19 +331,14 @@ func verifyHoldout(ctx context.Context, opts *searchOptions, net *model.Network,
 	dopts.Rows = rows
 	rd, err := dataset.OpenContext(ctx, opts.data.path, dopts)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--holdout %s: %w", opts.holdout, err)
 	}
-	batches, err := search.ReadBatches(ctx, rd)
-	rd.Close()
+	ev, err := search.ReadNetEvaluator(ctx, rd, net, ranges, opts.data.threads)
 	if err != nil {
 		return nil, fmt.Errorf("--holdout %s: %w", opts.holdout, err)
 	}
-	if len(batches) == 0 {
+	if len(ev.Labels()) == 0 {
 		return nil, fmt.Errorf("--holdout %s: %s has no rows there", opts.holdout, opts.data.path)
-	}
-	ev, err := search.NewNetEvaluator(net, ranges, batches, opts.data.threads)
-	if err != nil {
-		return nil, err
 	}
 	return search.Verify(ctx, ev, plan, so)
 }

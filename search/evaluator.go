@@ -80,6 +80,17 @@ func ReadBatches(ctx context.Context, rd dataset.Reader) ([]*model.Batch, error)
 	return out, nil
 }
 
+// ReadNetEvaluator reads every batch of rd, closes it, and makes an
+// evaluator for net on those rows (ReadBatches, then NewNetEvaluator).
+func ReadNetEvaluator(ctx context.Context, rd dataset.Reader, net *model.Network, ranges quantize.RangeSource, threads int) (*NetEvaluator, error) {
+	batches, err := ReadBatches(ctx, rd)
+	rd.Close()
+	if err != nil {
+		return nil, err
+	}
+	return NewNetEvaluator(net, ranges, batches, threads)
+}
+
 // NewNetEvaluator makes an evaluator for net (fp32, with weights) on the
 // given batches. ranges may be nil when no plan uses static activations.
 func NewNetEvaluator(net *model.Network, ranges quantize.RangeSource, batches []*model.Batch, threads int) (*NetEvaluator, error) {
