@@ -31,13 +31,6 @@ import (
 	"github.com/rqtools/rq/storage"
 )
 
-// objectPath reports whether p names an object rather than a local file (a
-// plain path or a file:// URL, whose file name is returned).
-func objectPath(p string) (local string, isObject bool) {
-	local, ok := storage.LocalPath(p)
-	return local, !ok && storage.IsURL(p)
-}
-
 // urlKey is the key part of an object URL: its path, without the query
 // (which holds an endpoint, and dots).
 func urlKey(p string) string {
@@ -51,7 +44,7 @@ func urlKey(p string) string {
 // baseName is filepath.Base for a file, the last element of the key for an
 // object URL.
 func baseName(p string) string {
-	if _, ok := objectPath(p); ok {
+	if _, isLocal := storage.LocalPath(p); !isLocal {
 		return path.Base(urlKey(p))
 	}
 	return filepath.Base(p)
@@ -65,7 +58,7 @@ func extOf(p string) string {
 // withBase replaces the last element of a file's or an object's name,
 // keeping an object URL's query (its endpoint and region).
 func withBase(p, base string) string {
-	if _, ok := objectPath(p); !ok {
+	if _, isLocal := storage.LocalPath(p); isLocal {
 		return filepath.Join(filepath.Dir(p), base)
 	}
 	u, err := url.Parse(p)
@@ -80,8 +73,8 @@ func withBase(p, base string) string {
 // isDir reports whether p is a local directory, or an object URL naming a
 // prefix (its path ends in "/", or it names the bucket).
 func isDir(p string) bool {
-	local, isObject := objectPath(p)
-	if isObject {
+	local, isLocal := storage.LocalPath(p)
+	if !isLocal {
 		k := urlKey(p)
 		return k == "" || strings.HasSuffix(k, "/")
 	}
@@ -92,8 +85,8 @@ func isDir(p string) bool {
 // dirEntries lists a directory's (or prefix's) file names, sorted, and
 // their paths (URLs keep the query). Subdirectories are not listed.
 func dirEntries(p string) (names, paths []string, err error) {
-	local, isObject := objectPath(p)
-	if isObject {
+	local, isLocal := storage.LocalPath(p)
+	if !isLocal {
 		urls, err := storage.List(context.Background(), p)
 		if err != nil {
 			return nil, nil, err
@@ -130,8 +123,8 @@ func dirEntries(p string) (names, paths []string, err error) {
 // openInput opens a file or an object for reading: its bytes, its size and
 // what to close.
 func openInput(ctx context.Context, p string) (io.ReaderAt, int64, io.Closer, error) {
-	local, isObject := objectPath(p)
-	if isObject {
+	local, isLocal := storage.LocalPath(p)
+	if !isLocal {
 		if ctx == nil {
 			ctx = context.Background()
 		}

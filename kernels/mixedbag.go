@@ -319,7 +319,7 @@ func (t *MixedBagTable) Pool(indices []int64, offsets []int32, weights []float32
 	}
 	if t.poolSIMD(indices, offsets, weights, out, ldo, lo, hi) {
 		if t.Mean {
-			t.divide(offsets, out, ldo, lo, hi)
+			bagMean(t.Dim, offsets, out, ldo, lo, hi)
 		}
 		return -1
 	}
@@ -359,27 +359,11 @@ func (t *MixedBagTable) Pool(indices []int64, offsets []int32, weights []float32
 				part.accum(int(e>>1), 1, false, o)
 			}
 		}
-		if t.Mean && b1 > b0 {
-			n := float32(b1 - b0)
-			for j := range o {
-				o[j] /= n
-			}
+		if t.Mean {
+			bagMean(dim, offsets, out, ldo, i, i+1) // while the row is in cache
 		}
 	}
 	return -1
-}
-
-// divide divides each non-empty bag of [lo, hi) by its length (mean
-// pooling after the sums).
-func (t *MixedBagTable) divide(offsets []int32, out []float32, ldo int, lo, hi int) {
-	for i := lo; i < hi; i++ {
-		if n := offsets[i+1] - offsets[i]; n > 0 {
-			o := out[i*ldo : i*ldo+t.Dim]
-			for j := range o {
-				o[j] /= float32(n)
-			}
-		}
-	}
 }
 
 // poolNear is Pool for a table that stays in cache: each lookup resolved
@@ -398,11 +382,8 @@ func (t *MixedBagTable) poolNear(indices []int64, offsets []int32, weights []flo
 				part.accum(r, 1, false, o)
 			}
 		}
-		if t.Mean && b1 > b0 {
-			n := float32(b1 - b0)
-			for j := range o {
-				o[j] /= n
-			}
+		if t.Mean {
+			bagMean(dim, offsets, out, ldo, i, i+1) // while the row is in cache
 		}
 	}
 }

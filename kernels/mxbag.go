@@ -245,14 +245,15 @@ func mxBagGo(f MXFormat, codes, scales []byte, rb, ns, dim int, indices []int64,
 			mxAccumRow(f, codes[r*rb:r*rb+rb], scales[r*ns:r*ns+ns], w, weights != nil, o)
 		}
 		if mean {
-			mxBagMean(dim, offsets, out, ldo, i, i+1) // while the row is in cache
+			bagMean(dim, offsets, out, ldo, i, i+1) // while the row is in cache
 		}
 	}
 }
 
-// mxBagMean divides each non-empty bag of [lo, hi) by its size, once (an
-// IEEE division, so every implementation shares it).
-func mxBagMean(dim int, offsets []int32, out []float32, ldo, lo, hi int) {
+// bagMean divides each non-empty bag of [lo, hi) by its size, once (an
+// IEEE division, so every implementation of the MX and mixed bags shares
+// it).
+func bagMean(dim int, offsets []int32, out []float32, ldo, lo, hi int) {
 	for i := lo; i < hi; i++ {
 		if b0, b1 := offsets[i], offsets[i+1]; b1 > b0 {
 			n := float32(b1 - b0)

@@ -231,7 +231,7 @@ func mxBagAVX512(f MXFormat, codes, scales []byte, rb, ns, dim int, indices []in
 		mxbag512E4M3(cp, sp, rb, ns, ip, &offsets[lo], wp, wstep, hi-lo, o, ldo, nfull, tail, lut, sl, m, pfdist, pfend, pflines)
 	}
 	if mean {
-		mxBagMean(dim, offsets, out, ldo, lo, hi)
+		bagMean(dim, offsets, out, ldo, lo, hi)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/rqtools/rq/model"
+	"github.com/rqtools/rq/storage"
 )
 
 // Format names a model file format.
@@ -73,7 +74,7 @@ func (m *Model) Close() error {
 //
 // path may be an object-storage URL: its first bytes are one ranged read.
 func Sniff(path string) (Format, error) {
-	if local, isObject := objectPath(path); isObject {
+	if local, isLocal := storage.LocalPath(path); !isLocal {
 		r, format, err := openObject(context.Background(), path)
 		if err != nil {
 			return "", err
@@ -141,8 +142,8 @@ func LoadWith(ctx context.Context, path string, o LoadOptions) (*Model, error) {
 	if err := ctxErr(ctx, path); err != nil {
 		return nil, err
 	}
-	local, isObject := objectPath(path)
-	if isObject {
+	local, isLocal := storage.LocalPath(path)
+	if !isLocal {
 		return loadObject(ctx, path, o)
 	}
 	path = local // a file:// URL's file
@@ -208,8 +209,8 @@ func build(path string, format Format, sf *SafetensorsFile, c *Checkpoint, o Loa
 // path may be an object-storage URL: the object is read in large ranged
 // requests (it is not kept).
 func FileSHA256(path string) (string, error) {
-	local, isObject := objectPath(path)
-	if isObject {
+	local, isLocal := storage.LocalPath(path)
+	if !isLocal {
 		return objectSHA256(path)
 	}
 	f, err := os.Open(local)

@@ -34,14 +34,6 @@ import (
 	"github.com/rqtools/rq/storage"
 )
 
-// objectPath reports whether path names an object in object storage rather
-// than a local file (a plain path or a file:// URL), and for a local file
-// its name.
-func objectPath(path string) (local string, isObject bool) {
-	local, ok := storage.LocalPath(path)
-	return local, !ok && storage.IsURL(path)
-}
-
 // remoteChunk is the largest ranged request reading tensor bytes, and
 // remoteFetchers how many run at once: a single GET stream from S3 runs at
 // roughly 100 MB/s, several in parallel at the link's speed; 16 MiB keeps

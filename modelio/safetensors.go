@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rqtools/rq/internal/atomicfile"
+	"github.com/rqtools/rq/storage"
 )
 
 // Limits on safetensors headers. MaxSafetensorsHeader is the reference
@@ -594,8 +595,8 @@ func TensorsSpec(ts []Tensor) []TensorSpec {
 // path may also be an object-storage URL (s3://, gs://, azblob://): the
 // object is uploaded and appears only when complete.
 func WriteSafetensors(path string, specs []TensorSpec, metadata map[string]string) error {
-	local, isObject := objectPath(path)
-	if isObject {
+	local, isLocal := storage.LocalPath(path)
+	if !isLocal {
 		return writeSafetensorsObject(path, specs, metadata)
 	}
 	return atomicfile.WriteFile(local, func(w io.Writer) error {
